@@ -1,0 +1,87 @@
+"""Phase I training throughput: pairs/s, FLOPs per pair (counted from the graph), GFLOP/s.
+
+    python benchmarks/train_step.py                      # float32, the synthetic.flags model
+    python benchmarks/train_step.py --precision=mixed_bfloat16
+    python benchmarks/train_step.py --flagfile=configs/synthetic.flags --steps=30
+
+FLOPs are counted by TensorFlow's profiler on the traced `train_step` graph (forward, backward
+and optimizer update of one batch), so they follow the model actually built, not an estimate.
+Timings are wall-clock over `--steps` steps after `--warmup` steps.
+"""
+
+import os
+import sys
+import time
+
+import tensorflow as tf
+from absl import app, flags
+
+# The benchmark shares train.py's flags, so it measures exactly what a flagfile trains.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import train  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("steps", 20, "Timed training steps.")
+flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (tracing, caches).")
+
+
+def count_flops(concrete_function):
+    """Floating-point operations of one call of a traced function, by TF's profiler."""
+    graph = concrete_function.graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    profile = tf.compat.v1.profiler.profile(graph, options=options)
+    return profile.total_float_ops
+
+
+def main(argv):
+    del argv
+    config = train.config_from_flags()
+    config.validate()
+    from data_pipelines import pipeline, synthetic
+    from fgbg_keras.training import loop
+
+    loop.setup_runtime(config)
+    data_config = loop.synthetic_config(config)
+    clips = synthetic.make_split("train", 32, data_config, seed=config.train.seed)
+    data = pipeline.triples(
+        clips,
+        frames_per_clip=config.train.frames_per_clip,
+        clips_per_batch=config.train.clips_per_batch,
+        seed=0,
+        diff_mode=config.loss.diff,
+        diff_threshold=config.loss.diff_threshold,
+    )
+    batches = [next(iter(data.skip(i).take(1))) for i in range(4)]
+    model, _ = loop.build_model_and_optimizer(config, batches[0])
+
+    step_fn = tf.function(model.train_step, jit_compile=config.train.jit_compile)
+    flops = count_flops(step_fn.get_concrete_function(batches[0]))
+    for i in range(FLAGS.warmup):
+        step_fn(batches[i % len(batches)])
+    start = time.perf_counter()
+    for i in range(FLAGS.steps):
+        logs = step_fn(batches[i % len(batches)])
+    float(logs["loss"])
+    seconds = time.perf_counter() - start
+
+    pairs = config.train.pairs_per_batch
+    pairs_per_second = FLAGS.steps * pairs / seconds
+    flops_per_pair = flops / pairs
+    lines = [
+        f"precision         {config.train.precision}",
+        f"jit_compile       {config.train.jit_compile}",
+        f"image size        {config.model.image_size}",
+        f"pairs per batch   {pairs}",
+        f"step time         {1000 * seconds / FLAGS.steps:.1f} ms",
+        f"throughput        {pairs_per_second:.1f} pairs/s",
+        f"FLOPs per pair    {flops_per_pair / 1e9:.3f} GFLOP (train step: fwd + bwd + update)",
+        f"achieved          {pairs_per_second * flops_per_pair / 1e9:.1f} GFLOP/s",
+        f"parameters        M {model.mask_generator.count_params():,}  "
+        f"G {model.frame_generator.count_params():,}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    app.run(main)

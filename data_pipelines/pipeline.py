@@ -1,0 +1,255 @@
+"""`tf.data` pipelines over in-memory clips: training windows, Phase I triples, evaluation pairs.
+
+Training streams are pure functions of the element index: element `k` is computed from
+`(seed, k)` alone, never from iterator state, so a run resumed at step `s` sees exactly the
+batches an uninterrupted run sees from step `s` on.
+"""
+
+import tensorflow as tf
+
+from data_pipelines.preprocess import preprocess_frames
+from fgbg_keras.losses import frame_difference_mask
+
+CLIP_KEYS = ("frames", "masks", "centroids", "offsets")
+
+
+def _check_clips(clips):
+    missing = [key for key in CLIP_KEYS if key not in clips]
+    if missing:
+        raise ValueError(
+            f"`clips` must hold the arrays {CLIP_KEYS}. Received: clips keys={sorted(clips)}"
+        )
+    frames = clips["frames"]
+    if len(frames.shape) != 5 or frames.shape[-1] != 3:
+        raise ValueError(
+            f"`clips['frames']` must have shape [N, T, H, W, 3]. Received: shape={frames.shape}"
+        )
+    return int(frames.shape[0]), int(frames.shape[1])
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+
+
+def _check_frames_per_clip(frames_per_clip, clip_length):
+    if (
+        isinstance(frames_per_clip, bool)
+        or not isinstance(frames_per_clip, int)
+        or not 2 <= frames_per_clip <= clip_length
+    ):
+        raise ValueError(
+            f"`frames_per_clip` must be an int in [2, clip_length={clip_length}]. "
+            f"Received: frames_per_clip={frames_per_clip!r}"
+        )
+
+
+def _preprocess_masks(masks, size):
+    """uint8 {0, 1} masks [..., H, W, 1] to float32 {0, 1}, resized by area majority if asked."""
+    masks = tf.cast(masks, tf.float32)
+    if size is None or tuple(masks.shape[-3:-1]) == size:
+        return masks
+    flat = tf.reshape(masks, [-1, *masks.shape[-3:]])
+    resized = tf.image.resize(flat, size, method="bilinear", antialias=True)
+    resized = tf.cast(resized >= 0.5, tf.float32)
+    return tf.reshape(resized, [*masks.shape[:-3], *size, 1])
+
+
+def _normalize_size(image_size):
+    if image_size is None:
+        return None
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        return (image_size, image_size)
+    return tuple(image_size)
+
+
+def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
+    """An infinite stream of windows of consecutive frames, a pure function of the element index.
+
+    Element `k` takes clip `index_shuffle(k % N, seed=[seed, k // N])` (a fresh permutation of
+    the `N` clips in every epoch `k // N`; clip `k % N` when `shuffle=False`) and a window start
+    drawn with `tf.random.stateless_uniform` seeded by `[seed, k]`.
+
+    Args:
+        clips: dict of arrays as returned by `synthetic.make_split`: `frames` uint8
+            [N, T, H, W, 3], `masks` uint8 [N, T, H, W, 1], `centroids` [N, T, 2],
+            `offsets` [N, T - 1, 2].
+        frames_per_clip: window length `F`, in [2, T].
+        seed: int seed of the stream.
+        start_index: index `k` of the first element, to resume a stream.
+        shuffle: whether to permute the clips in each epoch.
+
+    Returns:
+        An infinite `tf.data.Dataset` of dicts: `frames` uint8 [F, H, W, 3], `masks` uint8
+        [F, H, W, 1], `centroids` float32 [F, 2], `offsets` float32 [F - 1, 2].
+    """
+    num_clips, clip_length = _check_clips(clips)
+    _check_frames_per_clip(frames_per_clip, clip_length)
+    if isinstance(start_index, bool) or not isinstance(start_index, int) or start_index < 0:
+        raise ValueError(
+            f"`start_index` must be a non-negative int. Received: start_index={start_index!r}"
+        )
+    frames = tf.convert_to_tensor(clips["frames"], tf.uint8)
+    masks = tf.convert_to_tensor(clips["masks"], tf.uint8)
+    centroids = tf.convert_to_tensor(clips["centroids"], tf.float32)
+    offsets = tf.convert_to_tensor(clips["offsets"], tf.float32)
+    seed = int(seed)
+    num_starts = clip_length - frames_per_clip + 1
+
+    def window(k):
+        epoch = k // num_clips
+        position = k % num_clips
+        base = tf.constant(seed, tf.int64)
+        if shuffle:
+            clip = tf.random.experimental.index_shuffle(
+                position, seed=tf.stack([base, epoch]), max_index=num_clips - 1
+            )
+        else:
+            clip = position
+        start = tf.random.stateless_uniform(
+            [], seed=tf.stack([base, k]), maxval=num_starts, dtype=tf.int64
+        )
+        stop = start + frames_per_clip
+        return {
+            "frames": tf.gather(frames, clip)[start:stop],
+            "masks": tf.gather(masks, clip)[start:stop],
+            "centroids": tf.gather(centroids, clip)[start:stop],
+            "offsets": tf.gather(offsets, clip)[start : stop - 1],
+        }
+
+    def set_shapes(element):
+        for key, value in element.items():
+            length = frames_per_clip - 1 if key == "offsets" else frames_per_clip
+            value.set_shape([length, *clips[key].shape[2:]])
+        return element
+
+    dataset = tf.data.Dataset.counter(start_index, dtype=tf.int64)
+    return dataset.map(
+        lambda k: set_shapes(window(k)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+
+
+def _pair_dict(frames, masks, diff_mode, diff_threshold):
+    """Splits float frames [B, F, H, W, 3] and masks into the (f_t, f_{t+1}) pair dict."""
+    height, width = frames.shape[-3], frames.shape[-2]
+
+    def flatten(x, channels):
+        return tf.reshape(x, [-1, height, width, channels])
+
+    frame = flatten(frames[:, :-1], 3)
+    next_frame = flatten(frames[:, 1:], 3)
+    return {
+        "frame": frame,
+        "next_frame": next_frame,
+        "diff": frame_difference_mask(frame, next_frame, threshold=diff_threshold, mode=diff_mode),
+        "mask": flatten(masks[:, :-1], 1),
+        "next_mask": flatten(masks[:, 1:], 1),
+    }
+
+
+def triples(
+    clips,
+    frames_per_clip,
+    clips_per_batch,
+    seed,
+    start_step=0,
+    image_size=None,
+    diff_mode="gray",
+    diff_threshold=0.04,
+    shuffle=True,
+):
+    """Phase I training batches: consecutive frame pairs with their frame-difference map.
+
+    Step `s` takes windows `s * clips_per_batch ... (s + 1) * clips_per_batch - 1` of
+    `clip_windows`, so batch `s` depends only on `(seed, s)` and `start_step` resumes exactly.
+    Within one window, pair `j` is `(f_j, f_{j+1})`, and `next_frame` of pair `j` is `frame` of
+    pair `j + 1`; window `c` occupies batch rows `c * (F - 1) ... (c + 1) * (F - 1) - 1`.
+
+    Args:
+        clips: dict of arrays as returned by `synthetic.make_split`.
+        frames_per_clip: window length `F`, in [2, T]; each window gives `F - 1` pairs.
+        clips_per_batch: windows per batch `C`.
+        seed: int seed of the stream.
+        start_step: first step (batch index) of the stream, to resume training.
+        image_size: `None` to keep the frame size, or an int / (height, width) to resize to.
+        diff_mode: `"gray"` or `"maxchannel"`, see `frame_difference_mask`.
+        diff_threshold: change threshold on [-1, 1] frames, see `frame_difference_mask`.
+        shuffle: whether to permute the clips in each epoch.
+
+    Returns:
+        An infinite `tf.data.Dataset` of dicts with `B = C * (F - 1)`:
+        - `frame`: float32 [B, H, W, 3] in [-1, 1], f_t.
+        - `next_frame`: float32 [B, H, W, 3] in [-1, 1], f_{t+1}.
+        - `diff`: float32 [B, H, W, 1] in {0, 1}, the frame-difference mask of the pair.
+        - `mask`, `next_mask`: float32 [B, H, W, 1] in {0, 1}, ground truth of f_t and f_{t+1}
+          (for evaluation and logging only).
+    """
+    _check_positive_int("clips_per_batch", clips_per_batch)
+    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+        raise ValueError(
+            f"`start_step` must be a non-negative int. Received: start_step={start_step!r}"
+        )
+    size = _normalize_size(image_size)
+    windows = clip_windows(
+        clips, frames_per_clip, seed, start_index=start_step * clips_per_batch, shuffle=shuffle
+    )
+
+    def preprocess(window):
+        return (
+            preprocess_frames(window["frames"], size),
+            _preprocess_masks(window["masks"], size),
+        )
+
+    def to_pairs(frames, masks):
+        return _pair_dict(frames, masks, diff_mode, diff_threshold)
+
+    return (
+        windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(clips_per_batch, drop_remainder=True)
+        .map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_threshold=0.04):
+    """Every consecutive pair of every clip, in order, for evaluation.
+
+    Pair `i` is `(f_t, f_{t+1})` of clip `i // (T - 1)` with `t = i % (T - 1)`; the dataset holds
+    exactly `N * (T - 1)` pairs.
+
+    Args:
+        clips: dict of arrays as returned by `synthetic.make_split`.
+        batch_size: pairs per batch `B`; the last batch may be smaller.
+        image_size: `None` to keep the frame size, or an int / (height, width) to resize to.
+        diff_mode: `"gray"` or `"maxchannel"`, see `frame_difference_mask`.
+        diff_threshold: change threshold on [-1, 1] frames, see `frame_difference_mask`.
+
+    Returns:
+        A finite `tf.data.Dataset` of dicts with the keys and shapes of `triples` (`[B, ...]`, the
+        last batch possibly smaller).
+    """
+    num_clips, clip_length = _check_clips(clips)
+    _check_positive_int("batch_size", batch_size)
+    size = _normalize_size(image_size)
+    frames = tf.convert_to_tensor(clips["frames"], tf.uint8)
+    masks = tf.convert_to_tensor(clips["masks"], tf.uint8)
+    pairs_per_clip = clip_length - 1
+
+    def pair(i):
+        clip, t = i // pairs_per_clip, i % pairs_per_clip
+        pair_frames = tf.gather(frames, clip)[t : t + 2]
+        pair_masks = tf.gather(masks, clip)[t : t + 2]
+        pair_frames.set_shape([2, *clips["frames"].shape[2:]])
+        pair_masks.set_shape([2, *clips["masks"].shape[2:]])
+        return preprocess_frames(pair_frames, size), _preprocess_masks(pair_masks, size)
+
+    def to_pairs(pair_frames, pair_masks):
+        return _pair_dict(pair_frames, pair_masks, diff_mode, diff_threshold)
+
+    return (
+        tf.data.Dataset.range(num_clips * pairs_per_clip)
+        .map(pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size)
+        .map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -1,0 +1,242 @@
+"""Configuration of a Phase I run, validated before any graph is built.
+
+Field names equal the flag names of `train.py`, so a validation error names the flag to fix.
+"""
+
+import dataclasses
+import math
+
+from fgbg_keras.losses import BG_MASK_MODES, DIFF_MODES
+from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
+from fgbg_keras.schedules import SPARSITY_SCHEDULES
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def _fail(name, value, requirement):
+    raise ValueError(f"--{name}={value!r}: {requirement}")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Sizes and variants of the networks."""
+
+    image_size: int = 64
+    mask_ngf: int = 16
+    mask_res_blocks: int = 3
+    mask_downsampling: int = 2
+    generator_filters: tuple = (16, 32, 64)
+    generator_res_blocks: int = 1
+    num_embeddings: int = 256
+    embedding_dim: int = 32
+    quantize: str = "joint"
+    condition: str = "split"
+    vq_ema: bool = False
+    vq_ema_decay: float = 0.99
+    dead_code_threshold: float = 0.0
+
+    def __post_init__(self):
+        self.generator_filters = tuple(int(f) for f in self.generator_filters)
+
+    @property
+    def downsampling_factor(self):
+        return max(2**self.mask_downsampling, 2 ** (len(self.generator_filters) - 1))
+
+    def validate(self):
+        for name in ("mask_ngf", "num_embeddings", "embedding_dim", "image_size"):
+            if getattr(self, name) < 1:
+                _fail(name, getattr(self, name), "must be a positive integer")
+        for name in ("mask_res_blocks", "mask_downsampling", "generator_res_blocks"):
+            if getattr(self, name) < 0:
+                _fail(name, getattr(self, name), "must be >= 0")
+        if not self.generator_filters or any(f < 8 or f % 8 for f in self.generator_filters):
+            _fail(
+                "generator_filters",
+                ",".join(map(str, self.generator_filters)),
+                "must be a non-empty list of multiples of 8",
+            )
+        if self.image_size % self.downsampling_factor:
+            _fail(
+                "image_size",
+                self.image_size,
+                f"must be divisible by {self.downsampling_factor}, the total downsampling of "
+                f"the networks (2**mask_downsampling and 2**(len(generator_filters) - 1))",
+            )
+        if self.quantize not in QUANTIZE_MODES:
+            _fail("quantize", self.quantize, f"must be one of {QUANTIZE_MODES}")
+        if self.condition not in CONDITION_MODES:
+            _fail("condition", self.condition, f"must be one of {CONDITION_MODES}")
+        if not 0.0 < self.vq_ema_decay < 1.0:
+            _fail("vq_ema_decay", self.vq_ema_decay, "must be in (0, 1)")
+        if self.dead_code_threshold < 0:
+            _fail("dead_code_threshold", self.dead_code_threshold, "must be >= 0")
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """Weights and variants of the Phase I losses (METHOD.md, Losses)."""
+
+    reconstruction_weight: float = 1.0
+    codebook_weight: float = 1.0
+    commitment_beta: float = 0.25
+    bg_weight: float = 50.0
+    bin_weight: float = 1.0
+    bg_mask: str = "union"
+    two_sided_sparsity: bool = False
+    diff: str = "gray"
+    diff_threshold: float = 0.04
+    spar_schedule: str = "controller"
+    spar_initial_weight: float = 3.0
+    spar_target_start: float = 1.0
+    spar_target_end: float = 0.5
+    spar_target_steps: int = 2000
+    spar_gain: float = 0.01
+    spar_start_ratio: float = 16.0
+    spar_halve_every: int = 300
+    spar_min_ratio: float = 8.0
+
+    def validate(self):
+        for name in (
+            "reconstruction_weight",
+            "codebook_weight",
+            "commitment_beta",
+            "bg_weight",
+            "bin_weight",
+            "diff_threshold",
+            "spar_initial_weight",
+            "spar_gain",
+        ):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                _fail(name, value, "must be a finite number >= 0")
+        for name in ("spar_target_start", "spar_target_end", "spar_start_ratio", "spar_min_ratio"):
+            if not getattr(self, name) > 0:
+                _fail(name, getattr(self, name), "must be > 0")
+        if self.spar_target_end >= self.spar_target_start:
+            _fail(
+                "spar_target_end",
+                self.spar_target_end,
+                f"must be below --spar_target_start={self.spar_target_start} (the target "
+                "ratio L_bg/L_spar falls over training)",
+            )
+        for name in ("spar_target_steps", "spar_halve_every"):
+            if getattr(self, name) < 1:
+                _fail(name, getattr(self, name), "must be >= 1")
+        if self.bg_mask not in BG_MASK_MODES:
+            _fail("bg_mask", self.bg_mask, f"must be one of {BG_MASK_MODES}")
+        if self.diff not in DIFF_MODES:
+            _fail("diff", self.diff, f"must be one of {DIFF_MODES}")
+        if self.spar_schedule not in SPARSITY_SCHEDULES:
+            _fail("spar_schedule", self.spar_schedule, f"must be one of {tuple(SPARSITY_SCHEDULES)}")
+
+    def sparsity_schedule_kwargs(self):
+        """The constructor arguments of the chosen sparsity-weight schedule."""
+        if self.spar_schedule == "halving":
+            return {
+                "background_weight": self.bg_weight,
+                "start_ratio": self.spar_start_ratio,
+                "halve_every": self.spar_halve_every,
+                "min_ratio": self.spar_min_ratio,
+            }
+        return {
+            "initial_weight": self.spar_initial_weight,
+            "target_start": self.spar_target_start,
+            "target_end": self.spar_target_end,
+            "target_steps": self.spar_target_steps,
+            "gain": self.spar_gain,
+        }
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Data, optimisation and bookkeeping of a run."""
+
+    train_steps: int = 2000
+    clips_per_batch: int = 2
+    frames_per_clip: int = 10
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    decay_start_fraction: float = 0.5
+    log_every: int = 50
+    checkpoint_every: int = 250
+    image_every: int = 250
+    keep_checkpoints: int = 3
+    seed: int = 0
+    precision: str = "float32"
+    jit_compile: bool = False
+    deterministic: bool = True
+    num_train_clips: int = 1000
+    num_val_clips: int = 16
+    num_test_clips: int = 64
+    clip_length: int = 16
+
+    def validate(self):
+        for name in (
+            "train_steps",
+            "clips_per_batch",
+            "log_every",
+            "checkpoint_every",
+            "image_every",
+            "keep_checkpoints",
+            "num_train_clips",
+            "num_val_clips",
+            "num_test_clips",
+        ):
+            if getattr(self, name) < 1:
+                _fail(name, getattr(self, name), "must be >= 1")
+        if self.frames_per_clip < 2:
+            _fail("frames_per_clip", self.frames_per_clip, "must be >= 2 (one pair of frames)")
+        if self.frames_per_clip > self.clip_length:
+            _fail(
+                "frames_per_clip",
+                self.frames_per_clip,
+                f"must be <= --clip_length={self.clip_length}",
+            )
+        if self.train_steps % self.log_every:
+            _fail("train_steps", self.train_steps, f"must be a multiple of --log_every={self.log_every}")
+        if self.checkpoint_every % self.log_every:
+            _fail(
+                "checkpoint_every",
+                self.checkpoint_every,
+                f"must be a multiple of --log_every={self.log_every}",
+            )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            _fail("learning_rate", self.learning_rate, "must be a finite number > 0")
+        for name in ("beta_1", "beta_2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                _fail(name, getattr(self, name), "must be in [0, 1)")
+        if not 0.0 <= self.decay_start_fraction <= 1.0:
+            _fail("decay_start_fraction", self.decay_start_fraction, "must be in [0, 1]")
+        if self.precision not in PRECISIONS:
+            _fail("precision", self.precision, f"must be one of {PRECISIONS}")
+
+    @property
+    def pairs_per_batch(self):
+        return self.clips_per_batch * (self.frames_per_clip - 1)
+
+
+@dataclasses.dataclass
+class PhaseOneConfig:
+    """Everything a Phase I run needs."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def validate(self):
+        self.model.validate()
+        self.loss.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        return cls(
+            model=ModelConfig(**values.get("model", {})),
+            loss=LossConfig(**values.get("loss", {})),
+            train=TrainConfig(**values.get("train", {})),
+        )

@@ -1,0 +1,110 @@
+"""Building blocks shared by the fgbg networks.
+
+Blocks are `apply_*` functions over Keras tensors with deterministic layer names, so that two
+networks built with the same arguments have the same weight names (checkpoints stay portable).
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pads the two spatial axes of an NHWC tensor by reflection.
+
+    Reflection padding keeps borders free of the dark rim that zero padding paints into
+    generated frames and masks (the CycleGAN ResNet generator uses it for the same reason).
+
+    Args:
+        padding: int, the number of pixels added on each side of both spatial axes.
+        **kwargs: standard layer arguments.
+
+    Call arguments:
+        inputs: a tensor of shape `[B, H, W, C]` with `H, W > padding`.
+
+    Returns:
+        A tensor of shape `[B, H + 2 * padding, W + 2 * padding, C]`.
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(padding, int) or padding < 0:
+            raise ValueError(
+                f"`padding` must be a non-negative integer. Received: padding={padding}"
+            )
+        self.padding = padding
+
+    def call(self, inputs):
+        p = self.padding
+        return ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        def grow(size):
+            return None if size is None else size + 2 * self.padding
+
+        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"padding": self.padding})
+        return config
+
+
+def apply_norm(x, groups, name):
+    """Group normalisation; `groups=-1` is instance normalisation."""
+    return keras.layers.GroupNormalization(groups=groups, epsilon=1e-5, name=name)(x)
+
+
+def apply_conv(x, filters, kernel_size, name, strides=1, reflect=True, use_bias=True):
+    """A convolution that keeps `H / strides` exactly, reflection-padded if `reflect`."""
+    if reflect and kernel_size > 1:
+        x = ReflectionPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        name=f"{name}_conv",
+    )(x)
+
+
+def apply_conv_norm_act(x, filters, kernel_size, name, strides=1, groups=-1, activation="relu"):
+    """Convolution, normalisation and activation: the unit of the ResNet generators."""
+    x = apply_conv(x, filters, kernel_size, name, strides=strides)
+    x = apply_norm(x, groups, name=f"{name}_norm")
+    return keras.layers.Activation(activation, name=f"{name}_act")(x)
+
+
+def apply_residual_block(x, filters, name, groups=-1, activation="relu"):
+    """Two 3x3 conv-norm stages with an identity (or 1x1 projection) shortcut.
+
+    Args:
+        x: a tensor `[B, H, W, C]`.
+        filters: output channels; a 1x1 convolution projects the shortcut when `C != filters`.
+        name: prefix of every layer name in the block.
+        groups: group count of the normalisation; -1 is instance normalisation.
+        activation: activation after the first stage.
+
+    Returns:
+        A tensor `[B, H, W, filters]`.
+    """
+    shortcut = x
+    if x.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, name=f"{name}_proj")(x)
+    y = apply_conv_norm_act(x, filters, 3, f"{name}_a", groups=groups, activation=activation)
+    y = apply_conv(y, filters, 3, f"{name}_b")
+    y = apply_norm(y, groups, name=f"{name}_b_norm")
+    return keras.layers.Add(name=f"{name}_add")([shortcut, y])
+
+
+def apply_upsample(x, filters, name, groups=-1, activation="relu"):
+    """Nearest-neighbour x2 upsampling then a 3x3 conv-norm-act stage.
+
+    Resize-then-convolve avoids the checkerboard artefacts of strided transposed convolutions.
+    """
+    x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
+    return apply_conv_norm_act(x, filters, 3, name, groups=groups, activation=activation)

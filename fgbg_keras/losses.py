@@ -1,0 +1,169 @@
+"""Phase I losses as small pure functions on `keras.ops` tensors.
+
+Frames are float in [-1, 1] with shape [B, H, W, 3]; masks and change maps are [B, H, W, 1] in
+[0, 1]. Each function returns a scalar. The phase models compose them with their weights.
+
+Reference: arXiv 2111.12747 (the draft's eqs. 4-8) and `METHOD.md`.
+"""
+
+from keras import ops
+
+# BT.601 luma weights (the reference implementation has a typo, 0.144, for blue).
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+DIFF_MODES = ("gray", "maxchannel")
+# Which mask cuts the background for L_bg: the draft's M(f_{t+1}), the reference's M(f_t), or both.
+BG_MASK_MODES = ("next", "current", "union")
+
+
+def frame_difference_mask(frame, next_frame, threshold=0.04, mode="gray"):
+    """Marks the pixels that change between two frames.
+
+    Args:
+        frame: float tensor [..., H, W, 3] in [-1, 1].
+        next_frame: float tensor of the same shape.
+        threshold: a pixel changes when its difference exceeds this value (frames in [-1, 1]).
+        mode: `"gray"`, |gray(next) - gray(frame)| with BT.601 weights, or `"maxchannel"`, the
+            largest absolute difference over the three channels.
+
+    Returns:
+        A float32 tensor [..., H, W, 1] holding 1.0 where the frame changed, else 0.0.
+    """
+    if mode not in DIFF_MODES:
+        raise ValueError(f"`mode` must be one of {DIFF_MODES}. Received: mode={mode!r}")
+    delta = ops.cast(next_frame, "float32") - ops.cast(frame, "float32")
+    if mode == "gray":
+        weights = ops.convert_to_tensor(GRAY_WEIGHTS, dtype="float32")
+        change = ops.abs(ops.sum(delta * weights, axis=-1, keepdims=True))
+    else:
+        change = ops.max(ops.abs(delta), axis=-1, keepdims=True)
+    return ops.cast(change > threshold, "float32")
+
+
+def _mean(x):
+    return ops.mean(ops.cast(x, "float32"))
+
+
+def reconstruction_loss(prediction, target):
+    """Mean absolute error between a generated frame and the true next frame.
+
+    Args:
+        prediction: float tensor [B, H, W, 3], the generated frame f_hat.
+        target: float tensor of the same shape, the true frame f_{t+1}.
+
+    Returns:
+        A float32 scalar, mean |prediction - target| over all elements.
+    """
+    return _mean(ops.abs(ops.cast(prediction, "float32") - ops.cast(target, "float32")))
+
+
+def codebook_loss(latents, quantized):
+    """VQ codebook loss, mean (sg(z) - z_q)^2: moves the chosen codes towards the encoder output.
+
+    Args:
+        latents: float tensor [..., n_z], the encoder output z. No gradient flows to it.
+        quantized: float tensor of the same shape, the selected codebook vectors z_q.
+
+    Returns:
+        A float32 scalar.
+
+    Reference:
+        arXiv 1711.00937 (VQ-VAE), eq. 3.
+    """
+    latents = ops.stop_gradient(ops.cast(latents, "float32"))
+    return _mean(ops.square(latents - ops.cast(quantized, "float32")))
+
+
+def commitment_loss(latents, quantized, beta=0.25):
+    """VQ commitment loss, beta * mean (z - sg(z_q))^2: keeps the encoder close to its codes.
+
+    `beta` weights this term, as in the VQ-VAE paper; taming's legacy quantiser puts it on the
+    codebook term instead.
+
+    Args:
+        latents: float tensor [..., n_z], the encoder output z.
+        quantized: float tensor of the same shape, the selected codebook vectors z_q. No gradient
+            flows to it.
+        beta: non-negative float, the commitment weight.
+
+    Returns:
+        A float32 scalar.
+
+    Reference:
+        arXiv 1711.00937 (VQ-VAE), eq. 3.
+    """
+    if beta < 0:
+        raise ValueError(f"`beta` must be non-negative. Received: beta={beta}")
+    quantized = ops.stop_gradient(ops.cast(quantized, "float32"))
+    return beta * _mean(ops.square(ops.cast(latents, "float32") - quantized))
+
+
+def background_loss(mask, frame, next_frame):
+    """L_bg: the background, (1 - m) * f, should not change between two frames.
+
+    Args:
+        mask: float tensor [B, H, W, 1] in [0, 1], the foreground mask.
+        frame: float tensor [B, H, W, 3] in [-1, 1], f_t.
+        next_frame: float tensor [B, H, W, 3] in [-1, 1], f_{t+1}.
+
+    Returns:
+        A float32 scalar, mean |(1 - m) * f_t - (1 - m) * f_{t+1}| over all B*H*W*3 elements.
+    """
+    background = 1.0 - ops.cast(mask, "float32")
+    delta = background * ops.cast(frame, "float32") - background * ops.cast(next_frame, "float32")
+    return _mean(ops.abs(delta))
+
+
+def sparsity_loss(mask, diff, two_sided=False):
+    """L_spar: the mask should be no larger than the area that changes.
+
+    Per sample b, s_b = mean(m_b) - mean(d_b). The one-sided loss penalises only a mask larger
+    than the changed area; the two-sided loss penalises any mismatch of the two areas.
+
+    Args:
+        mask: float tensor [B, H, W, 1] in [0, 1], the foreground mask.
+        diff: float tensor [B, H, W, 1] in [0, 1], the frame-difference map d.
+        two_sided: bool. If `True`, mean_b |s_b|; otherwise mean_b max(s_b, 0).
+
+    Returns:
+        A float32 scalar.
+    """
+    mask = ops.cast(mask, "float32")
+    diff = ops.cast(diff, "float32")
+    axes = tuple(range(1, len(mask.shape)))
+    excess = ops.mean(mask, axis=axes) - ops.mean(diff, axis=axes)
+    excess = ops.abs(excess) if two_sided else ops.maximum(excess, 0.0)
+    return ops.mean(excess)
+
+
+def binarization_loss(mask):
+    """L_bin: pushes every mask value towards 0 or 1.
+
+    Args:
+        mask: float tensor [B, H, W, 1] in [0, 1].
+
+    Returns:
+        A float32 scalar, mean min(m, 1 - m); 0 for a binary mask, at most 0.5.
+    """
+    mask = ops.cast(mask, "float32")
+    return _mean(ops.minimum(mask, 1.0 - mask))
+
+
+def combine_masks(current, next_mask, mode):
+    """Picks the mask that cuts the background for L_bg (the `--bg_mask` choice).
+
+    Args:
+        current: float tensor [B, H, W, 1], M(f_t) (the reference).
+        next_mask: float tensor of the same shape, M(f_{t+1}) (the draft).
+        mode: one of `BG_MASK_MODES`: `"next"`, `"current"`, or `"union"`, the elementwise
+            maximum of the two.
+
+    Returns:
+        A tensor [B, H, W, 1].
+    """
+    if mode not in BG_MASK_MODES:
+        raise ValueError(f"`mode` must be one of {BG_MASK_MODES}. Received: mode={mode!r}")
+    if mode == "next":
+        return next_mask
+    if mode == "current":
+        return current
+    return ops.maximum(current, next_mask)

@@ -1,0 +1,44 @@
+"""Evaluation metrics on batches of frames and masks.
+
+Frames are float in [-1, 1], `[B, H, W, 3]`; masks are `[B, H, W, 1]`. Each function returns
+one value per sample, `[B]`, so callers can average over a split or report a spread.
+"""
+
+import tensorflow as tf
+
+
+def _to_unit(frames):
+    return (tf.cast(frames, tf.float32) + 1.0) / 2.0
+
+
+def psnr(prediction, target):
+    """PSNR in dB of frames in [-1, 1], computed on [0, 1] like `tf.image.psnr(max_val=1)`."""
+    return tf.image.psnr(_to_unit(prediction), _to_unit(target), max_val=1.0)
+
+
+def ssim(prediction, target):
+    """SSIM of frames in [-1, 1], computed on [0, 1] like `tf.image.ssim(max_val=1)`.
+
+    Frames smaller than the 11x11 Gaussian window use a window of their own size.
+    """
+    size = min(int(prediction.shape[1]), int(prediction.shape[2]), 11)
+    return tf.image.ssim(_to_unit(prediction), _to_unit(target), max_val=1.0, filter_size=size)
+
+
+def mask_iou(mask, target, threshold=0.5):
+    """Intersection over union of `mask > threshold` and `target > 0.5`, per sample.
+
+    A sample where both masks are empty counts as a perfect match (IoU 1).
+    """
+    predicted = tf.cast(mask > threshold, tf.float32)
+    truth = tf.cast(tf.cast(target, tf.float32) > 0.5, tf.float32)
+    intersection = tf.reduce_sum(predicted * truth, axis=[1, 2, 3])
+    union = tf.reduce_sum(tf.maximum(predicted, truth), axis=[1, 2, 3])
+    return tf.where(union > 0, intersection / tf.maximum(union, 1.0), tf.ones_like(union))
+
+
+def overlay(frames, masks, color=(1.0, 0.15, 0.15), alpha=0.55):
+    """Frames in [-1, 1] tinted by their masks, as float images in [0, 1] for display."""
+    tint = tf.constant(color, tf.float32)
+    weight = alpha * tf.cast(masks, tf.float32)
+    return _to_unit(frames) * (1.0 - weight) + tint * weight

@@ -1,0 +1,71 @@
+"""The mask network M: a frame in, a soft foreground mask out."""
+
+import keras
+
+from fgbg_keras.layers import blocks
+from fgbg_keras.models.network import Network, check_positive_int
+
+
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class MaskGenerator(Network):
+    """ResNet mask generator in the CycleGAN style.
+
+    A 7x7 stem, `num_downsampling` stride-2 convolutions, `num_res_blocks` residual blocks, as many
+    upsampling stages, and a 7x7 convolution to one channel squashed by `(tanh(x) + 1) / 2` (the
+    reference's sigmoid of 2x). Instance normalisation throughout. The mask is computed in float32
+    whatever the dtype policy.
+
+    Args:
+        ngf: width of the stem; level i has `ngf * 2**i` channels. Paper: 64.
+        num_res_blocks: residual blocks at the lowest resolution. Paper: 9.
+        num_downsampling: stride-2 stages; frame sizes must be divisible by `2**num_downsampling`.
+        image_channels: channels of the input frame.
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: frames `[B, H, W, image_channels]` in [-1, 1].
+
+    Returns:
+        Masks `[B, H, W, 1]` in [0, 1], float32.
+
+    Reference: arXiv 2111.12747, section 3.4; Johnson et al. 2016 / CycleGAN (arXiv 1703.10593).
+    """
+
+    def __init__(self, ngf=64, num_res_blocks=9, num_downsampling=2, image_channels=3, **kwargs):
+        check_positive_int("ngf", ngf)
+        check_positive_int("num_res_blocks", num_res_blocks, minimum=0)
+        check_positive_int("num_downsampling", num_downsampling, minimum=0)
+        check_positive_int("image_channels", image_channels)
+
+        inputs = keras.Input((None, None, image_channels), name="frame")
+        x = blocks.apply_conv_norm_act(inputs, ngf, 7, "stem")
+        for i in range(num_downsampling):
+            x = blocks.apply_conv_norm_act(x, ngf * 2 ** (i + 1), 3, f"down{i}", strides=2)
+        width = ngf * 2**num_downsampling
+        for i in range(num_res_blocks):
+            x = blocks.apply_residual_block(x, width, f"res{i}")
+        for i in reversed(range(num_downsampling)):
+            x = blocks.apply_upsample(x, ngf * 2**i, f"up{i}")
+        x = blocks.apply_conv(x, 1, 7, "head")
+        # (tanh(x) + 1) / 2 == sigmoid(2x), computed in float32.
+        x = keras.layers.Rescaling(2.0, dtype="float32", name="head_scale")(x)
+        outputs = keras.layers.Activation("sigmoid", dtype="float32", name="mask")(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.ngf = ngf
+        self.num_res_blocks = num_res_blocks
+        self.num_downsampling = num_downsampling
+        self.image_channels = image_channels
+        self.downsampling_factor = 2**num_downsampling
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "ngf": self.ngf,
+                "num_res_blocks": self.num_res_blocks,
+                "num_downsampling": self.num_downsampling,
+                "image_channels": self.image_channels,
+            }
+        )
+        return config

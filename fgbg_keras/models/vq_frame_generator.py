@@ -1,0 +1,118 @@
+"""The frame generator G, VQ-VAE variant: draws f_{t+1} from the two streams of f_t."""
+
+import keras
+from keras import ops
+
+QUANTIZE_MODES = ("joint", "separate")
+CONDITION_MODES = ("split", "channel")
+
+
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class VQFrameGenerator(keras.Model):
+    """VQ-VAE frame generator over a foreground and a background stream.
+
+    One encoder E (shared weights) encodes both streams in a single batched call. With
+    `condition="split"` the streams are `m_target * f` and `(1 - m_target) * f`; with
+    `condition="channel"` they are `[m * f, m_target]` and `[(1 - m) * f, m_target]` (E then takes
+    4 channels). With `quantize="joint"` (the draft) `f_hat = D(q(z_fg + z_bg))`; with
+    `quantize="separate"` (the reference) `f_hat = D(q(z_fg) + q(z_bg))`.
+
+    Args:
+        encoder: a `VQEncoder` (3 input channels for `"split"`, 4 for `"channel"`).
+        decoder: a `VQDecoder` with the encoder's `latent_dim`.
+        quantizer: a `VectorQuantizer` with `embedding_dim == latent_dim`.
+        quantize: `"joint"` or `"separate"`.
+        condition: `"split"` or `"channel"`.
+        **kwargs: standard `keras.Model` arguments.
+
+    Call arguments:
+        inputs: a dict with `"frame"` f_t `[B, H, W, 3]` in [-1, 1], `"mask"` m_t `[B, H, W, 1]`
+            and `"target_mask"` `[B, H, W, 1]` (in Phase I the target mask is m_t).
+        training: whether the quantizer may update its state.
+
+    Returns:
+        A dict with `"frame"`, the predicted next frame `[B, H, W, 3]` float32 in [-1, 1];
+        `"latents"`, the encoder output that was quantized, and `"quantized"`, its raw codes
+        (both `[N, h, w, latent_dim]`, N = B for joint and 2B for separate, for the VQ losses);
+        `"indices"`, int32 code indices `[N, h, w]`.
+
+    Reference: arXiv 2111.12747, section 3.2; VQ-VAE, arXiv 1711.00937.
+    """
+
+    def __init__(self, encoder, decoder, quantizer, quantize="joint", condition="split", **kwargs):
+        super().__init__(**kwargs)
+        if quantize not in QUANTIZE_MODES:
+            raise ValueError(f"`quantize` must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}")
+        if condition not in CONDITION_MODES:
+            raise ValueError(
+                f"`condition` must be one of {CONDITION_MODES}. Received: condition={condition!r}"
+            )
+        expected_channels = 3 if condition == "split" else 4
+        if encoder.input_channels != expected_channels:
+            raise ValueError(
+                f"`condition={condition!r}` needs an encoder with {expected_channels} input "
+                f"channels. Received: encoder.input_channels={encoder.input_channels}"
+            )
+        if not (encoder.latent_dim == decoder.latent_dim == quantizer.embedding_dim):
+            raise ValueError(
+                "The encoder, decoder and quantizer must agree on the latent size. Received: "
+                f"encoder.latent_dim={encoder.latent_dim}, decoder.latent_dim={decoder.latent_dim}, "
+                f"quantizer.embedding_dim={quantizer.embedding_dim}"
+            )
+        self.encoder = encoder
+        self.decoder = decoder
+        self.quantizer = quantizer
+        self.quantize = quantize
+        self.condition = condition
+        self.downsampling_factor = encoder.downsampling_factor
+
+    def streams(self, frame, mask, target_mask):
+        """Returns the foreground and background streams, `[B, H, W, C]` each."""
+        if self.condition == "split":
+            return target_mask * frame, (1.0 - target_mask) * frame
+        return (
+            ops.concatenate([mask * frame, target_mask], axis=-1),
+            ops.concatenate([(1.0 - mask) * frame, target_mask], axis=-1),
+        )
+
+    def call(self, inputs, training=None):
+        frame = inputs["frame"]
+        fg, bg = self.streams(frame, inputs["mask"], inputs["target_mask"])
+        batch = ops.shape(frame)[0]
+        z = self.encoder(ops.concatenate([fg, bg], axis=0), training=training)
+        z = ops.cast(z, "float32")
+        if self.quantize == "joint":
+            latents = z[:batch] + z[batch:]
+            quantized_st, quantized, indices = self.quantizer(latents, training=training)
+            decoder_input = quantized_st
+        else:
+            latents = z
+            quantized_st, quantized, indices = self.quantizer(latents, training=training)
+            decoder_input = quantized_st[:batch] + quantized_st[batch:]
+        prediction = self.decoder(decoder_input, training=training)
+        return {
+            "frame": ops.cast(prediction, "float32"),
+            "latents": latents,
+            "quantized": quantized,
+            "indices": indices,
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "quantizer": keras.saving.serialize_keras_object(self.quantizer),
+                "quantize": self.quantize,
+                "condition": self.condition,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder", "quantizer"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

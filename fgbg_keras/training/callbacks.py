@@ -1,0 +1,148 @@
+"""Callbacks of a training run: NaN guard, checkpoints, TensorBoard summaries, progress."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from fgbg_keras import metrics
+
+
+def _step(model):
+    return int(model.optimizer.iterations.numpy())
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss term and remembers which one it was.
+
+    Args:
+        terms: the loss names to check, in the order they are reported; the total `"loss"` is
+            checked after them, so the message names the term that went bad first.
+    """
+
+    def __init__(self, terms):
+        super().__init__()
+        self.terms = tuple(terms) + ("loss",)
+        self.failure = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.failure is not None or not logs:
+            return
+        for name in self.terms:
+            if name in logs and not math.isfinite(float(logs[name])):
+                self.failure = (_step(self.model), name, float(logs[name]))
+                self.model.stop_training = True
+                logging.error(
+                    "Loss term %r is %s at step %d: stopping.", name, self.failure[2], self.failure[0]
+                )
+                return
+
+
+class CheckpointSaver(keras.callbacks.Callback):
+    """Saves the training state every `every` steps and at the end, never with bad weights.
+
+    Args:
+        manager: a `tf.train.CheckpointManager`.
+        every: steps between checkpoints.
+        total_steps: the last step of the run, always saved.
+        nan_guard: the run's `NaNGuard`; nothing is saved once it has stopped training.
+    """
+
+    def __init__(self, manager, every, total_steps, nan_guard):
+        super().__init__()
+        self.manager = manager
+        self.every = every
+        self.total_steps = total_steps
+        self.nan_guard = nan_guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = _step(self.model)
+        if self.nan_guard.failure is not None:
+            return
+        if step % self.every and step != self.total_steps:
+            return
+        bad = [v.path for v in self.model.variables if not np.all(np.isfinite(v.numpy()))]
+        if bad:
+            self.nan_guard.failure = (step, f"weights ({bad[0]})", float("nan"))
+            self.model.stop_training = True
+            logging.error("Non-finite weights at step %d (%s): not saving.", step, bad[0])
+            return
+        path = self.manager.save(checkpoint_number=step)
+        logging.info("Saved checkpoint %s", path)
+
+
+class Summaries(keras.callbacks.Callback):
+    """Writes TensorBoard scalars and images at the real optimizer step.
+
+    Scalars are the epoch's Mean trackers (an "epoch" of `fit` is `--log_every` steps) and the
+    learning rate; validation scalars go to their own writer. Every `image_every` steps the
+    model's masks and predictions on a fixed validation batch are written as images.
+
+    Args:
+        log_dir: the run's directory; writers go to `train/` and `validation/` under it.
+        image_batch: a fixed batch (dict with `"frame"` and `"next_frame"`) for the images.
+        image_every: steps between image summaries.
+        max_images: images per summary.
+    """
+
+    def __init__(self, log_dir, image_batch, image_every, max_images=4):
+        super().__init__()
+        self.train_writer = tf.summary.create_file_writer(f"{log_dir}/train")
+        self.val_writer = tf.summary.create_file_writer(f"{log_dir}/validation")
+        self.image_batch = {k: v[:max_images] for k, v in image_batch.items()}
+        self.image_every = image_every
+        self.max_images = max_images
+        self._last_image_step = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = _step(self.model)
+        logs = logs or {}
+        with self.train_writer.as_default(step=step):
+            for name, value in logs.items():
+                if not name.startswith("val_"):
+                    tf.summary.scalar(name, value)
+            tf.summary.scalar("learning_rate", self.model.optimizer.learning_rate)
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        if val:
+            with self.val_writer.as_default(step=step):
+                for name, value in val.items():
+                    tf.summary.scalar(name, value)
+        if self._last_image_step is None or step - self._last_image_step >= self.image_every:
+            self._last_image_step = step
+            self.write_images(step)
+        self.train_writer.flush()
+        self.val_writer.flush()
+
+    def write_images(self, step):
+        outputs = self.model(self.image_batch, training=False)
+        frame = self.image_batch["frame"]
+        with self.val_writer.as_default(step=step):
+            for name, image in (
+                ("frame_t", (frame + 1.0) / 2.0),
+                ("frame_t_plus_1", (self.image_batch["next_frame"] + 1.0) / 2.0),
+                ("predicted_frame", (outputs["frame"] + 1.0) / 2.0),
+                ("mask", outputs["mask"]),
+                ("mask_overlay", metrics.overlay(frame, outputs["mask"])),
+            ):
+                tf.summary.image(name, tf.clip_by_value(image, 0.0, 1.0), max_outputs=self.max_images)
+
+
+class Progress(keras.callbacks.Callback):
+    """A progress bar over the whole run, with a few running values."""
+
+    def __init__(self, total_steps, names=("loss", "background_loss", "sparsity_weight", "mask_mean")):
+        super().__init__()
+        self.total_steps = total_steps
+        self.names = names
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        self.bar = keras.utils.Progbar(self.total_steps, stateful_metrics=self.names)
+        self.bar.update(_step(self.model))
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        values = [(n, float(logs[n])) for n in self.names if n in logs]
+        self.bar.update(_step(self.model), values=values)

@@ -1,0 +1,96 @@
+"""A small shared harness for layer and model tests.
+
+Each network's test file calls `check_layer` for the contract every fgbg layer or model keeps:
+its config survives a JSON round trip, it builds with the expected weight counts, and it gives the
+same output shapes and dtypes when called symbolically and eagerly.
+"""
+
+import json
+
+import keras
+import numpy as np
+
+
+def _shapes(tree):
+    return keras.tree.map_structure(lambda x: tuple(x.shape), tree)
+
+
+def _dtypes(tree):
+    return keras.tree.map_structure(lambda x: keras.backend.standardize_dtype(x.dtype), tree)
+
+
+def config_round_trip(obj):
+    """Returns a copy of `obj` rebuilt from its serialized config after a JSON round trip."""
+    serialized = keras.saving.serialize_keras_object(obj)
+    restored = keras.saving.deserialize_keras_object(json.loads(json.dumps(serialized)))
+    if type(restored) is not type(obj):
+        raise AssertionError(f"Round trip gave {type(restored)}, expected {type(obj)}.")
+    if restored.get_config() != obj.get_config():
+        raise AssertionError(
+            f"Config changed in the round trip:\n{obj.get_config()}\n!=\n{restored.get_config()}"
+        )
+    return restored
+
+
+def check_layer(
+    cls,
+    init_kwargs,
+    inputs,
+    expected_output_shape,
+    expected_num_trainable_weights=None,
+    expected_num_non_trainable_weights=None,
+    call_kwargs=None,
+):
+    """Runs the common contract checks and returns the eager output.
+
+    Args:
+        cls: the layer or model class.
+        init_kwargs: constructor arguments.
+        inputs: a numpy array or a structure of arrays to call the layer on.
+        expected_output_shape: a shape tuple, or the same structure of shape tuples as the output.
+        expected_num_trainable_weights: if given, checked after the eager call.
+        expected_num_non_trainable_weights: if given, checked after the eager call.
+        call_kwargs: extra keyword arguments for the call.
+    """
+    call_kwargs = call_kwargs or {}
+    layer = cls(**init_kwargs)
+    config_round_trip(layer)
+
+    symbolic_inputs = keras.tree.map_structure(
+        lambda x: keras.KerasTensor(x.shape, dtype=x.dtype), inputs
+    )
+    symbolic_out = layer.compute_output_spec(symbolic_inputs, **call_kwargs)
+    eager_out = layer(inputs, **call_kwargs)
+
+    if _shapes(eager_out) != _shapes(symbolic_out):
+        raise AssertionError(
+            f"Symbolic shapes {_shapes(symbolic_out)} != eager shapes {_shapes(eager_out)}."
+        )
+    if _dtypes(eager_out) != _dtypes(symbolic_out):
+        raise AssertionError(
+            f"Symbolic dtypes {_dtypes(symbolic_out)} != eager dtypes {_dtypes(eager_out)}."
+        )
+    got = _shapes(eager_out)
+    if got != expected_output_shape:
+        raise AssertionError(f"Output shape {got} != expected {expected_output_shape}.")
+    if expected_num_trainable_weights is not None:
+        n = len(layer.trainable_weights)
+        if n != expected_num_trainable_weights:
+            raise AssertionError(f"{n} trainable weights, expected {expected_num_trainable_weights}.")
+    if expected_num_non_trainable_weights is not None:
+        n = len(layer.non_trainable_weights)
+        if n != expected_num_non_trainable_weights:
+            raise AssertionError(
+                f"{n} non-trainable weights, expected {expected_num_non_trainable_weights}."
+            )
+
+    restored = config_round_trip(layer)
+    restored(inputs, **call_kwargs)
+    restored.set_weights(layer.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(keras.tree.flatten(restored(inputs, **call_kwargs))[0]),
+        keras.ops.convert_to_numpy(keras.tree.flatten(layer(inputs, **call_kwargs))[0]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    return eager_out

@@ -1,0 +1,163 @@
+"""Golden-value tests of the Phase I losses on tiny hand-made inputs.
+
+Each expected value is worked out by hand in the comment above it.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_keras import losses
+
+# One 2x2 sample. The mask [[1, 0], [0.5, 0]] keeps, as background (1 - m), [[0, 1], [0.5, 1]].
+MASK = np.array([[1.0, 0.0], [0.5, 0.0]], "float32").reshape(1, 2, 2, 1)
+FRAME = np.zeros((1, 2, 2, 3), "float32")
+NEXT_FRAME = np.array(
+    [
+        [[0.5, 0.5, 0.5], [0.2, -0.4, 0.0]],
+        [[1.0, 1.0, 1.0], [-0.3, 0.3, 0.6]],
+    ],
+    "float32",
+).reshape(1, 2, 2, 3)
+
+
+def _value(x):
+    x = np.asarray(x)
+    assert x.shape == () and x.dtype == np.float32
+    return float(x)
+
+
+def test_reconstruction_loss_is_mean_absolute_error():
+    # |NEXT_FRAME| sums per pixel to 1.5 + 0.6 + 3.0 + 1.2 = 6.3 over 12 elements: 0.525.
+    assert _value(losses.reconstruction_loss(FRAME, NEXT_FRAME)) == pytest.approx(0.525)
+
+
+def test_background_loss_weights_each_pixel_by_one_minus_mask():
+    # (1 - m) * |f_t - f_{t+1}| per pixel, summed over channels:
+    # 0 * 1.5 = 0, 1 * 0.6 = 0.6, 0.5 * 3.0 = 1.5, 1 * 1.2 = 1.2; total 3.3 over 12 elements.
+    assert _value(losses.background_loss(MASK, FRAME, NEXT_FRAME)) == pytest.approx(0.275)
+
+
+def test_background_loss_is_zero_when_mask_covers_the_change():
+    # Only pixel (0, 0), under a mask of 1, changes.
+    next_frame = FRAME.copy()
+    next_frame[0, 0, 0] = 0.9
+    assert _value(losses.background_loss(MASK, FRAME, next_frame)) == 0.0
+
+
+# Two samples: the first mask is larger than its changed area, the second smaller.
+# Sample 0: mean(m) = (1 + 0 + 0.5 + 0) / 4 = 0.375, mean(d) = 1 / 4 = 0.25, s = 0.125.
+# Sample 1: mean(m) = 0.5 / 4 = 0.125, mean(d) = 2 / 4 = 0.5, s = -0.375.
+SPARSITY_MASK = np.array([[[1.0, 0.0], [0.5, 0.0]], [[0.0, 0.0], [0.5, 0.0]]], "float32")[..., None]
+SPARSITY_DIFF = np.array([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], [0.0, 0.0]]], "float32")[..., None]
+
+
+def test_sparsity_loss_one_sided_clips_negative_excess():
+    # (max(0.125, 0) + max(-0.375, 0)) / 2 = 0.0625.
+    loss = losses.sparsity_loss(SPARSITY_MASK, SPARSITY_DIFF)
+    assert _value(loss) == pytest.approx(0.0625)
+
+
+def test_sparsity_loss_two_sided():
+    # (|0.125| + |-0.375|) / 2 = 0.25.
+    loss = losses.sparsity_loss(SPARSITY_MASK, SPARSITY_DIFF, two_sided=True)
+    assert _value(loss) == pytest.approx(0.25)
+
+
+def test_sparsity_loss_is_per_sample_not_pooled():
+    # Pooled over the batch, 0.25 - 0.375 < 0 would give 0; per sample it does not.
+    assert _value(losses.sparsity_loss(SPARSITY_MASK, SPARSITY_DIFF)) > 0.0
+
+
+def test_binarization_loss():
+    # min(m, 1 - m) of [0, 0.25, 0.5, 1] is [0, 0.25, 0.5, 0]; mean 0.75 / 4 = 0.1875.
+    mask = np.array([0.0, 0.25, 0.5, 1.0], "float32").reshape(1, 2, 2, 1)
+    assert _value(losses.binarization_loss(mask)) == pytest.approx(0.1875)
+
+
+# z - z_q = [1 - 0, 2 - 4] = [1, -2]; mean of squares (1 + 4) / 2 = 2.5.
+LATENTS = np.array([[1.0, 2.0]], "float32")
+QUANTIZED = np.array([[0.0, 4.0]], "float32")
+
+
+def test_codebook_and_commitment_values():
+    assert _value(losses.codebook_loss(LATENTS, QUANTIZED)) == pytest.approx(2.5)
+    # beta = 0.25 weights the commitment term: 0.25 * 2.5.
+    assert _value(losses.commitment_loss(LATENTS, QUANTIZED)) == pytest.approx(0.625)
+    assert _value(losses.commitment_loss(LATENTS, QUANTIZED, beta=1.0)) == pytest.approx(2.5)
+
+
+def _gradients(loss_fn):
+    latents = tf.Variable(LATENTS)
+    quantized = tf.Variable(QUANTIZED)
+    with tf.GradientTape() as tape:
+        loss = loss_fn(latents, quantized)
+    return tape.gradient(loss, [latents, quantized])
+
+
+def test_codebook_loss_gradient_reaches_only_the_codebook():
+    # d/dz_q mean((sg(z) - z_q)^2) = -2 (z - z_q) / 2 = [-1, 2].
+    to_latents, to_quantized = _gradients(losses.codebook_loss)
+    assert to_latents is None
+    np.testing.assert_allclose(to_quantized.numpy(), [[-1.0, 2.0]])
+
+
+def test_commitment_loss_gradient_reaches_only_the_encoder():
+    # d/dz 0.25 * mean((z - sg(z_q))^2) = 0.25 * 2 (z - z_q) / 2 = [0.25, -0.5].
+    to_latents, to_quantized = _gradients(losses.commitment_loss)
+    assert to_quantized is None
+    np.testing.assert_allclose(to_latents.numpy(), [[0.25, -0.5]])
+
+
+def test_commitment_loss_rejects_negative_beta():
+    with pytest.raises(ValueError, match="beta=-1"):
+        losses.commitment_loss(LATENTS, QUANTIZED, beta=-1)
+
+
+def _pair_with_changes():
+    # A gray change (d, d, d) changes gray by d * (0.299 + 0.587 + 0.114) = d.
+    # Pixel (0, 0): +0.05 on every channel, gray 0.05 > 0.04.
+    # Pixel (0, 1): +0.03 on every channel, gray 0.03 <= 0.04.
+    # Pixel (1, 0): +0.3 on blue only, gray 0.114 * 0.3 = 0.0342 <= 0.04, but max channel 0.3.
+    # Pixel (1, 1): unchanged.
+    frame = np.full((1, 2, 2, 3), -0.2, "float32")
+    next_frame = frame.copy()
+    next_frame[0, 0, 0] += 0.05
+    next_frame[0, 0, 1] += 0.03
+    next_frame[0, 1, 0, 2] += 0.3
+    return frame, next_frame
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [("gray", [[1.0, 0.0], [0.0, 0.0]]), ("maxchannel", [[1.0, 0.0], [1.0, 0.0]])],
+)
+def test_frame_difference_mask(mode, expected):
+    frame, next_frame = _pair_with_changes()
+    diff = np.asarray(losses.frame_difference_mask(frame, next_frame, mode=mode))
+    assert diff.shape == (1, 2, 2, 1) and diff.dtype == np.float32
+    np.testing.assert_array_equal(diff[0, ..., 0], expected)
+
+
+def test_frame_difference_mask_rejects_unknown_mode():
+    frame, next_frame = _pair_with_changes()
+    with pytest.raises(ValueError, match="mode='luma'"):
+        losses.frame_difference_mask(frame, next_frame, mode="luma")
+
+
+CURRENT = np.array([[1.0, 0.0], [0.0, 0.2]], "float32").reshape(1, 2, 2, 1)
+NEXT = np.array([[0.0, 1.0], [0.0, 0.5]], "float32").reshape(1, 2, 2, 1)
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [("next", NEXT), ("current", CURRENT), ("union", [[[[1.0], [1.0]], [[0.0], [0.5]]]])],
+)
+def test_combine_masks(mode, expected):
+    np.testing.assert_array_equal(np.asarray(losses.combine_masks(CURRENT, NEXT, mode)), expected)
+
+
+def test_combine_masks_rejects_unknown_mode():
+    assert losses.BG_MASK_MODES == ("next", "current", "union")
+    with pytest.raises(ValueError, match="mode='both'"):
+        losses.combine_masks(CURRENT, NEXT, "both")

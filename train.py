@@ -1,0 +1,172 @@
+"""Trains fgbg.
+
+    python train.py --phase=1 --flagfile=configs/synthetic.flags --model_dir=runs/synthetic
+
+Phase 1 learns the foreground masks and the frame generator together, with no labels, on the
+built-in synthetic video set. Run it again with the same --model_dir to resume from the last
+checkpoint. TensorBoard: `tensorboard --logdir <model_dir>`. Every flag of ours is listed by
+`python train.py --helpfull` under this module's name.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+from fgbg_keras.config import LossConfig, ModelConfig, PhaseOneConfig, TrainConfig
+
+FLAGS = flags.FLAGS
+
+HELP = {
+    # Model.
+    "image_size": "Frame height and width in pixels; must be divisible by the networks' "
+    "total downsampling.",
+    "mask_ngf": "Width of the mask network's stem (paper: 64).",
+    "mask_res_blocks": "Residual blocks of the mask network (paper: 9).",
+    "mask_downsampling": "Stride-2 stages of the mask network.",
+    "generator_filters": "Widths of the VQ-VAE encoder levels, comma-separated; one "
+    "stride-2 stage between consecutive levels.",
+    "generator_res_blocks": "Residual blocks per level of the VQ-VAE encoder and decoder.",
+    "num_embeddings": "Codebook size K.",
+    "embedding_dim": "Size n_z of each code vector.",
+    "quantize": "joint: f_hat = D(q(z_fg + z_bg)) (the draft); separate: D(q(z_fg) + q(z_bg)) "
+    "(the reference).",
+    "condition": "split: streams cut by the target mask (the reference); channel: the target "
+    "mask is a 4th encoder channel.",
+    "vq_ema": "Update the codebook by exponential moving averages instead of gradients.",
+    "vq_ema_decay": "Decay of the codebook EMA and of the code-usage statistics.",
+    "dead_code_threshold": "Restart codes whose EMA usage falls below this (0 disables).",
+    # Losses.
+    "reconstruction_weight": "Weight of L1(f_hat, f_{t+1}).",
+    "codebook_weight": "Weight of the codebook loss ||sg(z) - z_q||^2.",
+    "commitment_beta": "Weight beta of the commitment loss ||z - sg(z_q)||^2.",
+    "bg_weight": "l1, weight of the background loss L_bg.",
+    "bin_weight": "l3, weight of the binarization loss L_bin.",
+    "bg_mask": "Mask of L_bg: next = M(f_{t+1}) (the draft), current = M(f_t) (the "
+    "reference), union = max of the two.",
+    "two_sided_sparsity": "Penalise |mean(m) - mean(d)| instead of max(mean(m) - mean(d), 0).",
+    "diff": "Change map d: gray = |gray(f_{t+1}) - gray(f_t)| > threshold (BT.601); "
+    "maxchannel = largest channel difference > threshold.",
+    "diff_threshold": "Threshold of the change map d on [-1, 1] frames.",
+    "spar_schedule": "Schedule of l2, the sparsity weight: controller (the draft: l2 steers "
+    "L_bg/L_spar along a falling target line) or halving (the reference: l2 = l1 / r, r halves).",
+    "spar_initial_weight": "controller: the initial l2.",
+    "spar_target_start": "controller: target L_bg/L_spar ratio at step 0.",
+    "spar_target_end": "controller: target ratio from --spar_target_steps on.",
+    "spar_target_steps": "controller: steps over which the target falls.",
+    "spar_gain": "controller: log-step of the multiplicative update per training step.",
+    "spar_start_ratio": "halving: the initial r of l2 = l1 / r.",
+    "spar_halve_every": "halving: steps between halvings of r.",
+    "spar_min_ratio": "halving: the floor of r.",
+    # Training.
+    "train_steps": "Total optimizer steps of the phase.",
+    "clips_per_batch": "Clips per batch; a batch holds clips_per_batch * (frames_per_clip - 1) "
+    "pairs.",
+    "frames_per_clip": "Consecutive frames sampled from each clip (paper: 10).",
+    "learning_rate": "Adam learning rate (constant, then linear decay to 0).",
+    "beta_1": "Adam beta_1.",
+    "beta_2": "Adam beta_2 (the reference uses 0.9).",
+    "decay_start_fraction": "Fraction of --train_steps before the learning rate starts to decay.",
+    "log_every": "Steps between TensorBoard scalars (each is the mean over these steps).",
+    "checkpoint_every": "Steps between checkpoints and validation runs.",
+    "image_every": "Steps between TensorBoard images of masks and predictions.",
+    "keep_checkpoints": "Checkpoints kept on disk.",
+    "seed": "Seed of the data, the initial weights and every random choice.",
+    "precision": "float32 or mixed_bfloat16 (fast on CPUs with AMX/AVX512-BF16 and on GPUs).",
+    "jit_compile": "Compile the train step with XLA.",
+    "deterministic": "Enable TensorFlow's op determinism, so two runs with one seed are "
+    "identical.",
+    "num_train_clips": "Synthetic clips in the training split.",
+    "num_val_clips": "Synthetic clips in the validation split.",
+    "num_test_clips": "Synthetic clips in the test split (evaluation).",
+    "clip_length": "Frames per synthetic clip.",
+}
+
+flags.DEFINE_enum("phase", "1", ["1"], "Training phase. Phase 2 arrives in a later release.")
+flags.DEFINE_string("model_dir", None, "Directory for checkpoints, TensorBoard logs and "
+                    "flags.json. Re-running with the same directory resumes.")
+flags.DEFINE_bool("evaluate", True, "Evaluate on the synthetic test split after training and "
+                  "print the table.")
+
+
+def _define_config_flags():
+    for section in (ModelConfig, LossConfig, TrainConfig):
+        for field in dataclasses.fields(section):
+            default = field.default if field.default is not dataclasses.MISSING else None
+            help_text = HELP[field.name]
+            if field.type is bool or field.type == "bool":
+                flags.DEFINE_bool(field.name, default, help_text)
+            elif field.type is int or field.type == "int":
+                flags.DEFINE_integer(field.name, default, help_text)
+            elif field.type is float or field.type == "float":
+                flags.DEFINE_float(field.name, default, help_text)
+            elif field.type is tuple or field.type == "tuple":
+                flags.DEFINE_list(field.name, [str(v) for v in default], help_text)
+            else:
+                flags.DEFINE_string(field.name, default, help_text)
+
+
+_define_config_flags()
+
+
+def config_from_flags():
+    """The `PhaseOneConfig` the parsed flags describe (not yet validated)."""
+
+    def section(cls):
+        values = {}
+        for field in dataclasses.fields(cls):
+            value = FLAGS[field.name].value
+            if field.type in (tuple, "tuple"):
+                try:
+                    value = tuple(int(v) for v in value)
+                except ValueError:
+                    raise ValueError(
+                        f"--{field.name}={','.join(value)}: must be comma-separated integers"
+                    ) from None
+            values[field.name] = value
+        return cls(**values)
+
+    return PhaseOneConfig(model=section(ModelConfig), loss=section(LossConfig),
+                          train=section(TrainConfig))
+
+
+def write_flags(model_dir):
+    """Writes every flag of ours, resolved, to `<model_dir>/flags.json`."""
+    ours = {f.name: f.value for f in FLAGS.get_flags_for_module(sys.argv[0])}
+    ours.update({f.name: f.value for f in FLAGS.get_flags_for_module(__name__)})
+    with open(os.path.join(model_dir, "flags.json"), "w") as f:
+        json.dump(ours, f, indent=2, sort_keys=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from fgbg_keras import evaluate
+    from fgbg_keras.training import loop
+
+    try:
+        config = config_from_flags().validate()
+        loop.check_model_dir(FLAGS.model_dir)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    write_flags(FLAGS.model_dir)
+    try:
+        loop.train_and_evaluate(config, FLAGS.model_dir)
+    except loop.TrainingDiverged as error:
+        logging.error("%s", error)
+        sys.exit(f"error: {error}")
+    if FLAGS.evaluate:
+        results = evaluate.evaluate_phase_one(FLAGS.model_dir)
+        sys.stdout.write(evaluate.format_table(results) + "\n")
+    logging.info("Checkpoints: %s", os.path.join(FLAGS.model_dir, loop.CHECKPOINT_DIR))
+    sys.stdout.write(
+        f"\nCheckpoints: {os.path.join(FLAGS.model_dir, loop.CHECKPOINT_DIR)}\n"
+        f"TensorBoard: tensorboard --logdir {FLAGS.model_dir}\n"
+    )
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("model_dir")
+    app.run(main)
