@@ -1,0 +1,155 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_keras import evaluate
+from fgbg_keras.training import loop
+from tests.tiny import tiny_config
+
+
+def checkpoint_values(model_dir):
+    """Every saved variable of the latest checkpoint, by name."""
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, loop.CHECKPOINT_DIR))
+    names = reader.get_variable_to_shape_map()
+    return {n: reader.get_tensor(n) for n in names if n != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp("run"))
+    logs = loop.train_and_evaluate(tiny_config(), model_dir, verbose=False)
+    return model_dir, logs
+
+
+def test_run_writes_config_checkpoints_and_summaries(trained):
+    model_dir, logs = trained
+    assert os.path.exists(os.path.join(model_dir, "config.json"))
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-4")
+    for sub in ("train", "validation"):
+        assert os.listdir(os.path.join(model_dir, sub))
+    assert "val_mask_iou" in logs and np.isfinite(logs["val_mask_iou"])
+
+
+def test_summaries_hold_the_promised_scalars_and_images(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model_dir, _ = trained
+    train = EventAccumulator(os.path.join(model_dir, "train"), size_guidance={"tensors": 0})
+    train.Reload()
+    tags = set(train.Tags()["tensors"])
+    for name in ("reconstruction_loss", "background_loss", "sparsity_loss", "binarization_loss",
+                 "codebook_loss", "commitment_loss", "sparsity_weight", "bg_spar_ratio",
+                 "perplexity", "codes_used", "mask_mean", "learning_rate"):
+        assert name in tags, name
+    assert [e.step for e in train.Tensors("background_loss")] == [2, 4]
+    val = EventAccumulator(os.path.join(model_dir, "validation"), size_guidance={"tensors": 0})
+    val.Reload()
+    tags = set(val.Tags()["tensors"])
+    for name in ("frame_t", "frame_t_plus_1", "predicted_frame", "mask", "mask_overlay", "mask_iou"):
+        assert name in tags, name
+
+
+def test_resume_restores_step_weights_and_schedule(trained, tmp_path):
+    model_dir, _ = trained
+    saved = checkpoint_values(model_dir)
+    # Resuming a finished run trains nothing and leaves the checkpoint as it was.
+    assert loop.train_and_evaluate(tiny_config(), model_dir, verbose=False) == {}
+    config = tiny_config()
+    model, optimizer = loop.build_model_and_optimizer(config, _batch(config))
+    checkpoint, manager = loop.make_checkpoint(model, optimizer, model_dir)
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    assert int(optimizer.iterations.numpy()) == 4
+    restored = {v.path: v.numpy() for v in model.weights}
+    key = [k for k in saved if "mask_generator" in k and "stem_conv" in k and "kernel" in k][0]
+    stem = [v for p, v in restored.items() if p.endswith("stem_conv/kernel")][0]
+    np.testing.assert_array_equal(stem, saved[key])
+    weight_key = [k for k in saved if "sparsity_schedule/weight" in k][0]
+    assert float(model.sparsity_schedule.weight.numpy()) == float(saved[weight_key])
+
+
+def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
+    whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
+    loop.train_and_evaluate(tiny_config(), whole, verbose=False)
+    loop.train_and_evaluate(tiny_config(train_steps=2), split, verbose=False)
+    loop.train_and_evaluate(tiny_config(), split, verbose=False)
+    a, b = checkpoint_values(whole), checkpoint_values(split)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_same_seed_gives_identical_runs_and_another_seed_does_not(tmp_path):
+    runs = {}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        model_dir = str(tmp_path / name)
+        loop.train_and_evaluate(tiny_config(train_steps=2, seed=seed), model_dir, verbose=False)
+        runs[name] = checkpoint_values(model_dir)
+    for name in runs["a"]:
+        np.testing.assert_array_equal(runs["a"][name], runs["b"][name], err_msg=name)
+    assert any(not np.array_equal(runs["a"][n], runs["c"][n]) for n in runs["a"])
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    model_dir = str(tmp_path / "nan")
+    real_triples = loop.pipeline.triples
+
+    def poisoned(*args, **kwargs):
+        start = kwargs["start_step"]
+
+        def poison(index, batch):
+            bad = tf.cast(index + start >= 3, tf.float32)
+            batch = dict(batch)
+            batch["frame"] = batch["frame"] + bad * float("nan")
+            return batch
+
+        return real_triples(*args, **kwargs).enumerate().map(poison)
+
+    monkeypatch.setattr(loop.pipeline, "triples", poisoned)
+    with pytest.raises(loop.TrainingDiverged, match=r"step 4: \w+_loss is nan.*ckpt-2"):
+        loop.train_and_evaluate(tiny_config(train_steps=6), model_dir, verbose=False)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    assert latest.endswith("ckpt-2")
+    values = checkpoint_values(model_dir)
+    assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")
+
+
+def test_evaluate_reports_the_table(trained):
+    model_dir, _ = trained
+    results = evaluate.evaluate_phase_one(model_dir)
+    assert results["step"] == 4
+    assert results["pairs"] == 2 * 5  # num_test_clips * (clip_length - 1)
+    for name in ("mask_iou", "psnr", "ssim", "copy_last_psnr", "copy_last_ssim"):
+        assert np.isfinite(results[name]), name
+    table = evaluate.format_table(results)
+    assert "mask IoU" in table and "copy-last" in table and f"{results['psnr']:.2f}" in table
+
+
+def test_model_dir_errors(tmp_path):
+    with pytest.raises(ValueError, match="--model_dir is required"):
+        loop.check_model_dir("")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=r"--model_dir=.*file/run.*cannot be created"):
+        loop.check_model_dir(str(blocker / "run"))
+    with pytest.raises(ValueError, match="no config.json"):
+        evaluate.evaluate_phase_one(str(tmp_path))
+
+
+def test_resume_with_other_network_settings_is_refused(trained):
+    model_dir, _ = trained
+    config = tiny_config()
+    config.model.mask_ngf = 8
+    with pytest.raises(ValueError, match="mask_ngf"):
+        loop.write_config(config, model_dir)
+    with open(os.path.join(model_dir, "config.json")) as f:
+        assert json.load(f)["model"]["mask_ngf"] == 4
+
+
+def _batch(config):
+    from data_pipelines import pipeline, synthetic
+
+    clips = synthetic.make_split("validation", 1, loop.synthetic_config(config), seed=0)
+    return next(iter(pipeline.eval_triples(clips, batch_size=2)))

@@ -1,0 +1,101 @@
+"""The command line of train.py, run as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_train(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "train.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_help_explains_every_flag_of_ours():
+    result = run_train("--helpfull")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    import train
+
+    for name in train.HELP:
+        assert f"--{name}" in out, name
+    assert "--bg_mask: <current|next|union>" in out or "--bg_mask" in out
+
+
+def test_unknown_flag_is_a_one_line_error(tmp_path):
+    result = run_train("--phase=1", f"--model_dir={tmp_path}", "--bg_weigth=3")
+    assert result.returncode != 0
+    assert "Unknown command line flag 'bg_weigth'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--bg_weight=-1", "--bg_weight=-1.0: must be a finite number >= 0"),
+        ("--image_size=62", "--image_size=62: must be divisible by 4"),
+        ("--generator_filters=8,x", "--generator_filters=8,x: must be comma-separated integers"),
+        ("--bg_mask=previous", "--bg_mask"),
+    ],
+)
+def test_bad_values_are_named_before_any_graph_is_built(tmp_path, flag, message):
+    result = run_train("--phase=1", f"--model_dir={tmp_path / 'run'}", flag)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_unwritable_model_dir_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_train("--phase=1", f"--model_dir={blocker}/run")
+    assert result.returncode != 0
+    assert f"--model_dir='{blocker}/run'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_flagfile_parses_and_tiny_run_trains_evaluates_and_writes_flags(tmp_path):
+    flagfile = tmp_path / "tiny.flags"
+    flagfile.write_text(
+        "\n".join(
+            [
+                "--flagfile=" + os.path.join(ROOT, "configs", "synthetic.flags"),
+                "--image_size=32",
+                "--mask_ngf=4",
+                "--mask_res_blocks=1",
+                "--generator_filters=8,16",
+                "--num_embeddings=16",
+                "--embedding_dim=8",
+                "--train_steps=2",
+                "--log_every=1",
+                "--checkpoint_every=2",
+                "--image_every=2",
+                "--clips_per_batch=1",
+                "--frames_per_clip=3",
+                "--clip_length=6",
+                "--num_train_clips=4",
+                "--num_val_clips=1",
+                "--num_test_clips=1",
+            ]
+        )
+    )
+    model_dir = tmp_path / "run"
+    result = run_train("--phase=1", f"--flagfile={flagfile}", f"--model_dir={model_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mask IoU" in result.stdout and "copy-last" in result.stdout
+    assert f"tensorboard --logdir {model_dir}" in result.stdout
+    flags = json.loads((model_dir / "flags.json").read_text())
+    assert flags["image_size"] == 32 and flags["bg_mask"] == "union" and flags["phase"] == "1"
+    assert flags["precision"] == "mixed_bfloat16"
