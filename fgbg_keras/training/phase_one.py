@@ -115,14 +115,19 @@ class PhaseOne(keras.Model):
     def compute_losses(self, data, training):
         """The loss terms, the total and the statistics of one batch."""
         frame, next_frame, diff = data["frame"], data["next_frame"], data["diff"]
-        outputs = self(data, training=training)
-        mask = outputs["mask"]
-        masks = [mask]
-        bg_mask = mask
-        if self.bg_mask != "current":
-            next_mask = self.mask_generator(next_frame, training=training)
-            masks.append(next_mask)
-            bg_mask = losses.combine_masks(mask, next_mask, self.bg_mask)
+        if self.bg_mask == "current":
+            masks = [self.mask_generator(frame, training=training)]
+            bg_mask = masks[0]
+        else:
+            # One call of M over both frames of every pair.
+            both = self.mask_generator(ops.concatenate([frame, next_frame], axis=0), training=training)
+            masks = [both[: ops.shape(frame)[0]], both[ops.shape(frame)[0] :]]
+            bg_mask = losses.combine_masks(masks[0], masks[1], self.bg_mask)
+        mask = masks[0]
+        outputs = self.frame_generator(
+            {"frame": frame, "mask": mask, "target_mask": mask}, training=training
+        )
+        outputs["mask"] = mask
 
         terms = {
             "reconstruction_loss": losses.reconstruction_loss(outputs["frame"], next_frame),
@@ -159,6 +164,7 @@ class PhaseOne(keras.Model):
         return total, terms, statistics, outputs
 
     def train_step(self, data):
+        data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             total, terms, statistics, _ = self.compute_losses(data, training=True)
         variables = self.trainable_variables
@@ -172,6 +178,7 @@ class PhaseOne(keras.Model):
         return self._update_trackers(total, {**terms, **statistics})
 
     def test_step(self, data):
+        data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         total, terms, statistics, outputs = self.compute_losses(data, training=False)
         values = {**terms, **statistics}
         values["psnr"] = ops.mean(metrics.psnr(outputs["frame"], data["next_frame"]))
