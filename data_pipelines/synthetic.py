@@ -47,6 +47,10 @@ class SyntheticConfig:
         speed: `(min, max)` sprite speed in pixels per frame; each clip moves at one constant
             speed drawn uniformly from this range.
         turn_std: standard deviation, in radians, of the random heading change per frame.
+        texture_tries: the sprite's texture is the most varied of this many random crops of
+            the photos other than the background. A sprite of flat colour barely changes
+            inside as it moves, so its frame difference (and so the mask losses) sees only its
+            rim; `1` takes any crop.
     """
 
     image_size: int = 64
@@ -54,10 +58,12 @@ class SyntheticConfig:
     sprite_radius: tuple = (8.0, 13.0)
     speed: tuple = (1.0, 3.0)
     turn_std: float = 0.25
+    texture_tries: int = 4
 
     def __post_init__(self):
         _check_int("image_size", self.image_size, minimum=16)
         _check_int("clip_length", self.clip_length, minimum=2)
+        _check_int("texture_tries", self.texture_tries, minimum=1)
         radius = _pair("sprite_radius", self.sprite_radius)
         speed = _pair("speed", self.speed)
         object.__setattr__(self, "sprite_radius", radius)
@@ -232,9 +238,20 @@ def _sample_trajectory(rng, config, radius):
     return np.stack(positions).astype(np.float64)
 
 
-def _sprite_texture(rng, photo, size, background):
-    """A crop of `photo` [size, size, 3], tinted and contrast-boosted to stand out."""
-    texture = _random_crop(rng, photo, size, 1.5 * size, 4.0 * size)
+def _texture_energy(texture):
+    """Mean absolute difference between neighbouring pixels: how much a texture varies."""
+    return float(
+        np.abs(np.diff(texture, axis=0)).mean() + np.abs(np.diff(texture, axis=1)).mean()
+    )
+
+
+def _sprite_texture(rng, photos, size, background, tries):
+    """The most varied of `tries` crops of `photos` [size, size, 3], tinted to stand out."""
+    crops = [
+        _random_crop(rng, photos[rng.integers(len(photos))], size, 1.5 * size, 4.0 * size)
+        for _ in range(tries)
+    ]
+    texture = max(crops, key=_texture_energy)
     mean = texture.mean(axis=(0, 1))
     contrast = rng.uniform(1.0, 1.5)
     tint = rng.uniform(0.7, 1.3, size=3)
@@ -266,14 +283,15 @@ def generate_clip(rng_or_seed, config=SyntheticConfig()):
     rng = np.random.default_rng(rng_or_seed)
     size, length = config.image_size, config.clip_length
     photos = _photos(_PHOTO_SCALE * size)
-    bg_index, tex_index = rng.choice(len(photos), size=2, replace=False)
+    bg_index = rng.integers(len(photos))
     background = _random_crop(rng, photos[bg_index], size, size, _PHOTO_SCALE * size)
+    texture_photos = [photo for i, photo in enumerate(photos) if i != bg_index]
 
     radius = rng.uniform(*config.sprite_radius)
     inside = _sample_shape(rng, radius)
     half = int(math.ceil(radius)) + 1
     box = 2 * half + 1
-    texture = _sprite_texture(rng, photos[tex_index], box, background)
+    texture = _sprite_texture(rng, texture_photos, box, background, config.texture_tries)
     positions = _sample_trajectory(rng, config, radius)
 
     # Rasterize in a box of fixed size around each frame's centre: a pixel belongs to the sprite

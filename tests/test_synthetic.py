@@ -122,6 +122,7 @@ def test_hard_mask_rasterization_golden():
         ({"sprite_radius": (9.0, 8.0)}, "sprite_radius"),
         ({"speed": (1.0, 9.0)}, "speed"),
         ({"turn_std": -0.1}, "turn_std"),
+        ({"texture_tries": 0}, "texture_tries"),
         ({"image_size": 64.0}, "image_size"),
     ],
 )
@@ -135,3 +136,24 @@ def test_bad_split_and_num_clips_raise():
         make_split("training", 2, CONFIG)
     with pytest.raises(ValueError, match="num_clips"):
         make_split("train", 0, CONFIG)
+
+
+def _sprite_energy(clip):
+    """Mean |difference| between neighbouring sprite pixels of the first frame."""
+    frame = clip["frames"][0].astype(np.float32)
+    mask = clip["masks"][0, ..., 0].astype(bool)
+    both_x = mask[:, 1:] & mask[:, :-1]
+    both_y = mask[1:] & mask[:-1]
+    dx = np.abs(np.diff(frame, axis=1))[both_x].mean()
+    dy = np.abs(np.diff(frame, axis=0))[both_y].mean()
+    return (dx + dy) / 2
+
+
+def test_more_texture_tries_give_more_varied_sprites():
+    def mean_energy(tries):
+        config = SyntheticConfig(image_size=32, clip_length=2, sprite_radius=(6.0, 8.0),
+                                 speed=(0.5, 1.0), texture_tries=tries)
+        return np.mean([_sprite_energy(generate_clip(seed, config)) for seed in range(40)])
+
+    flat, varied = mean_energy(1), mean_energy(8)
+    assert varied > 1.2 * flat, (flat, varied)
