@@ -128,8 +128,9 @@ def test_evaluate_reports_the_table(trained):
     results = evaluate.evaluate_phase_one(model_dir)
     assert results["step"] == 4
     assert results["pairs"] == 2 * 5  # num_test_clips * (clip_length - 1)
-    for name in ("mask_iou", "psnr", "ssim", "copy_last_psnr", "copy_last_ssim"):
-        assert np.isfinite(results[name]), name
+    for name in evaluate.METRICS:
+        assert np.isfinite(results[name]) and np.isfinite(results[f"{name}_std"]), name
+    assert 0.0 <= results["mask_iou"] <= 1.0 and 0.0 <= results["diff_mask_iou"] <= 1.0
     table = evaluate.format_table(results)
     assert "mask IoU" in table and "copy-last" in table and f"{results['psnr']:.2f}" in table
 

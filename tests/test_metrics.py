@@ -1,0 +1,39 @@
+import numpy as np
+import tensorflow as tf
+
+from fgbg_keras import metrics
+
+
+def test_mask_iou_on_hand_made_masks():
+    predicted = np.zeros((3, 2, 2, 1), "float32")
+    target = np.zeros((3, 2, 2, 1), "float32")
+    # Sample 0: predicted {a, b} (b at 0.6 > 0.5), target {b, c}: IoU 1/3.
+    predicted[0, 0, 0], predicted[0, 0, 1] = 0.9, 0.6
+    target[0, 0, 1], target[0, 1, 0] = 1, 1
+    # Sample 1: 0.5 is not above the threshold, so nothing is predicted; target {a}: IoU 0.
+    predicted[1, 0, 0] = 0.5
+    target[1, 0, 0] = 1
+    # Sample 2: both empty: a perfect match.
+    np.testing.assert_allclose(metrics.mask_iou(predicted, target), [1 / 3, 0.0, 1.0], rtol=1e-6)
+
+
+def test_psnr_and_ssim_match_tensorflow_on_unit_range():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), -1, 1).astype("float32")
+    np.testing.assert_allclose(
+        metrics.psnr(a, b), tf.image.psnr((a + 1) / 2, (b + 1) / 2, max_val=1.0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        metrics.ssim(a, b), tf.image.ssim((a + 1) / 2, (b + 1) / 2, max_val=1.0), rtol=1e-5
+    )
+    # A frame off by 0.2 everywhere on [-1, 1] is off by 0.1 on [0, 1]: PSNR 20 dB.
+    np.testing.assert_allclose(metrics.psnr(a * 0, a * 0 + 0.2), [20.0, 20.0], rtol=1e-4)
+
+
+def test_overlay_tints_only_the_mask():
+    frames = np.zeros((1, 2, 1, 3), "float32")
+    masks = np.array([[[[1.0]], [[0.0]]]], "float32")
+    out = np.asarray(metrics.overlay(frames, masks, color=(1.0, 0.0, 0.0), alpha=0.5))
+    np.testing.assert_allclose(out[0, 0, 0], [0.75, 0.25, 0.25])
+    np.testing.assert_allclose(out[0, 1, 0], [0.5, 0.5, 0.5])
