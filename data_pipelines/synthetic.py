@@ -240,9 +240,7 @@ def _sample_trajectory(rng, config, radius):
 
 def _texture_energy(texture):
     """Mean absolute difference between neighbouring pixels: how much a texture varies."""
-    return float(
-        np.abs(np.diff(texture, axis=0)).mean() + np.abs(np.diff(texture, axis=1)).mean()
-    )
+    return float(np.abs(np.diff(texture, axis=0)).mean() + np.abs(np.diff(texture, axis=1)).mean())
 
 
 def _sprite_texture(rng, photos, size, background, tries):

@@ -29,7 +29,7 @@ class ModelConfig:
     generator_res_blocks: int = 1
     num_embeddings: int = 256
     embedding_dim: int = 32
-    quantize: str = "joint"
+    quantize: str = "separate"  # measured best on synthetic masks; "joint" is the draft's
     condition: str = "split"
     vq_ema: bool = False
     vq_ema_decay: float = 0.99
@@ -127,7 +127,8 @@ class LossConfig:
         if self.diff not in DIFF_MODES:
             _fail("diff", self.diff, f"must be one of {DIFF_MODES}")
         if self.spar_schedule not in SPARSITY_SCHEDULES:
-            _fail("spar_schedule", self.spar_schedule, f"must be one of {tuple(SPARSITY_SCHEDULES)}")
+            choices = tuple(SPARSITY_SCHEDULES)
+            _fail("spar_schedule", self.spar_schedule, f"must be one of {choices}")
 
     def sparsity_schedule_kwargs(self):
         """The constructor arguments of the chosen sparsity-weight schedule."""
@@ -194,7 +195,8 @@ class TrainConfig:
                 f"must be <= --clip_length={self.clip_length}",
             )
         if self.train_steps % self.log_every:
-            _fail("train_steps", self.train_steps, f"must be a multiple of --log_every={self.log_every}")
+            multiple = f"must be a multiple of --log_every={self.log_every}"
+            _fail("train_steps", self.train_steps, multiple)
         if self.checkpoint_every % self.log_every:
             _fail(
                 "checkpoint_every",

@@ -54,7 +54,10 @@ def evaluate_phase_one(model_dir, num_clips=None, batch_size=64):
         "test", num_clips, loop.synthetic_config(config), seed=config.train.seed
     )
     data = pipeline.eval_triples(
-        clips, batch_size=batch_size, diff_mode=config.loss.diff, diff_threshold=config.loss.diff_threshold
+        clips,
+        batch_size=batch_size,
+        diff_mode=config.loss.diff,
+        diff_threshold=config.loss.diff_threshold,
     )
     model, _ = loop.build_model_and_optimizer(config, next(iter(data)))
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
@@ -86,7 +89,11 @@ def evaluate_phase_one(model_dir, num_clips=None, batch_size=64):
 def format_table(results):
     """The evaluation results as a small text table."""
     rows = [
-        ("mask IoU (binarised at 0.5)", f"{results['mask_iou']:.3f}", f"{results['diff_mask_iou']:.3f}"),
+        (
+            "mask IoU (binarised at 0.5)",
+            f"{results['mask_iou']:.3f}",
+            f"{results['diff_mask_iou']:.3f}",
+        ),
         ("next-frame PSNR (dB)", f"{results['psnr']:.2f}", f"{results['copy_last_psnr']:.2f}"),
         ("next-frame SSIM", f"{results['ssim']:.3f}", f"{results['copy_last_ssim']:.3f}"),
     ]

@@ -89,7 +89,9 @@ def check_layer(
     if expected_num_trainable_weights is not None:
         n = len(layer.trainable_weights)
         if n != expected_num_trainable_weights:
-            raise AssertionError(f"{n} trainable weights, expected {expected_num_trainable_weights}.")
+            raise AssertionError(
+                f"{n} trainable weights, expected {expected_num_trainable_weights}."
+            )
     if expected_num_non_trainable_weights is not None:
         n = len(layer.non_trainable_weights)
         if n != expected_num_non_trainable_weights:

@@ -41,15 +41,33 @@ def test_summaries_hold_the_promised_scalars_and_images(trained):
     train = EventAccumulator(os.path.join(model_dir, "train"), size_guidance={"tensors": 0})
     train.Reload()
     tags = set(train.Tags()["tensors"])
-    for name in ("reconstruction_loss", "background_loss", "sparsity_loss", "binarization_loss",
-                 "codebook_loss", "commitment_loss", "sparsity_weight", "bg_spar_ratio",
-                 "perplexity", "codes_used", "mask_mean", "learning_rate"):
+    for name in (
+        "reconstruction_loss",
+        "background_loss",
+        "sparsity_loss",
+        "binarization_loss",
+        "codebook_loss",
+        "commitment_loss",
+        "sparsity_weight",
+        "bg_spar_ratio",
+        "perplexity",
+        "codes_used",
+        "mask_mean",
+        "learning_rate",
+    ):
         assert name in tags, name
     assert [e.step for e in train.Tensors("background_loss")] == [2, 4]
     val = EventAccumulator(os.path.join(model_dir, "validation"), size_guidance={"tensors": 0})
     val.Reload()
     tags = set(val.Tags()["tensors"])
-    for name in ("frame_t", "frame_t_plus_1", "predicted_frame", "mask", "mask_overlay", "mask_iou"):
+    for name in (
+        "frame_t",
+        "frame_t_plus_1",
+        "predicted_frame",
+        "mask",
+        "mask_overlay",
+        "mask_iou",
+    ):
         assert name in tags, name
 
 
@@ -68,9 +86,9 @@ def test_resume_restores_step_weights_and_schedule(trained, tmp_path):
     fresh(_batch(config))
     for restored, initial in zip(model.trainable_weights, fresh.trainable_weights):
         value = restored.numpy()
-        assert any(t.shape == value.shape and np.array_equal(t, value) for t in saved_tensors), (
-            restored.path
-        )
+        assert any(
+            t.shape == value.shape and np.array_equal(t, value) for t in saved_tensors
+        ), restored.path
     stem = model.mask_generator.get_layer("stem_conv").kernel.numpy()
     assert not np.array_equal(stem, fresh.mask_generator.get_layer("stem_conv").kernel.numpy())
     weight_key = [k for k in saved if "sparsity_schedule/weight" in k][0]

@@ -32,8 +32,12 @@ def test_output_is_sigmoid_of_twice_the_logits():
 
 
 @pytest.mark.parametrize(
-    "kwargs, name", [({"ngf": 0}, "ngf"), ({"num_res_blocks": -1}, "num_res_blocks"),
-                     ({"num_downsampling": 1.5}, "num_downsampling")]
+    "kwargs, name",
+    [
+        ({"ngf": 0}, "ngf"),
+        ({"num_res_blocks": -1}, "num_res_blocks"),
+        ({"num_downsampling": 1.5}, "num_downsampling"),
+    ],
 )
 def test_rejects_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"Received: {name}="):

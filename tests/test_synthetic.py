@@ -151,8 +151,13 @@ def _sprite_energy(clip):
 
 def test_more_texture_tries_give_more_varied_sprites():
     def mean_energy(tries):
-        config = SyntheticConfig(image_size=32, clip_length=2, sprite_radius=(6.0, 8.0),
-                                 speed=(0.5, 1.0), texture_tries=tries)
+        config = SyntheticConfig(
+            image_size=32,
+            clip_length=2,
+            sprite_radius=(6.0, 8.0),
+            speed=(0.5, 1.0),
+            texture_tries=tries,
+        )
         return np.mean([_sprite_energy(generate_clip(seed, config)) for seed in range(40)])
 
     flat, varied = mean_energy(1), mean_energy(8)

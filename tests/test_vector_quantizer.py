@@ -21,9 +21,7 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
-@pytest.mark.parametrize(
-    "use_ema, trainable, non_trainable", [(False, 1, 1), (True, 0, 4)]
-)
+@pytest.mark.parametrize("use_ema, trainable, non_trainable", [(False, 1, 1), (True, 0, 4)])
 def test_layer_contract(use_ema, trainable, non_trainable):
     z = np.random.default_rng(0).normal(size=(2, 4, 4, 8)).astype("float32")
     st, q, idx = check_layer(

@@ -34,7 +34,9 @@ def inputs(batch=2, size=(16, 16), seed=0):
 @pytest.mark.parametrize("size", [(16, 16), (8, 24), (32, 32)])
 def test_encoder_decoder_shapes(size):
     x = np.zeros((2, *size, 3), "float32")
-    z = check_layer(VQEncoder, {"filters": FILTERS, "latent_dim": 8}, x, (2, size[0] // 2, size[1] // 2, 8))
+    z = check_layer(
+        VQEncoder, {"filters": FILTERS, "latent_dim": 8}, x, (2, size[0] // 2, size[1] // 2, 8)
+    )
     check_layer(VQDecoder, {"filters": FILTERS, "latent_dim": 8}, np.asarray(z), (2, *size, 3))
 
 
@@ -98,8 +100,12 @@ def test_joint_quantizes_the_sum_of_the_streams():
 
 def test_rejects_mismatched_parts():
     with pytest.raises(ValueError, match="condition='channel'"):
-        VQFrameGenerator(VQEncoder(FILTERS, 8), VQDecoder(FILTERS, 8), VectorQuantizer(16, 8),
-                         condition="channel")
+        VQFrameGenerator(
+            VQEncoder(FILTERS, 8),
+            VQDecoder(FILTERS, 8),
+            VectorQuantizer(16, 8),
+            condition="channel",
+        )
     with pytest.raises(ValueError, match="latent size"):
         VQFrameGenerator(VQEncoder(FILTERS, 8), VQDecoder(FILTERS, 4), VectorQuantizer(16, 8))
     with pytest.raises(ValueError, match="Received: quantize="):

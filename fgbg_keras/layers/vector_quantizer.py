@@ -76,18 +76,9 @@ class VectorQuantizer(keras.layers.Layer):
     ):
         # Inputs keep their dtype and are cast to float32 inside `call`; variables never autocast.
         super().__init__(autocast=False, **kwargs)
-        if not isinstance(num_embeddings, int) or isinstance(num_embeddings, bool):
-            raise ValueError(
-                f"`num_embeddings` must be a positive int. Received: num_embeddings={num_embeddings}"
-            )
-        if num_embeddings < 1:
-            raise ValueError(
-                f"`num_embeddings` must be a positive int. Received: num_embeddings={num_embeddings}"
-            )
-        if not isinstance(embedding_dim, int) or isinstance(embedding_dim, bool) or embedding_dim < 1:
-            raise ValueError(
-                f"`embedding_dim` must be a positive int. Received: embedding_dim={embedding_dim}"
-            )
+        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be a positive int. Received: {name}={value}")
         if not isinstance(use_ema, bool):
             raise ValueError(f"`use_ema` must be a bool. Received: use_ema={use_ema}")
         if not 0.0 <= ema_decay < 1.0:
@@ -182,9 +173,7 @@ class VectorQuantizer(keras.layers.Layer):
             )
             total = ops.sum(cluster_size)
             smoothed = (
-                (cluster_size + self.epsilon)
-                / (total + self.num_embeddings * self.epsilon)
-                * total
+                (cluster_size + self.epsilon) / (total + self.num_embeddings * self.epsilon) * total
             )
             self.ema_cluster_size.assign(cluster_size)
             self.ema_embed_sum.assign(embed_sum)

@@ -8,7 +8,9 @@ from fgbg_keras.models.network import Network, check_positive_int
 
 def _check_filters(filters, groups):
     if not filters or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters):
-        raise ValueError(f"`filters` must be a non-empty list of positive ints. Received: filters={filters}")
+        raise ValueError(
+            f"`filters` must be a non-empty list of positive ints. Received: filters={filters}"
+        )
     if any(f % groups for f in filters):
         raise ValueError(
             f"Every entry of `filters` must be divisible by `norm_groups={groups}`. "

@@ -42,7 +42,9 @@ class VQFrameGenerator(keras.Model):
     def __init__(self, encoder, decoder, quantizer, quantize="joint", condition="split", **kwargs):
         super().__init__(**kwargs)
         if quantize not in QUANTIZE_MODES:
-            raise ValueError(f"`quantize` must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}")
+            raise ValueError(
+                f"`quantize` must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}"
+            )
         if condition not in CONDITION_MODES:
             raise ValueError(
                 f"`condition` must be one of {CONDITION_MODES}. Received: condition={condition!r}"
@@ -56,7 +58,8 @@ class VQFrameGenerator(keras.Model):
         if not (encoder.latent_dim == decoder.latent_dim == quantizer.embedding_dim):
             raise ValueError(
                 "The encoder, decoder and quantizer must agree on the latent size. Received: "
-                f"encoder.latent_dim={encoder.latent_dim}, decoder.latent_dim={decoder.latent_dim}, "
+                f"encoder.latent_dim={encoder.latent_dim}, "
+                f"decoder.latent_dim={decoder.latent_dim}, "
                 f"quantizer.embedding_dim={quantizer.embedding_dim}"
             )
         self.encoder = encoder

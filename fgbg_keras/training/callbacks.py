@@ -35,7 +35,10 @@ class NaNGuard(keras.callbacks.Callback):
                 self.failure = (_step(self.model), name, float(logs[name]))
                 self.model.stop_training = True
                 logging.error(
-                    "Loss term %r is %s at step %d: stopping.", name, self.failure[2], self.failure[0]
+                    "Loss term %r is %s at step %d: stopping.",
+                    name,
+                    self.failure[2],
+                    self.failure[0],
                 )
                 return
 
@@ -126,13 +129,17 @@ class Summaries(keras.callbacks.Callback):
                 ("mask", outputs["mask"]),
                 ("mask_overlay", metrics.overlay(frame, outputs["mask"])),
             ):
-                tf.summary.image(name, tf.clip_by_value(image, 0.0, 1.0), max_outputs=self.max_images)
+                tf.summary.image(
+                    name, tf.clip_by_value(image, 0.0, 1.0), max_outputs=self.max_images
+                )
 
 
 class Progress(keras.callbacks.Callback):
     """A progress bar over the whole run, with a few running values."""
 
-    def __init__(self, total_steps, names=("loss", "background_loss", "sparsity_weight", "mask_mean")):
+    def __init__(
+        self, total_steps, names=("loss", "background_loss", "sparsity_weight", "mask_mean")
+    ):
         super().__init__()
         self.total_steps = total_steps
         self.names = names

@@ -136,7 +136,9 @@ def train_and_evaluate(config, model_dir, verbose=True):
 
     data_config = synthetic_config(config)
     train_clips = synthetic.make_split("train", train.num_train_clips, data_config, seed=train.seed)
-    val_clips = synthetic.make_split("validation", train.num_val_clips, data_config, seed=train.seed)
+    val_clips = synthetic.make_split(
+        "validation", train.num_val_clips, data_config, seed=train.seed
+    )
     diff_args = {"diff_mode": config.loss.diff, "diff_threshold": config.loss.diff_threshold}
     val_data = pipeline.eval_triples(val_clips, batch_size=train.pairs_per_batch, **diff_args)
     image_batch = next(iter(val_data))
@@ -162,7 +164,9 @@ def train_and_evaluate(config, model_dir, verbose=True):
     nan_guard = fgbg_callbacks.NaNGuard(LOSS_TERMS)
     callbacks = [
         nan_guard,
-        fgbg_callbacks.CheckpointSaver(manager, train.checkpoint_every, train.train_steps, nan_guard),
+        fgbg_callbacks.CheckpointSaver(
+            manager, train.checkpoint_every, train.train_steps, nan_guard
+        ),
         fgbg_callbacks.Summaries(model_dir, image_batch, train.image_every),
     ]
     if verbose:

@@ -18,7 +18,14 @@ LOSS_TERMS = (
     "sparsity_loss",
     "binarization_loss",
 )
-TRAIN_STATISTICS = ("sparsity_weight", "bg_spar_ratio", "perplexity", "codes_used", "mask_mean", "diff_mean")
+TRAIN_STATISTICS = (
+    "sparsity_weight",
+    "bg_spar_ratio",
+    "perplexity",
+    "codes_used",
+    "mask_mean",
+    "diff_mean",
+)
 TEST_STATISTICS = ("mask_iou", "psnr", "copy_last_psnr")
 
 
@@ -66,7 +73,9 @@ class PhaseOne(keras.Model):
     ):
         super().__init__(**kwargs)
         if bg_mask not in losses.BG_MASK_MODES:
-            raise ValueError(f"`bg_mask` must be one of {losses.BG_MASK_MODES}. Received: bg_mask={bg_mask!r}")
+            raise ValueError(
+                f"`bg_mask` must be one of {losses.BG_MASK_MODES}. Received: bg_mask={bg_mask!r}"
+            )
         for name, value in (
             ("reconstruction_weight", reconstruction_weight),
             ("codebook_weight", codebook_weight),
@@ -87,7 +96,9 @@ class PhaseOne(keras.Model):
         self.bin_weight = bin_weight
         self.sparsity_schedule_name = sparsity_schedule
         self.sparsity_schedule_config = dict(sparsity_schedule_config or {})
-        self.sparsity_schedule = make_sparsity_schedule(sparsity_schedule, **self.sparsity_schedule_config)
+        self.sparsity_schedule = make_sparsity_schedule(
+            sparsity_schedule, **self.sparsity_schedule_config
+        )
         self.total_tracker = keras.metrics.Mean(name="loss")
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -120,7 +131,9 @@ class PhaseOne(keras.Model):
             bg_mask = masks[0]
         else:
             # One call of M over both frames of every pair.
-            both = self.mask_generator(ops.concatenate([frame, next_frame], axis=0), training=training)
+            both = self.mask_generator(
+                ops.concatenate([frame, next_frame], axis=0), training=training
+            )
             masks = [both[: ops.shape(frame)[0]], both[ops.shape(frame)[0] :]]
             bg_mask = losses.combine_masks(masks[0], masks[1], self.bg_mask)
         mask = masks[0]
@@ -138,7 +151,10 @@ class PhaseOne(keras.Model):
             "background_loss": losses.background_loss(bg_mask, frame, next_frame),
             "sparsity_loss": ops.mean(
                 ops.stack(
-                    [losses.sparsity_loss(m, diff, two_sided=self.two_sided_sparsity) for m in masks]
+                    [
+                        losses.sparsity_loss(m, diff, two_sided=self.two_sided_sparsity)
+                        for m in masks
+                    ]
                 )
             ),
             "binarization_loss": ops.mean(ops.stack([losses.binarization_loss(m) for m in masks])),
