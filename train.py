@@ -165,7 +165,8 @@ def main(argv):
         sys.exit(f"error: {error}")
     if FLAGS.evaluate:
         results = evaluate.evaluate_phase_one(FLAGS.model_dir)
-        sys.stdout.write(evaluate.format_table(results) + "\n")
+        output = os.path.join(FLAGS.model_dir, evaluate.REPORT_NAME)
+        sys.stdout.write(evaluate.write_report(results, output))
     logging.info("Checkpoints: %s", os.path.join(FLAGS.model_dir, loop.CHECKPOINT_DIR))
     sys.stdout.write(
         f"\nCheckpoints: {os.path.join(FLAGS.model_dir, loop.CHECKPOINT_DIR)}\n"

@@ -20,6 +20,7 @@ from fgbg_keras import metrics
 from fgbg_keras.training import loop
 
 METRICS = ("mask_iou", "diff_mask_iou", "psnr", "ssim", "copy_last_psnr", "copy_last_ssim")
+REPORT_NAME = "eval_test.json"  # written beside the checkpoints by train.py and evaluate
 
 
 def latest_checkpoint(model_dir):
@@ -109,6 +110,13 @@ def format_table(results):
     return "\n".join(lines)
 
 
+def write_report(results, output):
+    """Writes `results` as JSON to `output` and returns the table, with where it was written."""
+    with open(output, "w") as f:
+        json.dump(results, f, indent=2)
+    return format_table(results) + f"\nWritten to {output}\n"
+
+
 FLAGS = flags.FLAGS
 
 
@@ -119,11 +127,9 @@ def main(argv):
         results = evaluate_phase_one(FLAGS.model_dir, num_clips=FLAGS.num_clips)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    output = FLAGS.output or os.path.join(FLAGS.model_dir, "eval_test.json")
-    with open(output, "w") as f:
-        json.dump(results, f, indent=2)
+    output = FLAGS.output or os.path.join(FLAGS.model_dir, REPORT_NAME)
     # The table is this command's output, not a log message.
-    sys.stdout.write(format_table(results) + f"\nWritten to {output}\n")
+    sys.stdout.write(write_report(results, output))
 
 
 if __name__ == "__main__":

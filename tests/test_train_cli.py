@@ -101,3 +101,6 @@ def test_flagfile_parses_and_tiny_run_trains_evaluates_and_writes_flags(tmp_path
     flags = json.loads((model_dir / "flags.json").read_text())
     assert flags["image_size"] == 32 and flags["bg_mask"] == "union" and flags["phase"] == "1"
     assert flags["precision"] == "mixed_bfloat16"
+    report = json.loads((model_dir / "eval_test.json").read_text())
+    assert report["step"] == 2 and report["pairs"] == 5  # 1 test clip of 6 frames
+    assert f"{report['mask_iou']:.3f}" in result.stdout
