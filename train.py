@@ -88,11 +88,14 @@ flags.DEFINE_enum("phase", "1", ["1"], "Training phase. Phase 2 arrives in a lat
 flags.DEFINE_string(
     "model_dir",
     None,
-    "Directory for checkpoints, TensorBoard logs and "
-    "flags.json. Re-running with the same directory resumes.",
+    "Directory for checkpoints, TensorBoard logs and flags.json. Re-running with the same "
+    "directory resumes.",
 )
 flags.DEFINE_bool(
-    "evaluate", True, "Evaluate on the synthetic test split after training and " "print the table."
+    "evaluate",
+    True,
+    "Evaluate on the synthetic test split after training, print the table and write it to "
+    "<model_dir>/eval_test.json.",
 )
 
 
