@@ -117,7 +117,10 @@ class PhaseOne(keras.Model):
             `"latents"`, `"quantized"`, `"indices"`).
         """
         frame = inputs["frame"]
-        mask = self.mask_generator(frame, training=training)
+        return self._predict(frame, self.mask_generator(frame, training=training), training)
+
+    def _predict(self, frame, mask, training):
+        """The frame generator's outputs for `frame` and its mask, with `"mask"` added."""
         outputs = self.frame_generator(
             {"frame": frame, "mask": mask, "target_mask": mask}, training=training
         )
@@ -134,13 +137,9 @@ class PhaseOne(keras.Model):
             both = self.mask_generator(
                 ops.concatenate([frame, next_frame], axis=0), training=training
             )
-            masks = [both[: ops.shape(frame)[0]], both[ops.shape(frame)[0] :]]
+            masks = ops.split(both, 2, axis=0)
             bg_mask = losses.combine_masks(masks[0], masks[1], self.bg_mask)
-        mask = masks[0]
-        outputs = self.frame_generator(
-            {"frame": frame, "mask": mask, "target_mask": mask}, training=training
-        )
-        outputs["mask"] = mask
+        outputs = self._predict(frame, masks[0], training)
 
         terms = {
             "reconstruction_loss": losses.reconstruction_loss(outputs["frame"], next_frame),
@@ -174,7 +173,7 @@ class PhaseOne(keras.Model):
         statistics = {
             "perplexity": perplexity,
             "codes_used": codes_used,
-            "mask_mean": ops.mean(mask),
+            "mask_mean": ops.mean(outputs["mask"]),
             "diff_mean": ops.mean(diff),
         }
         return total, terms, statistics, outputs
