@@ -1,11 +1,12 @@
-"""Phase I losses as small pure functions on `keras.ops` tensors.
+"""Phase I and Phase II losses as small pure functions on `keras.ops` tensors.
 
 Frames are float in [-1, 1] with shape [B, H, W, 3]; masks and change maps are [B, H, W, 1] in
 [0, 1]. Each function returns a scalar. The phase models compose them with their weights.
 
-Reference: arXiv 2111.12747 (the draft's eqs. 4-8) and `METHOD.md`.
+Reference: arXiv 2111.12747 (the draft's eqs. 4-9) and `METHOD.md`.
 """
 
+import keras
 from keras import ops
 
 # BT.601 luma weights (the reference implementation has a typo, 0.144, for blue).
@@ -167,3 +168,114 @@ def combine_masks(current, next_mask, mode):
     if mode == "current":
         return current
     return ops.maximum(current, next_mask)
+
+
+# Phase II: adversarial and region losses. Logits are raw discriminator outputs of any shape
+# (one per patch for a PatchGAN); every term averages over all of them.
+GAN_LOSSES = ("nonsaturating", "hinge")
+
+
+def _check_gan_mode(mode):
+    if mode not in GAN_LOSSES:
+        raise ValueError(f"`mode` must be one of {GAN_LOSSES}. Received: mode={mode!r}")
+
+
+def discriminator_loss(real_logits, fake_logits, mode):
+    """The discriminator's loss on real and generated samples.
+
+    `"nonsaturating"` is the log loss of the draft's eq. 9, -log sigmoid(real) - log(1 -
+    sigmoid(fake)), written as softplus(-real) + softplus(fake); `"hinge"` is relu(1 - real) +
+    relu(1 + fake) (the reference). Each term is averaged over its logits, and the loss is
+    0.5 * (real term + fake term), as taming-transformers does, so its scale does not depend on
+    the patch count.
+
+    Args:
+        real_logits: float tensor of any shape, the discriminator on real frames.
+        fake_logits: float tensor of any shape, the discriminator on generated frames.
+        mode: one of `GAN_LOSSES`.
+
+    Returns:
+        A float32 scalar.
+
+    Reference: arXiv 2111.12747, eq. 9; VQGAN, arXiv 2012.09841; hinge loss, arXiv 1705.02894.
+    """
+    _check_gan_mode(mode)
+    real_logits = ops.cast(real_logits, "float32")
+    fake_logits = ops.cast(fake_logits, "float32")
+    if mode == "nonsaturating":
+        real_term = _mean(ops.softplus(-real_logits))
+        fake_term = _mean(ops.softplus(fake_logits))
+    else:
+        real_term = _mean(ops.relu(1.0 - real_logits))
+        fake_term = _mean(ops.relu(1.0 + fake_logits))
+    return 0.5 * (real_term + fake_term)
+
+
+def generator_adversarial_loss(fake_logits, mode):
+    """The generator's adversarial loss on the discriminator's logits for its frames.
+
+    `"nonsaturating"`: mean softplus(-fake) = mean -log sigmoid(fake), the non-saturating loss of
+    the original GAN; `"hinge"`: -mean(fake).
+
+    Args:
+        fake_logits: float tensor of any shape, the discriminator on generated frames.
+        mode: one of `GAN_LOSSES`.
+
+    Returns:
+        A float32 scalar.
+
+    Reference: arXiv 1406.2661, section 3; arXiv 1705.02894.
+    """
+    _check_gan_mode(mode)
+    fake_logits = ops.cast(fake_logits, "float32")
+    if mode == "nonsaturating":
+        return _mean(ops.softplus(-fake_logits))
+    return -_mean(fake_logits)
+
+
+def _global_norm(tensors):
+    return ops.sqrt(
+        sum(ops.sum(ops.square(ops.cast(t, "float32"))) for t in keras.tree.flatten(tensors))
+    )
+
+
+def adaptive_gan_weight(reconstruction_grad, gan_grad, max_weight=1e4):
+    """The VQGAN adaptive weight of the GAN term, ||g_rec|| / (||g_gan|| + 1e-4).
+
+    The two gradients are those of the reconstruction loss and of the generator's adversarial
+    loss with respect to the generator's last layer; the weight makes the GAN term's gradient
+    there as large as the reconstruction's. No gradient flows through it.
+
+    Args:
+        reconstruction_grad: a tensor, or a list of tensors (their global norm is used).
+        gan_grad: the same for the adversarial loss.
+        max_weight: non-negative float, the upper clip of the weight.
+
+    Returns:
+        A float32 scalar in [0, max_weight].
+
+    Reference: VQGAN, arXiv 2012.09841, eq. 7.
+    """
+    if max_weight < 0:
+        raise ValueError(f"`max_weight` must be non-negative. Received: max_weight={max_weight}")
+    weight = _global_norm(reconstruction_grad) / (_global_norm(gan_grad) + 1e-4)
+    return ops.stop_gradient(ops.clip(weight, 0.0, max_weight))
+
+
+def masked_l1(prediction, target, mask):
+    """L1 restricted to a region: mean over all elements of mask * |prediction - target|.
+
+    The Phase II region losses are `masked_l1(f_hat, f_next, m_target)` (weight w_fg) and
+    `masked_l1(f_hat, f_next, 1 - m_target)` (weight w_bg); the two add up to
+    `reconstruction_loss(f_hat, f_next)`.
+
+    Args:
+        prediction: float tensor `[B, H, W, 3]`.
+        target: float tensor of the same shape.
+        mask: float tensor `[B, H, W, 1]` in [0, 1], broadcast over the channels.
+
+    Returns:
+        A float32 scalar, the sum divided by B*H*W*3 (not by the mask's area).
+    """
+    delta = ops.abs(ops.cast(prediction, "float32") - ops.cast(target, "float32"))
+    return _mean(ops.cast(mask, "float32") * delta)

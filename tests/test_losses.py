@@ -161,3 +161,94 @@ def test_combine_masks_rejects_unknown_mode():
     assert losses.BG_MASK_MODES == ("next", "current", "union")
     with pytest.raises(ValueError, match="mode='both'"):
         losses.combine_masks(CURRENT, NEXT, "both")
+
+
+# Four fixed logits per player, as in tensorflow/gan's losses_impl_test.
+REAL_LOGITS = np.array([3.0, 0.5, -1.0, 0.0], "float32")
+FAKE_LOGITS = np.array([-2.0, 0.5, 1.5, 1.0], "float32")
+# softplus(x) = log(1 + e^x):
+# softplus(-real) = [0.048587, 0.474077, 1.313262, 0.693147], mean 0.632268.
+# softplus(fake) = [0.126928, 0.974077, 1.701413, 1.313262], mean 1.028920.
+# softplus(-fake) = softplus(fake) - fake, so its mean is 1.028920 - mean(fake) = 1.028920 - 0.25.
+GAN_GOLDEN = {
+    # 0.5 * (0.632268 + 1.028920).
+    ("discriminator", "nonsaturating"): 0.830594,
+    # relu(1 - real) = [0, 0.5, 2, 1], mean 0.875; relu(1 + fake) = [0, 1.5, 2.5, 2], mean 1.5;
+    # 0.5 * (0.875 + 1.5).
+    ("discriminator", "hinge"): 1.1875,
+    ("generator", "nonsaturating"): 0.778920,
+    # -mean(fake) = -(1.0 / 4).
+    ("generator", "hinge"): -0.25,
+}
+
+
+def _gan_loss(player, mode, shape):
+    real = REAL_LOGITS.reshape(shape)
+    fake = FAKE_LOGITS.reshape(shape)
+    if player == "discriminator":
+        return losses.discriminator_loss(real, fake, mode)
+    return losses.generator_adversarial_loss(fake, mode)
+
+
+@pytest.mark.parametrize("player, mode", sorted(GAN_GOLDEN))
+@pytest.mark.parametrize("shape", [(4,), (1, 2, 2, 1)])
+def test_gan_losses_golden_values(player, mode, shape):
+    # The same four values as one batch of logits or as a [1, 2, 2, 1] map of patch logits.
+    loss = _gan_loss(player, mode, shape)
+    assert _value(loss) == pytest.approx(GAN_GOLDEN[(player, mode)], abs=1e-6)
+
+
+def test_nonsaturating_loss_is_stable_for_large_logits():
+    # A confident, correct discriminator: both terms are softplus(-100) ~ e^-100.
+    real = np.full((2,), 100.0, "float32")
+    fake = np.full((2,), -100.0, "float32")
+    assert _value(losses.discriminator_loss(real, fake, "nonsaturating")) == pytest.approx(0.0)
+    # The generator then has log(1 + e^100) ~ 100, not inf.
+    assert _value(losses.generator_adversarial_loss(fake, "nonsaturating")) == pytest.approx(100.0)
+
+
+def test_gan_losses_reject_unknown_mode():
+    assert losses.GAN_LOSSES == ("nonsaturating", "hinge")
+    with pytest.raises(ValueError, match="mode='wasserstein'"):
+        losses.discriminator_loss(REAL_LOGITS, FAKE_LOGITS, "wasserstein")
+    with pytest.raises(ValueError, match="mode='wasserstein'"):
+        losses.generator_adversarial_loss(FAKE_LOGITS, "wasserstein")
+
+
+def test_adaptive_gan_weight_is_the_ratio_of_gradient_norms():
+    # ||[3, 4]|| = 5, ||[0, 1]|| = 1: 5 / (1 + 1e-4).
+    rec = np.array([3.0, 4.0], "float32")
+    gan = np.array([0.0, 1.0], "float32")
+    assert _value(losses.adaptive_gan_weight(rec, gan)) == pytest.approx(5.0 / 1.0001)
+    # A list of tensors uses their global norm: ||[3]|| and ||[4]|| together are 5.
+    split = [rec[:1], rec[1:]]
+    assert _value(losses.adaptive_gan_weight(split, gan)) == pytest.approx(5.0 / 1.0001)
+
+
+def test_adaptive_gan_weight_is_clipped():
+    # A zero GAN gradient gives 5 / 1e-4 = 5e4, clipped to max_weight.
+    rec = np.array([3.0, 4.0], "float32")
+    gan = np.zeros(2, "float32")
+    assert _value(losses.adaptive_gan_weight(rec, gan)) == pytest.approx(1e4)
+    assert _value(losses.adaptive_gan_weight(rec, gan, max_weight=10.0)) == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="max_weight=-1"):
+        losses.adaptive_gan_weight(rec, gan, max_weight=-1)
+
+
+def test_adaptive_gan_weight_passes_no_gradient():
+    rec = tf.Variable([3.0, 4.0])
+    gan = tf.Variable([0.0, 1.0])
+    with tf.GradientTape() as tape:
+        weight = losses.adaptive_gan_weight(rec, gan)
+    assert tape.gradient(weight, [rec, gan]) == [None, None]
+
+
+def test_masked_l1_splits_the_reconstruction_loss():
+    # m * |f_t - f_{t+1}| per pixel, summed over channels:
+    # 1 * 1.5 = 1.5, 0 * 0.6 = 0, 0.5 * 3.0 = 1.5, 0 * 1.2 = 0; total 3.0 over 12 elements.
+    foreground = losses.masked_l1(FRAME, NEXT_FRAME, MASK)
+    assert _value(foreground) == pytest.approx(0.25)
+    # With 1 - m it is L_bg on a zero frame (0.275), and the two add up to the L1 (0.525).
+    background = losses.masked_l1(FRAME, NEXT_FRAME, 1.0 - MASK)
+    assert _value(background) == pytest.approx(0.275)
+    assert _value(foreground) + _value(background) == pytest.approx(0.525)
