@@ -69,6 +69,11 @@ class VQFrameGenerator(keras.Model):
         self.condition = condition
         self.downsampling_factor = encoder.downsampling_factor
 
+    @property
+    def output_kernel(self):
+        """The kernel of the decoder's last convolution (for the adaptive GAN weight)."""
+        return self.decoder.get_layer("to_frame_conv").kernel
+
     def streams(self, frame, mask, target_mask):
         """Returns the foreground and background streams, `[B, H, W, C]` each."""
         if self.condition == "split":

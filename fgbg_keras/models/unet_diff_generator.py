@@ -1,0 +1,191 @@
+"""The frame generator G, difference variant: a U-Net draws a change inside the masks."""
+
+import keras
+from keras import ops
+
+from fgbg_keras.layers import blocks
+from fgbg_keras.models.network import Network, check_positive_int
+
+
+def level_widths(num_levels, filters, max_filters):
+    """Channels of encoder level i: `min(filters * 2**i, max_filters)`, i < `num_levels`."""
+    return [min(filters * 2**i, max_filters) for i in range(num_levels)]
+
+
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class UNet(Network):
+    """U-Net that maps the frame and both masks to a difference map in [-2, 2].
+
+    Encoder level i is a stride-2 3x3 convolution to `min(filters * 2**i, max_filters)` channels,
+    group normalisation and LeakyReLU(0.2). The innermost level, the bottleneck at `H / 2**L` (1x1
+    when `num_levels` follows the frame size down, as in the paper), has no normalisation, as in
+    pix2pix. The decoder mirrors the encoder: nearest x2 upsampling, a 3x3 conv-norm-ReLU stage,
+    then concatenation with the encoder output of the same resolution; at full resolution it is
+    concatenated with the input itself, so the last layer sees the exact mask edges. A final 3x3
+    convolution and `2 * tanh` give the difference (a difference of two frames in [-1, 1] lies in
+    [-2, 2]), in float32 whatever the dtype policy. Convolutions pad by reflection.
+
+    Args:
+        num_levels: stride-2 levels L; frame sizes must be divisible by `2**L`. Paper: 8 at
+            256x256.
+        filters: width of the first level.
+        max_filters: cap on the width of every level.
+        norm_groups: groups of the group normalisation; every level width must be divisible by
+            it. Group rather than instance normalisation keeps statistics meaningful on the 2x2
+            maps next to the bottleneck.
+        input_channels: channels of the input, 5 for `concat(frame, mask, target_mask)`.
+        **kwargs: standard `keras.Model` arguments.
+
+    Call arguments:
+        inputs: `[B, H, W, input_channels]`.
+
+    Returns:
+        Differences `[B, H, W, 3]` in [-2, 2], float32.
+
+    Reference: arXiv 2111.12747, section 3.4; U-Net, arXiv 1505.04597; pix2pix, arXiv 1611.07004.
+    """
+
+    def __init__(
+        self,
+        num_levels=4,
+        filters=64,
+        max_filters=512,
+        norm_groups=8,
+        input_channels=5,
+        **kwargs,
+    ):
+        check_positive_int("num_levels", num_levels)
+        check_positive_int("filters", filters)
+        check_positive_int("max_filters", max_filters)
+        check_positive_int("norm_groups", norm_groups)
+        check_positive_int("input_channels", input_channels)
+        widths = level_widths(num_levels, filters, max_filters)
+        if any(w % norm_groups for w in widths):
+            raise ValueError(
+                f"Every level width {widths} must be divisible by `norm_groups`. Received: "
+                f"filters={filters}, max_filters={max_filters}, norm_groups={norm_groups}"
+            )
+
+        inputs = keras.Input((None, None, input_channels), name="frame_and_masks")
+        skips = [inputs]
+        x = inputs
+        for i, width in enumerate(widths[:-1]):
+            x = blocks.apply_conv_norm_act(
+                x, width, 3, f"down{i}", strides=2, groups=norm_groups, activation="leaky_relu"
+            )
+            skips.append(x)
+        bottom = num_levels - 1
+        x = blocks.apply_conv(x, widths[-1], 3, f"down{bottom}", strides=2)
+        x = keras.layers.Activation("leaky_relu", name=f"down{bottom}_act")(x)
+        for i in reversed(range(num_levels)):
+            # Level i's decoder output has the resolution and width of encoder level i - 1.
+            width = widths[i - 1] if i > 0 else filters
+            x = blocks.apply_upsample(x, width, f"up{i}", groups=norm_groups)
+            x = keras.layers.Concatenate(name=f"up{i}_skip")([x, skips[i]])
+        x = blocks.apply_conv(x, 3, 3, "head")
+        x = keras.layers.Activation("tanh", dtype="float32", name="head_tanh")(x)
+        outputs = keras.layers.Rescaling(2.0, dtype="float32", name="difference")(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.num_levels = num_levels
+        self.filters = filters
+        self.max_filters = max_filters
+        self.norm_groups = norm_groups
+        self.input_channels = input_channels
+        self.downsampling_factor = 2**num_levels
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_levels": self.num_levels,
+                "filters": self.filters,
+                "max_filters": self.max_filters,
+                "norm_groups": self.norm_groups,
+                "input_channels": self.input_channels,
+            }
+        )
+        return config
+
+
+def composite(frame, difference, region):
+    """`(1 - r) * f + r * clip(f + d, -1, 1)`: the change applies only inside the region.
+
+    Args:
+        frame: float tensor `[B, H, W, 3]` in [-1, 1].
+        difference: float tensor `[B, H, W, 3]`.
+        region: float tensor `[B, H, W, 1]` in [0, 1].
+
+    Returns:
+        A float32 tensor `[B, H, W, 3]` in [-1, 1]; equal to `frame` wherever `region == 0`.
+    """
+    frame = ops.cast(frame, "float32")
+    region = ops.cast(region, "float32")
+    changed = ops.clip(frame + ops.cast(difference, "float32"), -1.0, 1.0)
+    return (1.0 - region) * frame + region * changed
+
+
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class UNetDiffGenerator(keras.Model):
+    """Difference frame generator: a U-Net changes f_t inside the masks.
+
+    The `UNet` takes `concat(f_t, m_t, m_target)` and predicts a difference d; the prediction is
+    `f_hat = (1 - r) * f_t + r * clip(f_t + d, -1, 1)` with `r = max(m_t, m_target)`. The union,
+    because the object must be erased where it was as well as drawn where it goes; in Phase I
+    `m_target == m_t` and `r` is the draft's m. Same call interface as `VQFrameGenerator`.
+
+    Args:
+        num_levels: stride-2 levels of the U-Net; frame sizes must be divisible by
+            `2**num_levels`. Paper: 8 at 256x256 (down to 1x1); the caller picks it for its size.
+        filters: width of the first U-Net level. Paper: 64.
+        max_filters: cap on the width of every level. Paper: 512.
+        norm_groups: groups of the U-Net's group normalisation.
+        **kwargs: standard `keras.Model` arguments.
+
+    Call arguments:
+        inputs: a dict with `"frame"` f_t `[B, H, W, 3]` in [-1, 1], `"mask"` m_t `[B, H, W, 1]`
+            and `"target_mask"` `[B, H, W, 1]`, both in [0, 1].
+        training: standard Keras flag.
+
+    Returns:
+        A dict with `"frame"`, the predicted next frame `[B, H, W, 3]` float32 in [-1, 1].
+
+    Reference: arXiv 2111.12747, section 3.4.
+    """
+
+    def __init__(self, num_levels=4, filters=64, max_filters=512, norm_groups=8, **kwargs):
+        super().__init__(**kwargs)
+        self.unet = UNet(
+            num_levels, filters, max_filters, norm_groups, input_channels=5, name="unet"
+        )
+        self.num_levels = num_levels
+        self.filters = filters
+        self.max_filters = max_filters
+        self.norm_groups = norm_groups
+        self.downsampling_factor = 2**num_levels
+
+    @property
+    def output_kernel(self):
+        """The kernel of the U-Net's last convolution (for the VQGAN adaptive GAN weight)."""
+        return self.unet.get_layer("head_conv").kernel
+
+    def call(self, inputs, training=None):
+        frame, mask, target_mask = inputs["frame"], inputs["mask"], inputs["target_mask"]
+        features = ops.concatenate(
+            [ops.cast(x, "float32") for x in (frame, mask, target_mask)], axis=-1
+        )
+        difference = self.unet(features, training=training)
+        region = ops.maximum(ops.cast(mask, "float32"), ops.cast(target_mask, "float32"))
+        return {"frame": composite(frame, difference, region)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_levels": self.num_levels,
+                "filters": self.filters,
+                "max_filters": self.max_filters,
+                "norm_groups": self.norm_groups,
+            }
+        )
+        return config

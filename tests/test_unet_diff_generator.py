@@ -1,0 +1,117 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_keras.models.unet_diff_generator import UNet, UNetDiffGenerator
+from tests.harness import check_layer
+
+TINY = {"num_levels": 3, "filters": 8, "max_filters": 16, "norm_groups": 4}
+
+
+def inputs(batch=2, size=(16, 16), seed=0, mask=None, target_mask=None):
+    rng = np.random.default_rng(seed)
+    random_mask = (rng.uniform(size=(batch, *size, 1)) > 0.5).astype("float32")
+    mask = random_mask if mask is None else mask
+    return {
+        "frame": rng.uniform(-1, 1, (batch, *size, 3)).astype("float32"),
+        "mask": mask,
+        "target_mask": mask if target_mask is None else target_mask,
+    }
+
+
+def difference(generator, data):
+    features = np.concatenate([data["frame"], data["mask"], data["target_mask"]], axis=-1)
+    return np.asarray(generator.unet(features))
+
+
+@pytest.mark.parametrize("size", [(8, 8), (16, 24)])
+def test_unet_contract(size):
+    # Levels 0, 1: conv + norm (4 each); level 2, the bottleneck: conv (2); three up stages:
+    # conv + norm (4 each); head conv (2).
+    features = np.random.default_rng(1).uniform(-1, 1, (2, *size, 5)).astype("float32")
+    d = check_layer(UNet, TINY, features, (2, *size, 3), expected_num_trainable_weights=24)
+    d = np.asarray(d)
+    assert d.dtype == np.float32 and np.all(np.abs(d) <= 2.0)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (16, 24)])
+def test_generator_contract(size):
+    frame = check_layer(
+        UNetDiffGenerator,
+        TINY,
+        inputs(size=size),
+        {"frame": (2, *size, 3)},
+        expected_num_trainable_weights=24,
+        expected_num_non_trainable_weights=0,
+    )["frame"]
+    frame = np.asarray(frame)
+    assert frame.dtype == np.float32 and np.all(np.abs(frame) <= 1.0)
+
+
+def test_levels_down_to_one_pixel():
+    # 32x32 with 5 levels: the bottleneck is 1x1, with no normalisation over it.
+    generator = UNetDiffGenerator(num_levels=5, filters=8, max_filters=32, norm_groups=4)
+    assert generator.downsampling_factor == 32
+    assert tuple(generator.unet.get_layer("down4_conv").output.shape) == (None, None, None, 32)
+    out = generator(inputs(size=(32, 32)))["frame"]
+    assert tuple(out.shape) == (2, 32, 32, 3)
+    assert np.all(np.isfinite(np.asarray(out)))
+
+
+def test_empty_masks_keep_the_frame_exactly():
+    empty = np.zeros((2, 16, 16, 1), "float32")
+    data = inputs(mask=empty)
+    out = np.asarray(UNetDiffGenerator(**TINY)(data)["frame"])
+    np.testing.assert_array_equal(out, data["frame"])
+
+
+def test_full_masks_give_the_clipped_sum():
+    full = np.ones((2, 16, 16, 1), "float32")
+    generator = UNetDiffGenerator(**TINY)
+    data = inputs(mask=full)
+    expected = np.clip(data["frame"] + difference(generator, data), -1.0, 1.0)
+    np.testing.assert_array_equal(np.asarray(generator(data)["frame"]), expected)
+
+
+def test_pixels_outside_the_union_keep_the_frame():
+    # The object is in the top-left block and should move to the top-right one.
+    mask = np.zeros((1, 16, 16, 1), "float32")
+    target = np.zeros((1, 16, 16, 1), "float32")
+    mask[0, 2:6, 2:6] = 1.0
+    target[0, 2:6, 10:14] = 1.0
+    generator = UNetDiffGenerator(**TINY)
+    data = inputs(batch=1, mask=mask, target_mask=target)
+    out = np.asarray(generator(data)["frame"])
+    outside = np.maximum(mask, target)[..., 0] == 0
+    np.testing.assert_array_equal(out[outside], data["frame"][outside])
+    # Inside both the old and the new place the U-Net's change applies.
+    expected = np.clip(data["frame"] + difference(generator, data), -1.0, 1.0)
+    np.testing.assert_array_equal(out[0, 2:6, 2:6], expected[0, 2:6, 2:6])
+    np.testing.assert_array_equal(out[0, 2:6, 10:14], expected[0, 2:6, 10:14])
+
+
+def test_output_kernel_is_the_last_convolution():
+    generator = UNetDiffGenerator(**TINY)
+    kernel = generator.output_kernel
+    assert tuple(kernel.shape) == (3, 3, 8 + 5, 3)
+    assert kernel is generator.unet.layers[-3].kernel
+    data = {k: tf.constant(v) for k, v in inputs().items()}
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean(generator(data, training=True)["frame"])
+    grad = tape.gradient(loss, kernel)
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"num_levels": 0}, "num_levels"),
+        ({"filters": 0}, "filters"),
+        ({"max_filters": 2.5}, "max_filters"),
+        ({"norm_groups": 3}, "norm_groups"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"{name}="):
+        UNetDiffGenerator(**{**TINY, **kwargs})
