@@ -211,6 +211,34 @@ def test_compiled_rollout_traces_once_for_every_number_of_steps():
     np.testing.assert_allclose(eager["frames"], short["frames"], rtol=1e-4, atol=1e-4)
 
 
+def test_rollout_graph_carries_a_fixed_state_and_preallocated_outputs():
+    # Memory that does not grow with T, read off the graph: one While loop whose carried
+    # state is one frame, one mask and one control per clip, and whose outputs go to lists
+    # reserved once at size T and written in place (no append, no concatenation of state).
+    config = tiny_config().model
+    mask_generator = factory.build_mask_generator(config)
+    frame_generator = factory.build_frame_generator(config)
+    frames = first_frames(1)
+    masks = mask_generator(frames)
+    frame_generator({"frame": frames, "mask": masks, "target_mask": masks})
+    for mode in rollout.MASK_MODES:
+        fn = rollout.make_rollout_fn(mask_generator, frame_generator, mode)
+        graph = fn.get_concrete_function().graph
+        (loop,) = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
+        reserved = [t for t in loop.inputs if t.op.type == "TensorListReserve"]
+        assert len(reserved) == 3  # frames, masks and "empty" flags
+        # The carried state is f_k, m_k and the composed control (m_0 too with carry); the
+        # only tensor with a T axis is the controls input, which the loop only reads.
+        state = [t.shape.as_list() for t in loop.outputs if t.dtype == tf.float32]
+        per_clip = ([None, None, None, 3], [None, None, None, 1], [None, 2, 3])
+        assert [shape for shape in state if shape not in per_clip] == [[None, None, 2, 3]]
+        library = graph.as_graph_def().library.function
+        body = next(f for f in library if f.signature.name == loop.get_attr("body").name)
+        body_ops = {node.op for node in body.node_def}
+        assert "TensorListSetItem" in body_ops
+        assert not body_ops & {"TensorListPushBack", "TensorListConcatV2", "TensorListResize"}
+
+
 def test_mixed_precision_networks_give_float32_outputs():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
