@@ -1,11 +1,15 @@
 """Trains fgbg.
 
-    python train.py --phase=1 --flagfile=configs/synthetic.flags --model_dir=runs/synthetic
+    python train.py --phase=1 --flagfile=configs/synthetic.flags --model_dir=runs/synthetic/phase1
+    python train.py --phase=2 --flagfile=configs/synthetic_phase2.flags \
+        --init_from=runs/synthetic/phase1 --model_dir=runs/synthetic/phase2
 
 Phase 1 learns the foreground masks and the frame generator together, with no labels, on the
-built-in synthetic video set. Run it again with the same --model_dir to resume from the last
-checkpoint. TensorBoard: `tensorboard --logdir <model_dir>`. Every flag of ours is listed by
-`python train.py --helpfull` under this module's name.
+built-in synthetic video set. Phase 2 freezes the mask network and fine-tunes the frame generator
+to draw the object where a target mask says, with PatchGAN discriminators; then the object can be
+steered (`python -m fgbg_keras.generate`). Run a phase again with the same --model_dir to resume
+from its last checkpoint. TensorBoard: `tensorboard --logdir <model_dir>`. Every flag of ours is
+listed by `python train.py --helpfull` under this module's name.
 """
 
 import dataclasses
@@ -15,7 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
-from fgbg_keras.config import LossConfig, ModelConfig, PhaseOneConfig, TrainConfig
+from fgbg_keras.config import LossConfig, ModelConfig, PhaseTwoConfig, RunConfig, TrainConfig
 
 FLAGS = flags.FLAGS
 
@@ -26,6 +30,12 @@ HELP = {
     "mask_ngf": "Width of the mask network's stem (paper: 64).",
     "mask_res_blocks": "Residual blocks of the mask network (paper: 9).",
     "mask_downsampling": "Stride-2 stages of the mask network.",
+    "generator": "Frame generator: vqvae (the VQ-VAE of the paper's section 3.2) or unet (the "
+    "difference U-Net of section 3.4: f_hat = f_t + d inside the masks, f_t outside).",
+    "unet_filters": "unet: width of the U-Net's first level (doubling per level).",
+    "unet_max_filters": "unet: the cap on the U-Net's widths.",
+    "unet_levels": "unet: stride-2 levels; 0 halves down to the smallest map the image size "
+    "allows (8 levels at 256x256, as the paper).",
     "generator_filters": "Widths of the VQ-VAE encoder levels, comma-separated; one "
     "stride-2 stage between consecutive levels.",
     "generator_res_blocks": "Residual blocks per level of the VQ-VAE encoder and decoder.",
@@ -82,9 +92,41 @@ HELP = {
     "num_val_clips": "Synthetic clips in the validation split.",
     "num_test_clips": "Synthetic clips in the test split (evaluation).",
     "clip_length": "Frames per synthetic clip.",
+    # Phase II (ignored by Phase I).
+    "disc_start": "Phase 2: step at which the discriminators and the GAN loss join; a multiple of "
+    "--log_every.",
+    "gan_loss": "Phase 2: hinge (the reference) or nonsaturating (the draft's log loss, eq. 9).",
+    "gan_weight": "Phase 2: weight of the generator's adversarial loss.",
+    "adaptive_gan_weight": "Phase 2: multiply --gan_weight by the VQGAN adaptive weight, the "
+    "ratio of the gradient norms of the reconstruction and GAN terms at the generator's last "
+    "layer.",
+    "disc_filters": "Phase 2: width of the PatchGAN discriminators' first layer (pix2pix: 64).",
+    "disc_conditional": "Phase 2: discriminators see concat(f_t, frame) (the draft), not the "
+    "frame alone (the reference).",
+    "local_disc": "Phase 2: add the local discriminator on a crop around the target mask.",
+    "local_crop_size": "Phase 2: side in pixels of the local discriminator's crop.",
+    "disc_learning_rate": "Phase 2: the discriminators' learning rate; 0 uses --learning_rate.",
+    "fg_region_weight": "Phase 2: weight of L1 inside the target mask.",
+    "bg_region_weight": "Phase 2: weight of L1 outside the target mask.",
+    "ss_start": "Phase 2: first step of scheduled sampling (-1: half of --train_steps).",
+    "ss_initial": "Phase 2: probability of feeding the model its own output at --ss_start.",
+    "ss_increment": "Phase 2: rise of that probability every --ss_interval steps (capped at 1).",
+    "ss_interval": "Phase 2: steps between rises of the scheduled-sampling probability.",
 }
 
-flags.DEFINE_enum("phase", "1", ["1"], "Training phase. Phase 2 arrives in a later release.")
+flags.DEFINE_enum(
+    "phase",
+    "1",
+    ["1", "2"],
+    "1: learn masks and the frame generator together. 2: freeze the masks and fine-tune the "
+    "generator on target masks, with discriminators (needs --init_from).",
+)
+flags.DEFINE_string(
+    "init_from",
+    None,
+    "Phase 2: the --model_dir of a finished Phase 1 run with the same network flags; its "
+    "mask network and frame generator start this run.",
+)
 flags.DEFINE_string(
     "model_dir",
     None,
@@ -95,12 +137,21 @@ flags.DEFINE_bool(
     "evaluate",
     True,
     "Evaluate on the synthetic test split after training, print the table and write it to "
-    "<model_dir>/eval_test.json.",
+    "<model_dir>/eval_test.json; after Phase 2 also the 16-step controlled rollouts and "
+    "<model_dir>/rollouts_test.gif.",
 )
 
 
+SECTIONS = {
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "train": TrainConfig,
+    "phase_two": PhaseTwoConfig,
+}
+
+
 def _define_config_flags():
-    for section in (ModelConfig, LossConfig, TrainConfig):
+    for section in SECTIONS.values():
         for field in dataclasses.fields(section):
             default = field.default if field.default is not dataclasses.MISSING else None
             help_text = HELP[field.name]
@@ -120,7 +171,7 @@ _define_config_flags()
 
 
 def config_from_flags():
-    """The `PhaseOneConfig` the parsed flags describe (not yet validated)."""
+    """The `RunConfig` the parsed flags describe (not yet validated)."""
 
     def section(cls):
         values = {}
@@ -136,9 +187,7 @@ def config_from_flags():
             values[field.name] = value
         return cls(**values)
 
-    return PhaseOneConfig(
-        model=section(ModelConfig), loss=section(LossConfig), train=section(TrainConfig)
-    )
+    return RunConfig(**{name: section(cls) for name, cls in SECTIONS.items()})
 
 
 def write_flags(model_dir):
@@ -155,21 +204,24 @@ def main(argv):
     from fgbg_keras import evaluate
     from fgbg_keras.training import loop
 
+    phase = int(FLAGS.phase)
     try:
-        config = config_from_flags().validate()
+        config = config_from_flags().validate(phase)
         loop.check_model_dir(FLAGS.model_dir)
+        if phase == 2 and not FLAGS.init_from:
+            raise ValueError("--init_from is required with --phase=2: the Phase 1 run directory.")
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     write_flags(FLAGS.model_dir)
     try:
-        loop.train_and_evaluate(config, FLAGS.model_dir)
+        loop.train_and_evaluate(config, FLAGS.model_dir, phase=phase, init_from=FLAGS.init_from)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     except loop.TrainingDiverged as error:
         logging.error("%s", error)
         sys.exit(f"error: {error}")
     if FLAGS.evaluate:
-        results = evaluate.evaluate_phase_one(FLAGS.model_dir)
-        output = os.path.join(FLAGS.model_dir, evaluate.REPORT_NAME)
-        sys.stdout.write(evaluate.write_report(results, output))
+        sys.stdout.write(evaluate.evaluate_and_report(FLAGS.model_dir))
     logging.info("Checkpoints: %s", os.path.join(FLAGS.model_dir, loop.CHECKPOINT_DIR))
     sys.stdout.write(
         f"\nCheckpoints: {os.path.join(FLAGS.model_dir, loop.CHECKPOINT_DIR)}\n"

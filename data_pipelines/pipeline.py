@@ -147,6 +147,48 @@ def _pair_dict(frames, masks, diff_mode, diff_threshold):
     }
 
 
+def clip_batches(
+    clips, frames_per_clip, clips_per_batch, seed, start_step=0, image_size=None, shuffle=True
+):
+    """Phase II training batches: whole windows of consecutive frames.
+
+    Step `s` takes windows `s * clips_per_batch ... (s + 1) * clips_per_batch - 1` of
+    `clip_windows`, so batch `s` depends only on `(seed, s)` and `start_step` resumes exactly.
+
+    Args:
+        clips: dict of arrays as returned by `synthetic.make_split`.
+        frames_per_clip: window length `F`, in [2, T].
+        clips_per_batch: windows per batch `C`.
+        seed: int seed of the stream.
+        start_step: first step (batch index) of the stream, to resume training.
+        image_size: `None` to keep the frame size, or an int / (height, width) to resize to.
+        shuffle: whether to permute the clips in each epoch.
+
+    Returns:
+        An infinite `tf.data.Dataset` of dicts: `frames` float32 [C, F, H, W, 3] in [-1, 1] and
+        `masks` float32 [C, F, H, W, 1] in {0, 1} (ground truth, for logging only).
+    """
+    _check_positive_int("clips_per_batch", clips_per_batch)
+    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+        raise ValueError(
+            f"`start_step` must be a non-negative int. Received: start_step={start_step!r}"
+        )
+    size = _normalize_size(image_size)
+    windows = clip_windows(
+        clips, frames_per_clip, seed, start_index=start_step * clips_per_batch, shuffle=shuffle
+    )
+
+    def preprocess(window):
+        return {
+            "frames": preprocess_frames(window["frames"], size),
+            "masks": _preprocess_masks(window["masks"], size),
+        }
+
+    return windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
+        clips_per_batch, drop_remainder=True
+    )
+
+
 def triples(
     clips,
     frames_per_clip,
@@ -160,21 +202,15 @@ def triples(
 ):
     """Phase I training batches: consecutive frame pairs with their frame-difference map.
 
-    Step `s` takes windows `s * clips_per_batch ... (s + 1) * clips_per_batch - 1` of
-    `clip_windows`, so batch `s` depends only on `(seed, s)` and `start_step` resumes exactly.
-    Within one window, pair `j` is `(f_j, f_{j+1})`, and `next_frame` of pair `j` is `frame` of
-    pair `j + 1`; window `c` occupies batch rows `c * (F - 1) ... (c + 1) * (F - 1) - 1`.
+    The pairs of `clip_batches`: within one window, pair `j` is `(f_j, f_{j+1})`, and
+    `next_frame` of pair `j` is `frame` of pair `j + 1`; window `c` occupies batch rows
+    `c * (F - 1) ... (c + 1) * (F - 1) - 1`.
 
     Args:
-        clips: dict of arrays as returned by `synthetic.make_split`.
-        frames_per_clip: window length `F`, in [2, T]; each window gives `F - 1` pairs.
-        clips_per_batch: windows per batch `C`.
-        seed: int seed of the stream.
-        start_step: first step (batch index) of the stream, to resume training.
-        image_size: `None` to keep the frame size, or an int / (height, width) to resize to.
+        clips, frames_per_clip, clips_per_batch, seed, start_step, image_size, shuffle: as in
+            `clip_batches`; each window gives `F - 1` pairs.
         diff_mode: `"gray"` or `"maxchannel"`, see `frame_difference_mask`.
         diff_threshold: change threshold on [-1, 1] frames, see `frame_difference_mask`.
-        shuffle: whether to permute the clips in each epoch.
 
     Returns:
         An infinite `tf.data.Dataset` of dicts with `B = C * (F - 1)`:
@@ -184,30 +220,15 @@ def triples(
         - `mask`, `next_mask`: float32 [B, H, W, 1] in {0, 1}, ground truth of f_t and f_{t+1}
           (for evaluation and logging only).
     """
-    _check_positive_int("clips_per_batch", clips_per_batch)
-    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
-        raise ValueError(
-            f"`start_step` must be a non-negative int. Received: start_step={start_step!r}"
-        )
-    size = _normalize_size(image_size)
-    windows = clip_windows(
-        clips, frames_per_clip, seed, start_index=start_step * clips_per_batch, shuffle=shuffle
+    batches = clip_batches(
+        clips, frames_per_clip, clips_per_batch, seed, start_step, image_size, shuffle
     )
 
-    def preprocess(window):
-        return (
-            preprocess_frames(window["frames"], size),
-            _preprocess_masks(window["masks"], size),
-        )
+    def to_pairs(batch):
+        return _pair_dict(batch["frames"], batch["masks"], diff_mode, diff_threshold)
 
-    def to_pairs(frames, masks):
-        return _pair_dict(frames, masks, diff_mode, diff_threshold)
-
-    return (
-        windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(clips_per_batch, drop_remainder=True)
-        .map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
+    return batches.map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE
     )
 
 

@@ -1,4 +1,4 @@
-"""Configuration of a Phase I run, validated before any graph is built.
+"""Configuration of a training run, validated before any graph is built.
 
 Field names equal the flag names of `train.py`, so a validation error names the flag to fix.
 """
@@ -6,11 +6,12 @@ Field names equal the flag names of `train.py`, so a validation error names the 
 import dataclasses
 import math
 
-from fgbg_keras.losses import BG_MASK_MODES, DIFF_MODES
+from fgbg_keras.losses import BG_MASK_MODES, DIFF_MODES, GAN_LOSSES
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
 from fgbg_keras.schedules import SPARSITY_SCHEDULES
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+GENERATORS = ("vqvae", "unet")
 
 
 def _fail(name, value, requirement):
@@ -25,6 +26,7 @@ class ModelConfig:
     mask_ngf: int = 16
     mask_res_blocks: int = 3
     mask_downsampling: int = 2
+    generator: str = "vqvae"
     generator_filters: tuple = (16, 32, 64)
     generator_res_blocks: int = 1
     num_embeddings: int = 256
@@ -34,21 +36,52 @@ class ModelConfig:
     vq_ema: bool = False
     vq_ema_decay: float = 0.99
     dead_code_threshold: float = 0.0
+    unet_filters: int = 32
+    unet_max_filters: int = 256
+    unet_levels: int = 0  # 0: down to the smallest map the image size allows (8 at 256x256)
 
     def __post_init__(self):
         self.generator_filters = tuple(int(f) for f in self.generator_filters)
 
     @property
+    def resolved_unet_levels(self):
+        """`unet_levels`, or as many halvings as `image_size` allows when it is 0."""
+        if self.unet_levels:
+            return self.unet_levels
+        levels, size = 0, self.image_size
+        while size > 1 and size % 2 == 0:
+            levels, size = levels + 1, size // 2
+        return levels
+
+    @property
+    def generator_downsampling(self):
+        if self.generator == "unet":
+            return 2**self.resolved_unet_levels
+        return 2 ** (len(self.generator_filters) - 1)
+
+    @property
     def downsampling_factor(self):
-        return max(2**self.mask_downsampling, 2 ** (len(self.generator_filters) - 1))
+        return max(2**self.mask_downsampling, self.generator_downsampling)
 
     def validate(self):
-        for name in ("mask_ngf", "num_embeddings", "embedding_dim", "image_size"):
+        if self.generator not in GENERATORS:
+            _fail("generator", self.generator, f"must be one of {GENERATORS}")
+        for name in (
+            "mask_ngf",
+            "num_embeddings",
+            "embedding_dim",
+            "image_size",
+            "unet_filters",
+            "unet_max_filters",
+        ):
             if getattr(self, name) < 1:
                 _fail(name, getattr(self, name), "must be a positive integer")
-        for name in ("mask_res_blocks", "mask_downsampling", "generator_res_blocks"):
+        for name in ("mask_res_blocks", "mask_downsampling", "generator_res_blocks", "unet_levels"):
             if getattr(self, name) < 0:
                 _fail(name, getattr(self, name), "must be >= 0")
+        for name in ("unet_filters", "unet_max_filters"):
+            if getattr(self, name) % 8:
+                _fail(name, getattr(self, name), "must be a multiple of 8 (the group norm's groups)")
         if not self.generator_filters or any(f < 8 or f % 8 for f in self.generator_filters):
             _fail(
                 "generator_filters",
@@ -60,7 +93,8 @@ class ModelConfig:
                 "image_size",
                 self.image_size,
                 f"must be divisible by {self.downsampling_factor}, the total downsampling of "
-                f"the networks (2**mask_downsampling and 2**(len(generator_filters) - 1))",
+                f"the networks (2**mask_downsampling, and 2**(len(generator_filters) - 1) or "
+                f"2**unet_levels)",
             )
         if self.quantize not in QUANTIZE_MODES:
             _fail("quantize", self.quantize, f"must be one of {QUANTIZE_MODES}")
@@ -219,17 +253,70 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
-class PhaseOneConfig:
-    """Everything a Phase I run needs."""
+class PhaseTwoConfig:
+    """Phase II: discriminators, GAN and region losses, scheduled sampling (METHOD.md)."""
+
+    disc_start: int = 500
+    gan_loss: str = "hinge"
+    gan_weight: float = 1.0
+    adaptive_gan_weight: bool = True
+    disc_filters: int = 64
+    disc_conditional: bool = True
+    local_disc: bool = True
+    local_crop_size: int = 32
+    disc_learning_rate: float = 0.0  # 0: the generator's --learning_rate
+    fg_region_weight: float = 1.0
+    bg_region_weight: float = 1.0
+    ss_start: int = -1  # -1: half of --train_steps
+    ss_initial: float = 0.1
+    ss_increment: float = 0.1
+    ss_interval: int = 100
+
+    def resolved_ss_start(self, train_steps):
+        return train_steps // 2 if self.ss_start < 0 else self.ss_start
+
+    def validate(self, train):
+        if self.gan_loss not in GAN_LOSSES:
+            _fail("gan_loss", self.gan_loss, f"must be one of {GAN_LOSSES}")
+        for name in ("gan_weight", "fg_region_weight", "bg_region_weight", "disc_learning_rate"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                _fail(name, value, "must be a finite number >= 0")
+        for name in ("ss_initial", "ss_increment"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                _fail(name, getattr(self, name), "must be in [0, 1]")
+        for name in ("disc_filters", "ss_interval"):
+            if getattr(self, name) < 1:
+                _fail(name, getattr(self, name), "must be >= 1")
+        if self.local_crop_size < 32:
+            _fail("local_crop_size", self.local_crop_size, "must be >= 32 (the PatchGAN's input)")
+        if self.disc_start < 0:
+            _fail("disc_start", self.disc_start, "must be >= 0")
+        # The graph changes at these steps, so they fall on the boundaries of fit's epochs.
+        for name, value in (
+            ("disc_start", self.disc_start),
+            ("ss_start", self.resolved_ss_start(train.train_steps)),
+        ):
+            if value % train.log_every:
+                _fail(name, value, f"must be a multiple of --log_every={train.log_every}")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything a run of either phase needs."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    phase_two: PhaseTwoConfig = dataclasses.field(default_factory=PhaseTwoConfig)
 
-    def validate(self):
+    def validate(self, phase=1):
+        """Validates the sections `phase` uses and returns `self`."""
         self.model.validate()
         self.loss.validate()
         self.train.validate()
+        if phase == 2:
+            self.phase_two.validate(self.train)
         return self
 
     def to_dict(self):
@@ -241,4 +328,5 @@ class PhaseOneConfig:
             model=ModelConfig(**values.get("model", {})),
             loss=LossConfig(**values.get("loss", {})),
             train=TrainConfig(**values.get("train", {})),
+            phase_two=PhaseTwoConfig(**values.get("phase_two", {})),
         )

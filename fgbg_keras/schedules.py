@@ -328,3 +328,25 @@ def make_sparsity_schedule(name, **kwargs):
             f"`name` must be one of {tuple(SPARSITY_SCHEDULES)}. Received: name={name!r}"
         )
     return SPARSITY_SCHEDULES[name](**kwargs)
+
+
+def scheduled_sampling_probability(step, start, initial, increment, interval):
+    """The probability p of feeding the model its own previous output at `step`.
+
+    p is 0 before `start`, `initial` from `start` on, and rises by `increment` every `interval`
+    steps after that, capped at 1 (METHOD.md, Training; the draft counts in epochs, we in steps).
+
+    Args:
+        step: the optimizer step, an int or a scalar tensor.
+        start: first step with p > 0.
+        initial: p at `start`.
+        increment: rise of p per `interval` steps.
+        interval: steps between rises.
+
+    Returns:
+        A float32 scalar in [0, 1].
+    """
+    step = ops.cast(step, "float32")
+    rises = ops.floor((step - start) / interval)
+    p = ops.minimum(initial + increment * rises, 1.0)
+    return ops.where(step >= start, p, 0.0)

@@ -129,7 +129,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
 
 def test_evaluate_reports_the_table(trained):
     model_dir, _ = trained
-    results = evaluate.evaluate_phase_one(model_dir)
+    results = evaluate.evaluate_pairs(model_dir)
     assert results["step"] == 4
     assert results["pairs"] == 2 * 5  # num_test_clips * (clip_length - 1)
     for name in evaluate.METRICS:
@@ -147,7 +147,7 @@ def test_model_dir_errors(tmp_path):
     with pytest.raises(ValueError, match=r"--model_dir=.*file/run.*cannot be created"):
         loop.check_model_dir(str(blocker / "run"))
     with pytest.raises(ValueError, match="no config.json"):
-        evaluate.evaluate_phase_one(str(tmp_path))
+        evaluate.evaluate_pairs(str(tmp_path))
 
 
 def test_resume_with_other_network_settings_is_refused(trained):

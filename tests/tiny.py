@@ -1,6 +1,6 @@
 """A tiny Phase I configuration that trains in seconds on a CPU, for tests."""
 
-from fgbg_keras.config import LossConfig, ModelConfig, PhaseOneConfig, TrainConfig
+from fgbg_keras.config import LossConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def tiny_config(**train_overrides):
@@ -18,7 +18,7 @@ def tiny_config(**train_overrides):
         learning_rate=1e-3,
     )
     train.update(train_overrides)
-    return PhaseOneConfig(
+    return RunConfig(
         model=ModelConfig(
             image_size=32,
             mask_ngf=4,

@@ -2,6 +2,8 @@
 
 from fgbg_keras.layers.vector_quantizer import VectorQuantizer
 from fgbg_keras.models.mask_generator import MaskGenerator
+from fgbg_keras.models.patchgan import PatchDiscriminator
+from fgbg_keras.models.unet_diff_generator import UNetDiffGenerator
 from fgbg_keras.models.vq_autoencoder import VQDecoder, VQEncoder
 from fgbg_keras.models.vq_frame_generator import VQFrameGenerator
 
@@ -16,8 +18,7 @@ def build_mask_generator(config):
     )
 
 
-def build_frame_generator(config):
-    """The VQ-VAE frame generator G of a `ModelConfig`."""
+def _build_vqvae(config):
     encoder = VQEncoder(
         filters=config.generator_filters,
         latent_dim=config.embedding_dim,
@@ -47,3 +48,32 @@ def build_frame_generator(config):
         condition=config.condition,
         name="frame_generator",
     )
+
+
+def _build_unet(config):
+    return UNetDiffGenerator(
+        num_levels=config.resolved_unet_levels,
+        filters=config.unet_filters,
+        max_filters=config.unet_max_filters,
+        name="frame_generator",
+    )
+
+
+FRAME_GENERATORS = {"vqvae": _build_vqvae, "unet": _build_unet}
+
+
+def build_frame_generator(config):
+    """The frame generator G of a `ModelConfig`: `VQFrameGenerator` or `UNetDiffGenerator`."""
+    return FRAME_GENERATORS[config.generator](config)
+
+
+def build_discriminators(config):
+    """The Phase II discriminators of a `PhaseTwoConfig`: a dict `"global"` (and `"local"`)."""
+    channels = 6 if config.disc_conditional else 3
+    names = ("global", "local") if config.local_disc else ("global",)
+    return {
+        name: PatchDiscriminator(
+            input_channels=channels, ndf=config.disc_filters, name=f"{name}_discriminator"
+        )
+        for name in names
+    }

@@ -7,7 +7,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from fgbg_keras import metrics
+from data_pipelines.preprocess import preprocess_frames
+from fgbg_keras import metrics, rollout
 
 
 def _step(model):
@@ -132,6 +133,96 @@ class Summaries(keras.callbacks.Callback):
                 tf.summary.image(
                     name, tf.clip_by_value(image, 0.0, 1.0), max_outputs=self.max_images
                 )
+
+
+class PhaseTwoSwitches(keras.callbacks.Callback):
+    """Turns on the discriminators and scheduled sampling at their start steps.
+
+    Both change what `PhaseTwo.train_step` computes, so each is a Python switch on the model
+    and the train function is retraced when one flips. The steps are multiples of
+    `--log_every`, so the flips fall on `fit` epoch boundaries, also when a run resumes.
+
+    Args:
+        disc_start: first step with the adversarial losses.
+        ss_start: first step with scheduled sampling.
+    """
+
+    def __init__(self, disc_start, ss_start):
+        super().__init__()
+        self.disc_start = disc_start
+        self.ss_start = ss_start
+
+    def _switch(self):
+        step = _step(self.model)
+        adversarial = step >= self.disc_start
+        sampling = step >= self.ss_start
+        if (adversarial, sampling) != (self.model.adversarial, self.model.scheduled_sampling):
+            self.model.adversarial = adversarial
+            self.model.scheduled_sampling = sampling
+            self.model.make_train_function(force=True)
+            logging.info(
+                "Step %d: discriminators %s, scheduled sampling %s.",
+                step,
+                "on" if adversarial else "off",
+                "on" if sampling else "off",
+            )
+
+    def on_train_begin(self, logs=None):
+        self._switch()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._switch()
+
+
+class RolloutSummaries(keras.callbacks.Callback):
+    """Writes a controlled rollout as a TensorBoard image every `every` steps.
+
+    From the first frame of each of a few validation clips, the model rolls out the clip's
+    true offsets; the image stacks the true frames over the generated ones, left to right.
+
+    Args:
+        log_dir: the run's directory; images go to `validation/` under it.
+        clips: dict of arrays as returned by `synthetic.make_split`.
+        every: steps between rollouts.
+        num_clips: clips shown.
+        steps: rollout length (at most the clip length - 1).
+    """
+
+    def __init__(self, log_dir, clips, every, num_clips=3, steps=8):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(f"{log_dir}/validation")
+        steps = min(steps, clips["frames"].shape[1] - 1)
+        self.frames = preprocess_frames(clips["frames"][:num_clips, : steps + 1])
+        self.controls = rollout.translation_controls(
+            tf.constant(clips["offsets"][:num_clips, :steps], tf.float32)
+        )
+        self.every = every
+        self._last_step = None
+        self._rollout = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = _step(self.model)
+        if self._last_step is not None and step - self._last_step < self.every:
+            return
+        self._last_step = step
+        if self._rollout is None:
+            self._rollout = rollout.make_rollout_fn(
+                self.model.mask_generator, self.model.frame_generator
+            )
+        generated = self._rollout(self.frames[:, 0], self.controls)["frames"]
+        generated = tf.concat([self.frames[:, :1], generated], axis=1)
+
+        def strip(frames):
+            return tf.concat(tf.unstack(frames, axis=1), axis=2)
+
+        image = tf.concat([strip(self.frames), strip(generated)], axis=1)
+        with self.writer.as_default(step=step):
+            tf.summary.image(
+                "rollout_true_over_generated",
+                tf.clip_by_value((image + 1.0) / 2.0, 0.0, 1.0),
+                max_outputs=image.shape[0],
+            )
+        self.writer.flush()
 
 
 class Progress(keras.callbacks.Callback):

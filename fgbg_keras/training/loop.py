@@ -1,4 +1,4 @@
-"""`train_and_evaluate`: a whole Phase I run in a directory, resumable."""
+"""`train_and_evaluate`: a whole run of either phase in a directory, resumable."""
 
 import json
 import os
@@ -9,10 +9,11 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines import pipeline, synthetic
-from fgbg_keras.config import PhaseOneConfig
+from fgbg_keras.config import RunConfig
+from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
 from fgbg_keras.schedules import LinearDecaySchedule
 from fgbg_keras.training import callbacks as fgbg_callbacks
-from fgbg_keras.training.phase_one import LOSS_TERMS, build_phase_one
+from fgbg_keras.training import phase_one, phase_two
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -58,67 +59,159 @@ def setup_runtime(config):
         tf.config.experimental.enable_op_determinism()
 
 
-def build_model_and_optimizer(config, sample_batch):
-    """The Phase I model and its Adam optimizer, both built (every variable exists)."""
-    model = build_phase_one(config)
-    learning_rate = LinearDecaySchedule(
-        config.train.learning_rate,
+def _adam(config, learning_rate):
+    schedule = LinearDecaySchedule(
+        learning_rate,
         config.train.train_steps,
         decay_start_fraction=config.train.decay_start_fraction,
     )
-    optimizer = keras.optimizers.Adam(
-        learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2
-    )
-    model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile)
-    model(sample_batch, training=False)
-    optimizer.build(model.trainable_variables)
+    return keras.optimizers.Adam(schedule, beta_1=config.train.beta_1, beta_2=config.train.beta_2)
+
+
+def build_model_and_optimizer(config, sample_batch, phase=1):
+    """The model of `phase` and its Adam optimizer, both built (every variable exists).
+
+    `sample_batch` is a pair dict (`frame`, `next_frame`, ...). In Phase II the returned
+    optimizer trains the frame generator; the discriminators' own optimizer is
+    `model.discriminator_optimizer`.
+    """
+    optimizer = _adam(config, config.train.learning_rate)
+    if phase == 1:
+        model = phase_one.build_phase_one(config)
+        model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile)
+        model(sample_batch, training=False)
+    else:
+        model = phase_two.build_phase_two(config)
+        disc_rate = config.phase_two.disc_learning_rate or config.train.learning_rate
+        model.compile(
+            optimizer=optimizer,
+            discriminator_optimizer=_adam(config, disc_rate),
+            jit_compile=config.train.jit_compile,
+        )
+        outputs = model(sample_batch, training=False)
+        model.discriminate(sample_batch["frame"], outputs["frame"], outputs["mask"], False)
+        model.discriminator_optimizer.build(model.discriminator_variables)
+    optimizer.build(model.frame_generator.trainable_variables if phase == 2 else model.trainable_variables)
     return model, optimizer
 
 
 def make_checkpoint(model, optimizer, model_dir, max_to_keep=3):
     """The run's training state and its manager under `<model_dir>/checkpoints`."""
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    state = {"model": model, "optimizer": optimizer}
+    if getattr(model, "discriminator_optimizer", None) is not None:
+        state["discriminator_optimizer"] = model.discriminator_optimizer
+    checkpoint = tf.train.Checkpoint(**state)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(model_dir, CHECKPOINT_DIR), max_to_keep=max_to_keep
     )
     return checkpoint, manager
 
 
-def write_config(config, model_dir):
-    """Writes `config.json`; on resume, refuses a model config other than the saved one."""
+def _networks_checkpoint(mask_generator, frame_generator):
+    """A checkpoint view that matches the networks inside either phase's saved `model`."""
+    return tf.train.Checkpoint(
+        model=tf.train.Checkpoint(mask_generator=mask_generator, frame_generator=frame_generator)
+    )
+
+
+def latest_checkpoint(model_dir, flag="--model_dir"):
+    """The saved config of a run and the path of its latest checkpoint."""
+    config = load_config(model_dir, flag)
+    manager_dir = os.path.join(model_dir, CHECKPOINT_DIR)
+    latest = tf.train.latest_checkpoint(manager_dir)
+    if latest is None:
+        raise ValueError(f"{flag}={model_dir!r} has no checkpoint under {manager_dir}.")
+    return config, latest
+
+
+def restore_networks(model_dir):
+    """The mask network and frame generator of the latest checkpoint of a run of either phase.
+
+    Sets the run's dtype policy. Returns `(config, mask_generator, frame_generator)`, both
+    networks built for `config.model.image_size` and restored.
+    """
+    config, latest = latest_checkpoint(model_dir)
+    keras.config.set_dtype_policy(config.train.precision)
+    mask_generator = build_mask_generator(config.model)
+    frame_generator = build_frame_generator(config.model)
+    size = config.model.image_size
+    frame = tf.zeros([1, size, size, 3])
+    mask = mask_generator(frame)
+    frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
+    status = _networks_checkpoint(mask_generator, frame_generator).restore(latest)
+    status.expect_partial().assert_existing_objects_matched()
+    return config, mask_generator, frame_generator
+
+
+def _config_changes(saved, requested):
+    return {
+        k: (v, getattr(requested, k)) for k, v in vars(saved).items() if getattr(requested, k) != v
+    }
+
+
+def write_config(config, model_dir, phase=1, init_from=None):
+    """Writes `config.json`; on resume, refuses another phase or other network settings."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if os.path.exists(path):
         with open(path) as f:
-            saved = PhaseOneConfig.from_dict(json.load(f))
+            values = json.load(f)
+        saved = RunConfig.from_dict(values)
+        if values.get("phase", 1) != phase:
+            raise ValueError(
+                f"--model_dir={model_dir!r} holds a Phase {values.get('phase', 1)} run, not a "
+                f"Phase {phase} one. Use a new --model_dir."
+            )
         if saved.model != config.model:
-            changed = {
-                k: (v, getattr(config.model, k))
-                for k, v in vars(saved.model).items()
-                if getattr(config.model, k) != v
-            }
             raise ValueError(
                 f"--model_dir={model_dir!r} holds a run with other network settings; "
-                f"(saved, requested): {changed}. Use a new --model_dir."
+                f"(saved, requested): {_config_changes(saved.model, config.model)}. "
+                "Use a new --model_dir."
             )
+    values = {"phase": phase, **config.to_dict()}
+    if init_from:
+        values["init_from"] = os.path.abspath(init_from)
     with open(path, "w") as f:
-        json.dump(config.to_dict(), f, indent=2)
+        json.dump(values, f, indent=2)
 
 
-def load_config(model_dir):
-    """The `PhaseOneConfig` saved in a run directory."""
+def load_config(model_dir, flag="--model_dir"):
+    """The `RunConfig` saved in a run directory."""
     path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isdir(model_dir):
+        raise ValueError(f"{flag}={model_dir!r} does not exist.")
     if not os.path.exists(path):
-        raise ValueError(f"--model_dir={model_dir!r} has no {CONFIG_FILE}: it is not a fgbg run.")
+        raise ValueError(f"{flag}={model_dir!r} has no {CONFIG_FILE}: it is not a fgbg run.")
     with open(path) as f:
-        return PhaseOneConfig.from_dict(json.load(f))
+        return RunConfig.from_dict(json.load(f))
 
 
-def train_and_evaluate(config, model_dir, verbose=True):
-    """Trains Phase I in `model_dir`, resuming from its last checkpoint if there is one.
+def initialize_from(model, config, init_from):
+    """Loads the mask network and frame generator of a Phase I run into a Phase II model.
+
+    Raises:
+        ValueError: naming `init_from` when it is missing, holds no checkpoint, or was trained
+            with other network settings (frame size, widths, generator variant...).
+    """
+    saved, latest = latest_checkpoint(init_from, flag="--init_from")
+    if saved.model != config.model:
+        raise ValueError(
+            f"--init_from={init_from!r} was trained with other network settings than this "
+            f"run; (saved, requested): {_config_changes(saved.model, config.model)}."
+        )
+    status = _networks_checkpoint(model.mask_generator, model.frame_generator).restore(latest)
+    status.expect_partial().assert_existing_objects_matched()
+    logging.info("Initialised the mask network and frame generator from %s", latest)
+
+
+def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True):
+    """Trains one phase in `model_dir`, resuming from its last checkpoint if there is one.
 
     Args:
-        config: a `PhaseOneConfig`; validated here before any graph is built.
+        config: a `RunConfig`; validated here before any graph is built.
         model_dir: directory for `config.json`, checkpoints and TensorBoard logs.
+        phase: 1 (masks and generator) or 2 (generator conditioned on the target mask, GAN).
+        init_from: Phase II only: the Phase I run directory whose networks start the run
+            (checked even when resuming, so a wrong directory is caught).
         verbose: show a progress bar.
 
     Returns:
@@ -127,10 +220,17 @@ def train_and_evaluate(config, model_dir, verbose=True):
 
     Raises:
         TrainingDiverged: a loss term became NaN/Inf; the last good checkpoint is kept.
+        ValueError: a bad config, or (Phase II) a missing or incompatible `init_from`.
     """
-    config.validate()
+    if phase not in (1, 2):
+        raise ValueError(f"--phase={phase!r}: must be 1 or 2")
+    if phase == 2 and not init_from:
+        raise ValueError("--init_from is required with --phase=2: the Phase I run directory.")
+    config.validate(phase)
     check_model_dir(model_dir)
-    write_config(config, model_dir)
+    if phase == 2:
+        latest_checkpoint(init_from, flag="--init_from")
+    write_config(config, model_dir, phase, init_from)
     setup_runtime(config)
     train = config.train
 
@@ -143,25 +243,33 @@ def train_and_evaluate(config, model_dir, verbose=True):
     val_data = pipeline.eval_triples(val_clips, batch_size=train.pairs_per_batch, **diff_args)
     image_batch = next(iter(val_data))
 
-    model, optimizer = build_model_and_optimizer(config, image_batch)
+    model, optimizer = build_model_and_optimizer(config, image_batch, phase)
     checkpoint, manager = make_checkpoint(model, optimizer, model_dir, train.keep_checkpoints)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("Resumed from %s", manager.latest_checkpoint)
+    elif phase == 2:
+        initialize_from(model, config, init_from)
     step = int(optimizer.iterations.numpy())
     if step >= train.train_steps:
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
         return {}
 
-    train_data = pipeline.triples(
-        train_clips,
-        frames_per_clip=train.frames_per_clip,
-        clips_per_batch=train.clips_per_batch,
-        seed=train.seed,
-        start_step=step,
-        **diff_args,
-    )
-    nan_guard = fgbg_callbacks.NaNGuard(LOSS_TERMS)
+    stream = {
+        "frames_per_clip": train.frames_per_clip,
+        "clips_per_batch": train.clips_per_batch,
+        "seed": train.seed,
+        "start_step": step,
+    }
+    if phase == 1:
+        train_data = pipeline.triples(train_clips, **stream, **diff_args)
+        loss_terms = phase_one.LOSS_TERMS
+        progress_names = ("loss", "background_loss", "sparsity_weight", "mask_mean")
+    else:
+        train_data = pipeline.clip_batches(train_clips, **stream).prefetch(tf.data.AUTOTUNE)
+        loss_terms = phase_two.LOSS_TERMS
+        progress_names = ("loss", "reconstruction_loss", "discriminator_loss", "ss_probability")
+    nan_guard = fgbg_callbacks.NaNGuard(loss_terms)
     callbacks = [
         nan_guard,
         fgbg_callbacks.CheckpointSaver(
@@ -169,8 +277,19 @@ def train_and_evaluate(config, model_dir, verbose=True):
         ),
         fgbg_callbacks.Summaries(model_dir, image_batch, train.image_every),
     ]
+    if phase == 2:
+        two = config.phase_two
+        callbacks.insert(
+            0,
+            fgbg_callbacks.PhaseTwoSwitches(
+                two.disc_start, two.resolved_ss_start(train.train_steps)
+            ),
+        )
+        callbacks.append(
+            fgbg_callbacks.RolloutSummaries(model_dir, val_clips, train.image_every)
+        )
     if verbose:
-        callbacks.append(fgbg_callbacks.Progress(train.train_steps))
+        callbacks.append(fgbg_callbacks.Progress(train.train_steps, progress_names))
     epochs = -(-train.train_steps // train.log_every)
     history = model.fit(
         train_data,

@@ -29,6 +29,28 @@ TRAIN_STATISTICS = (
 TEST_STATISTICS = ("mask_iou", "psnr", "copy_last_psnr")
 
 
+def vector_quantizer_terms(frame_generator, outputs, commitment_beta):
+    """The VQ loss terms and code-usage statistics of a frame generator's outputs.
+
+    A generator without a codebook (the U-Net) contributes zero losses and no statistics.
+
+    Returns:
+        `({"codebook_loss", "commitment_loss"}, {"perplexity", "codes_used"} or {})`.
+    """
+    if "latents" not in outputs:
+        zero = ops.zeros((), "float32")
+        return {"codebook_loss": zero, "commitment_loss": zero}, {}
+    latents, quantized = outputs["latents"], outputs["quantized"]
+    perplexity, codes_used = code_usage(
+        outputs["indices"], frame_generator.quantizer.num_embeddings
+    )
+    terms = {
+        "codebook_loss": losses.codebook_loss(latents, quantized),
+        "commitment_loss": losses.commitment_loss(latents, quantized, beta=commitment_beta),
+    }
+    return terms, {"perplexity": perplexity, "codes_used": codes_used}
+
+
 @keras.saving.register_keras_serializable(package="fgbg_keras")
 class PhaseOne(keras.Model):
     """Phase I of fgbg: reconstruction + VQ + mask losses over (f_t, f_{t+1}, d) triples.
@@ -141,12 +163,12 @@ class PhaseOne(keras.Model):
             bg_mask = losses.combine_masks(masks[0], masks[1], self.bg_mask)
         outputs = self._predict(frame, masks[0], training)
 
+        vq_terms, statistics = vector_quantizer_terms(
+            self.frame_generator, outputs, self.commitment_beta
+        )
         terms = {
             "reconstruction_loss": losses.reconstruction_loss(outputs["frame"], next_frame),
-            "codebook_loss": losses.codebook_loss(outputs["latents"], outputs["quantized"]),
-            "commitment_loss": losses.commitment_loss(
-                outputs["latents"], outputs["quantized"], beta=self.commitment_beta
-            ),
+            **vq_terms,
             "background_loss": losses.background_loss(bg_mask, frame, next_frame),
             "sparsity_loss": ops.mean(
                 ops.stack(
@@ -167,15 +189,8 @@ class PhaseOne(keras.Model):
             + sparsity_weight * terms["sparsity_loss"]
             + self.bin_weight * terms["binarization_loss"]
         )
-        perplexity, codes_used = code_usage(
-            outputs["indices"], self.frame_generator.quantizer.num_embeddings
-        )
-        statistics = {
-            "perplexity": perplexity,
-            "codes_used": codes_used,
-            "mask_mean": ops.mean(outputs["mask"]),
-            "diff_mean": ops.mean(diff),
-        }
+        statistics["mask_mean"] = ops.mean(outputs["mask"])
+        statistics["diff_mean"] = ops.mean(diff)
         return total, terms, statistics, outputs
 
     def train_step(self, data):
@@ -238,7 +253,7 @@ class PhaseOne(keras.Model):
 
 
 def build_phase_one(config):
-    """The `PhaseOne` model of a `PhaseOneConfig`, with freshly built networks."""
+    """The `PhaseOne` model of a `RunConfig`, with freshly built networks."""
     loss = config.loss
     return PhaseOne(
         build_mask_generator(config.model),

@@ -1,0 +1,407 @@
+"""Phase II: the frame generator learns to draw the object where a target mask says."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from fgbg_keras import losses, metrics
+from fgbg_keras.models.factory import (
+    build_discriminators,
+    build_frame_generator,
+    build_mask_generator,
+)
+from fgbg_keras.models.patchgan import local_crops
+from fgbg_keras.rollout import binarize
+from fgbg_keras.schedules import scheduled_sampling_probability
+from fgbg_keras.training.phase_one import vector_quantizer_terms
+
+# The order in which Phase II reports its terms; the NaN guard names the first bad one.
+LOSS_TERMS = (
+    "reconstruction_loss",
+    "foreground_loss",
+    "background_loss",
+    "codebook_loss",
+    "commitment_loss",
+    "generator_gan_loss",
+    "discriminator_loss",
+)
+TRAIN_STATISTICS = (
+    "gan_weight",
+    "ss_probability",
+    "real_logits",
+    "fake_logits",
+    "perplexity",
+    "codes_used",
+    "target_mask_mean",
+)
+TEST_STATISTICS = ("psnr", "copy_last_psnr")
+
+
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class PhaseTwo(keras.Model):
+    """Phase II of fgbg: the generator is conditioned on the target mask, with GAN losses.
+
+    The mask network M is frozen and runs in inference mode: it only extracts
+    m_t = binarize(M(f_t)) and the target m_{t+1} = binarize(M(f_{t+1})). The frame generator G
+    draws f_hat = G(f_t, m_t, m_{t+1}) and is trained with
+    `reconstruction_weight * L1 + fg_region_weight * L1 on m_{t+1} + bg_region_weight * L1 on
+    (1 - m_{t+1}) + VQ terms + w_gan * L_G`, where L_G is the adversarial loss summed over the
+    discriminators and `w_gan` is `gan_weight`, times the VQGAN adaptive weight if asked. The
+    discriminators (PatchGANs: a global one and optionally a local one on a crop around the
+    target mask, both optionally conditioned on f_t) have their own optimizer, as in the Keras
+    GAN guide.
+
+    Two switches change the traced graph and are set between `fit` epochs by the
+    `PhaseTwoSwitches` callback, never inside `train_step`: `adversarial` (the discriminators
+    have joined: after `disc_start`) and `scheduled_sampling` (after its start step). With
+    scheduled sampling on, each input frame f_t (t > 0 in its clip) is replaced, with
+    probability p, by G's own output for it from f_{t-1}, computed by a first pass without
+    gradients; p follows `scheduled_sampling_probability`.
+
+    `fit()` takes batches that are dicts with `"frames"` `[C, F, H, W, 3]` in [-1, 1] (clips of
+    F consecutive frames); `evaluate()` takes the pair dicts of `pipeline.eval_triples`.
+
+    Args:
+        mask_generator: the trained mask network M; frozen here.
+        frame_generator: the frame generator G (VQ-VAE or U-Net).
+        discriminators: dict `"global"` (and optionally `"local"`) of `PatchDiscriminator`s.
+        gan_loss: `"nonsaturating"` or `"hinge"`.
+        gan_weight: weight of the adversarial term.
+        adaptive_gan_weight: multiply `gan_weight` by the VQGAN adaptive weight.
+        disc_conditional: the discriminators see concat(f_t, frame), not the frame alone.
+        local_crop_size: side of the local discriminator's crop.
+        reconstruction_weight, fg_region_weight, bg_region_weight, codebook_weight,
+            commitment_beta: loss weights.
+        ss_start, ss_initial, ss_increment, ss_interval: the scheduled-sampling schedule.
+        seed: seed of the scheduled-sampling draws (stateless, so resuming is exact).
+        **kwargs: standard `keras.Model` arguments.
+
+    Reference: arXiv 2111.12747, sections 3.2-3.4; VQGAN, arXiv 2012.09841 (adaptive weight).
+    """
+
+    def __init__(
+        self,
+        mask_generator,
+        frame_generator,
+        discriminators,
+        gan_loss="hinge",
+        gan_weight=1.0,
+        adaptive_gan_weight=True,
+        disc_conditional=True,
+        local_crop_size=32,
+        reconstruction_weight=1.0,
+        fg_region_weight=1.0,
+        bg_region_weight=1.0,
+        codebook_weight=1.0,
+        commitment_beta=0.25,
+        ss_start=0,
+        ss_initial=0.1,
+        ss_increment=0.1,
+        ss_interval=100,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if gan_loss not in losses.GAN_LOSSES:
+            raise ValueError(
+                f"`gan_loss` must be one of {losses.GAN_LOSSES}. Received: gan_loss={gan_loss!r}"
+            )
+        if "global" not in discriminators or set(discriminators) - {"global", "local"}:
+            raise ValueError(
+                "`discriminators` must hold a 'global' and optionally a 'local' discriminator. "
+                f"Received: keys={sorted(discriminators)}"
+            )
+        for name, value in (
+            ("gan_weight", gan_weight),
+            ("reconstruction_weight", reconstruction_weight),
+            ("fg_region_weight", fg_region_weight),
+            ("bg_region_weight", bg_region_weight),
+            ("codebook_weight", codebook_weight),
+            ("commitment_beta", commitment_beta),
+        ):
+            if value < 0:
+                raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
+        if ss_interval < 1:
+            raise ValueError(f"`ss_interval` must be >= 1. Received: ss_interval={ss_interval}")
+        self.mask_generator = mask_generator
+        self.mask_generator.trainable = False
+        self.frame_generator = frame_generator
+        self.discriminators = dict(discriminators)
+        self.gan_loss = gan_loss
+        self.gan_weight = gan_weight
+        self.adaptive_gan_weight = adaptive_gan_weight
+        self.disc_conditional = disc_conditional
+        self.local_crop_size = local_crop_size
+        self.reconstruction_weight = reconstruction_weight
+        self.fg_region_weight = fg_region_weight
+        self.bg_region_weight = bg_region_weight
+        self.codebook_weight = codebook_weight
+        self.commitment_beta = commitment_beta
+        self.ss_start = ss_start
+        self.ss_initial = ss_initial
+        self.ss_increment = ss_increment
+        self.ss_interval = ss_interval
+        self.seed = seed
+        self.adversarial = False
+        self.scheduled_sampling = False
+        self.discriminator_optimizer = None
+        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in LOSS_TERMS + TRAIN_STATISTICS + TEST_STATISTICS
+        }
+
+    @property
+    def metrics(self):
+        return [self.total_tracker, *self.trackers.values()]
+
+    def compile(self, optimizer, discriminator_optimizer, **kwargs):
+        """`optimizer` trains the frame generator, `discriminator_optimizer` the discriminators."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.discriminator_optimizer = discriminator_optimizer
+
+    @property
+    def discriminator_variables(self):
+        return [v for d in self.discriminators.values() for v in d.trainable_variables]
+
+    def masks(self, frames):
+        """binarize(M(frames)) for frames `[N, H, W, 3]`, with no gradient: M is frozen."""
+        mask = self.mask_generator(frames, training=False)
+        return ops.stop_gradient(binarize(ops.cast(mask, "float32")))
+
+    def call(self, inputs, training=None):
+        """The frame predicted from `inputs["frame"]` with the mask of `inputs["next_frame"]`.
+
+        Returns:
+            A dict with `"mask"`, the target mask `[B, H, W, 1]`, and `"frame"` `[B, H, W, 3]`.
+        """
+        frame, next_frame = inputs["frame"], inputs["next_frame"]
+        mask, target_mask = ops.split(self.masks(ops.concatenate([frame, next_frame], 0)), 2)
+        outputs = self.frame_generator(
+            {"frame": frame, "mask": mask, "target_mask": target_mask}, training=training
+        )
+        return {"mask": target_mask, "frame": outputs["frame"]}
+
+    def discriminate(self, condition, frame, target_mask, training):
+        """The logits of every discriminator for `frame`, cut around `target_mask` if local."""
+        image = ops.concatenate([condition, frame], -1) if self.disc_conditional else frame
+        logits = [self.discriminators["global"](image, training=training)]
+        if "local" in self.discriminators:
+            crops = local_crops(image, target_mask, self.local_crop_size)
+            logits.append(self.discriminators["local"](crops, training=training))
+        return [ops.cast(x, "float32") for x in logits]
+
+    def _flat_pairs(self, frames):
+        """Clips `[C, F, H, W, 3]` to inputs and targets `[C * (F - 1), H, W, 3]`, and masks."""
+        shape = ops.shape(frames)
+        clips, length = shape[0], shape[1]
+        height, width = frames.shape[2], frames.shape[3]
+        masks = self.masks(ops.reshape(frames, (-1, height, width, 3)))
+        masks = ops.reshape(masks, (clips, length, height, width, 1))
+
+        def flat(x, channels):
+            return ops.reshape(x, (-1, height, width, channels))
+
+        return (
+            flat(frames[:, :-1], 3),
+            flat(frames[:, 1:], 3),
+            flat(masks[:, :-1], 1),
+            flat(masks[:, 1:], 1),
+        )
+
+    def _sampled_inputs(self, frames, inputs, mask, target_mask):
+        """Inputs where each f_t (t > 0) is G's own output from f_{t-1} with probability p."""
+        step = self.optimizer.iterations
+        p = scheduled_sampling_probability(
+            step, self.ss_start, self.ss_initial, self.ss_increment, self.ss_interval
+        )
+        first = self.frame_generator(
+            {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=False
+        )["frame"]
+        shape = ops.shape(frames)
+        clips, pairs = shape[0], shape[1] - 1
+        height, width = frames.shape[2], frames.shape[3]
+        own = ops.reshape(ops.stop_gradient(first), (clips, pairs, height, width, 3))
+        real = ops.reshape(inputs, (clips, pairs, height, width, 3))
+        previous_output = ops.concatenate([real[:, :1], own[:, :-1]], axis=1)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        draws = tf.random.stateless_uniform(tf.stack([clips, pairs]), seed=seed)
+        use_own = ops.logical_and(draws < p, ops.arange(pairs)[None, :] > 0)
+        sampled = ops.where(use_own[:, :, None, None, None], previous_output, real)
+        return ops.reshape(sampled, (-1, height, width, 3)), p
+
+    def generator_losses(self, inputs, targets, mask, target_mask, training):
+        """The generator's loss terms (no adversarial term), statistics and outputs."""
+        outputs = self.frame_generator(
+            {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=training
+        )
+        prediction = outputs["frame"]
+        vq_terms, statistics = vector_quantizer_terms(
+            self.frame_generator, outputs, self.commitment_beta
+        )
+        terms = {
+            "reconstruction_loss": losses.reconstruction_loss(prediction, targets),
+            "foreground_loss": losses.masked_l1(prediction, targets, target_mask),
+            "background_loss": losses.masked_l1(prediction, targets, 1.0 - target_mask),
+            **vq_terms,
+        }
+        total = (
+            self.reconstruction_weight * terms["reconstruction_loss"]
+            + self.fg_region_weight * terms["foreground_loss"]
+            + self.bg_region_weight * terms["background_loss"]
+            + self.codebook_weight * terms["codebook_loss"]
+            + terms["commitment_loss"]
+        )
+        statistics["target_mask_mean"] = ops.mean(target_mask)
+        return total, terms, statistics, prediction
+
+    def train_step(self, data):
+        data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        frames = ops.cast(data["frames"], "float32")
+        inputs, targets, mask, target_mask = self._flat_pairs(frames)
+        statistics = {}
+        if self.scheduled_sampling:
+            inputs, statistics["ss_probability"] = self._sampled_inputs(
+                frames, inputs, mask, target_mask
+            )
+        variables = self.frame_generator.trainable_variables
+        with tf.GradientTape(persistent=self.adversarial) as tape:
+            total, terms, more, prediction = self.generator_losses(
+                inputs, targets, mask, target_mask, training=True
+            )
+            statistics.update(more)
+            if self.adversarial:
+                fake_logits = self.discriminate(inputs, prediction, target_mask, training=False)
+                adversarial = ops.sum(
+                    ops.stack(
+                        [losses.generator_adversarial_loss(x, self.gan_loss) for x in fake_logits]
+                    )
+                )
+        gradients = tape.gradient(total, variables)
+        if self.adversarial:
+            # The GAN term's gradient is taken on its own, so that the adaptive weight can
+            # compare the two at the last layer before they are summed.
+            gan_gradients = tape.gradient(adversarial, variables)
+            weight = ops.convert_to_tensor(self.gan_weight, "float32")
+            if self.adaptive_gan_weight:
+                kernel = self.frame_generator.output_kernel
+                index = next(i for i, v in enumerate(variables) if v is kernel)
+                weight = weight * losses.adaptive_gan_weight(
+                    gradients[index], gan_gradients[index]
+                )
+            gradients = [
+                g if a is None else a * weight if g is None else g + a * weight
+                for g, a in zip(gradients, gan_gradients)
+            ]
+            terms["generator_gan_loss"] = adversarial
+            statistics["gan_weight"] = weight
+            total = total + weight * adversarial
+        del tape
+        self.optimizer.apply(gradients, variables)
+
+        if self.adversarial:
+            prediction = ops.stop_gradient(prediction)
+            with tf.GradientTape() as tape:
+                real_logits = self.discriminate(inputs, targets, target_mask, training=True)
+                fake_logits = self.discriminate(inputs, prediction, target_mask, training=True)
+                discriminator_loss = ops.sum(
+                    ops.stack(
+                        [
+                            losses.discriminator_loss(real, fake, self.gan_loss)
+                            for real, fake in zip(real_logits, fake_logits)
+                        ]
+                    )
+                )
+            variables = self.discriminator_variables
+            gradients = tape.gradient(discriminator_loss, variables)
+            self.discriminator_optimizer.apply(gradients, variables)
+            terms["discriminator_loss"] = discriminator_loss
+            statistics["real_logits"] = ops.mean(ops.stack([ops.mean(x) for x in real_logits]))
+            statistics["fake_logits"] = ops.mean(ops.stack([ops.mean(x) for x in fake_logits]))
+        return self._update_trackers(total, {**terms, **statistics})
+
+    def test_step(self, data):
+        data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        frame, next_frame = data["frame"], data["next_frame"]
+        mask, target_mask = ops.split(self.masks(ops.concatenate([frame, next_frame], 0)), 2)
+        total, terms, statistics, prediction = self.generator_losses(
+            frame, next_frame, mask, target_mask, training=False
+        )
+        values = {**terms, **statistics}
+        values["psnr"] = ops.mean(metrics.psnr(prediction, next_frame))
+        values["copy_last_psnr"] = ops.mean(metrics.psnr(frame, next_frame))
+        return self._update_trackers(total, values)
+
+    def _update_trackers(self, total, values):
+        self.total_tracker.update_state(total)
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        results = {"loss": self.total_tracker.result()}
+        results.update({name: self.trackers[name].result() for name in values})
+        return results
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "mask_generator": keras.saving.serialize_keras_object(self.mask_generator),
+                "frame_generator": keras.saving.serialize_keras_object(self.frame_generator),
+                "discriminators": {
+                    name: keras.saving.serialize_keras_object(d)
+                    for name, d in self.discriminators.items()
+                },
+                "gan_loss": self.gan_loss,
+                "gan_weight": self.gan_weight,
+                "adaptive_gan_weight": self.adaptive_gan_weight,
+                "disc_conditional": self.disc_conditional,
+                "local_crop_size": self.local_crop_size,
+                "reconstruction_weight": self.reconstruction_weight,
+                "fg_region_weight": self.fg_region_weight,
+                "bg_region_weight": self.bg_region_weight,
+                "codebook_weight": self.codebook_weight,
+                "commitment_beta": self.commitment_beta,
+                "ss_start": self.ss_start,
+                "ss_initial": self.ss_initial,
+                "ss_increment": self.ss_increment,
+                "ss_interval": self.ss_interval,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("mask_generator", "frame_generator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        config["discriminators"] = {
+            name: keras.saving.deserialize_keras_object(d)
+            for name, d in config["discriminators"].items()
+        }
+        return cls(**config)
+
+
+def build_phase_two(config):
+    """The `PhaseTwo` model of a `RunConfig`, with freshly built networks."""
+    loss, two = config.loss, config.phase_two
+    return PhaseTwo(
+        build_mask_generator(config.model),
+        build_frame_generator(config.model),
+        build_discriminators(two),
+        gan_loss=two.gan_loss,
+        gan_weight=two.gan_weight,
+        adaptive_gan_weight=two.adaptive_gan_weight,
+        disc_conditional=two.disc_conditional,
+        local_crop_size=two.local_crop_size,
+        reconstruction_weight=loss.reconstruction_weight,
+        fg_region_weight=two.fg_region_weight,
+        bg_region_weight=two.bg_region_weight,
+        codebook_weight=loss.codebook_weight,
+        commitment_beta=loss.commitment_beta,
+        ss_start=two.resolved_ss_start(config.train.train_steps),
+        ss_initial=two.ss_initial,
+        ss_increment=two.ss_increment,
+        ss_interval=two.ss_interval,
+        seed=config.train.seed,
+        name="phase_two",
+    )

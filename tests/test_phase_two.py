@@ -1,0 +1,194 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipelines import pipeline, synthetic
+from fgbg_keras import schedules
+from fgbg_keras.rollout import binarize
+from fgbg_keras.training import loop
+from fgbg_keras.training.phase_two import LOSS_TERMS, PhaseTwo, build_phase_two
+from tests.harness import config_round_trip
+from tests.tiny import tiny_config
+
+
+def clip_batch(config, clips_per_batch=2, frames_per_clip=3):
+    clips = synthetic.make_split("train", 4, loop.synthetic_config(config), seed=0)
+    data = pipeline.clip_batches(clips, frames_per_clip, clips_per_batch, seed=0)
+    return next(iter(data))
+
+
+def pair_batch(config):
+    clips = synthetic.make_split("validation", 1, loop.synthetic_config(config), seed=0)
+    return next(iter(pipeline.eval_triples(clips, batch_size=3)))
+
+
+def phase_two_config(**overrides):
+    config = tiny_config()
+    config.phase_two.disc_filters = 8
+    config.phase_two.local_crop_size = 32
+    for name, value in overrides.items():
+        setattr(config.phase_two, name, value)
+    return config.validate(phase=2)
+
+
+def built_model(config):
+    keras.utils.set_random_seed(0)
+    model, _ = loop.build_model_and_optimizer(config, pair_batch(config), phase=2)
+    return model
+
+
+def values(variables):
+    return [np.array(v.numpy()) for v in variables]
+
+
+def changed(before, variables):
+    """Which of `variables` differ from their values in `before`."""
+    return [not np.array_equal(a, b) for a, b in zip(before, values(variables))]
+
+
+@pytest.fixture(scope="module")
+def config():
+    return phase_two_config()
+
+
+def test_config_round_trip(config):
+    model = build_phase_two(config)
+    batch = pair_batch(config)
+    model(batch)
+    restored = config_round_trip(model)
+    restored(batch)
+    restored.set_weights(model.get_weights())
+    np.testing.assert_allclose(restored(batch)["frame"], model(batch)["frame"], atol=1e-6)
+    assert set(restored.discriminators) == {"global", "local"}
+
+
+def test_call_uses_the_binarised_mask_of_the_next_frame(config):
+    model = build_phase_two(config)
+    batch = pair_batch(config)
+    outputs = model(batch)
+    expected = binarize(model.mask_generator(batch["next_frame"]))
+    np.testing.assert_array_equal(outputs["mask"], expected)
+    assert outputs["frame"].shape == batch["frame"].shape
+
+
+@pytest.mark.parametrize("adversarial", [False, True])
+def test_generator_and_discriminators_train_only_when_they_should(config, adversarial):
+    model = built_model(config)
+    model.adversarial = adversarial
+    model.scheduled_sampling = True
+    masks = values(model.mask_generator.weights)
+    generator = values(model.frame_generator.trainable_variables)
+    discriminators = values(model.discriminator_variables)
+    batch = clip_batch(config)
+    for _ in range(3):
+        logs = model.train_on_batch(batch, return_dict=True)
+
+    # The mask network is frozen: every one of its weights is exactly as it was.
+    assert not any(changed(masks, model.mask_generator.weights))
+    assert model.mask_generator.trainable_variables == []
+    # The generator always trains (the codebook too: its loss pulls it to the latents).
+    assert all(changed(generator, model.frame_generator.trainable_variables))
+    # The discriminators train only once they have joined, and then every weight moves.
+    moved = changed(discriminators, model.discriminator_variables)
+    assert all(moved) if adversarial else not any(moved)
+    assert ("discriminator_loss" in logs) == adversarial
+    assert ("generator_gan_loss" in logs) == adversarial
+    assert ("gan_weight" in logs) == adversarial
+    assert all(np.isfinite(logs[name]) for name in LOSS_TERMS if name in logs)
+
+
+def test_adaptive_weight_is_logged_and_fixed_weight_is_the_flag(config):
+    model = built_model(phase_two_config(adaptive_gan_weight=False, gan_weight=0.3))
+    model.adversarial = True
+    logs = model.train_on_batch(clip_batch(config), return_dict=True)
+    assert logs["gan_weight"] == pytest.approx(0.3)
+    model = built_model(config)
+    model.adversarial = True
+    logs = model.train_on_batch(clip_batch(config), return_dict=True)
+    assert logs["gan_weight"] > 0 and logs["gan_weight"] != pytest.approx(config.phase_two.gan_weight)
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [(0, 0.0), (99, 0.0), (100, 0.1), (119, 0.1), (120, 0.35), (159, 0.6), (160, 0.85), (999, 1.0)],
+)
+def test_scheduled_sampling_probability(step, expected):
+    # Start 100 at 0.1, +0.25 every 20 steps, capped at 1.
+    p = schedules.scheduled_sampling_probability(step, 100, 0.1, 0.25, 20)
+    assert float(p) == pytest.approx(expected)
+
+
+def test_scheduled_sampling_is_logged_as_its_schedule(config):
+    model = built_model(phase_two_config(ss_start=2, ss_initial=0.2, ss_increment=0.3, ss_interval=1))
+    model.scheduled_sampling = True
+    batch = clip_batch(config)
+    logged = [model.train_on_batch(batch, return_dict=True)["ss_probability"] for _ in range(5)]
+    # train_on_batch resets the trackers, so each value is p at that step: 0 before step 2,
+    # then 0.2 rising by 0.3 per step.
+    np.testing.assert_allclose(logged, [0.0, 0.0, 0.2, 0.5, 0.8], atol=1e-6)
+
+
+@pytest.mark.parametrize("probability", [0.0, 1.0])
+def test_scheduled_sampling_feeds_the_previous_output(config, probability):
+    model = built_model(phase_two_config(ss_start=0, ss_initial=probability, ss_increment=0.0))
+    frames = clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"]
+    inputs, targets, mask, target_mask = model._flat_pairs(frames)
+    sampled, p = model._sampled_inputs(frames, inputs, mask, target_mask)
+    assert float(p) == probability
+    own = model.frame_generator(
+        {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=False
+    )["frame"]
+    sampled, inputs, own = (np.reshape(x, (2, 3, 32, 32, 3)) for x in (sampled, inputs, own))
+    # The first pair of each clip always starts from the real frame.
+    np.testing.assert_array_equal(sampled[:, 0], inputs[:, 0])
+    # Pair k > 0 starts from the real f_k, or (p = 1) from G's output for pair k - 1.
+    expected = own[:, :-1] if probability == 1.0 else inputs[:, 1:]
+    np.testing.assert_allclose(sampled[:, 1:], expected, atol=1e-6)
+
+
+def test_test_step_reports_psnr_without_changing_weights(config):
+    model = built_model(config)
+    weights = values(model.weights)
+    logs = model.evaluate(pair_batch(config), verbose=0, return_dict=True, steps=1)
+    assert np.isfinite(logs["psnr"]) and np.isfinite(logs["copy_last_psnr"])
+    assert not any(changed(weights, model.weights))
+
+
+def test_unet_generator_trains_in_phase_two():
+    config = phase_two_config(local_disc=False, disc_conditional=False)
+    config.model.generator = "unet"
+    config.model.unet_filters = 8
+    config.model.unet_max_filters = 16
+    model = built_model(config)
+    model.adversarial = True
+    generator = values(model.frame_generator.trainable_variables)
+    logs = model.train_on_batch(clip_batch(config), return_dict=True)
+    assert set(model.discriminators) == {"global"}
+    assert all(changed(generator, model.frame_generator.trainable_variables))
+    assert logs["codebook_loss"] == 0.0 and "perplexity" not in logs
+
+
+def test_rejects_bad_arguments(config):
+    model = build_phase_two(config)
+    networks = (model.mask_generator, model.frame_generator)
+    with pytest.raises(ValueError, match="Received: gan_loss='wasserstein'"):
+        PhaseTwo(*networks, model.discriminators, gan_loss="wasserstein")
+    with pytest.raises(ValueError, match="Received: keys=\\['local'\\]"):
+        PhaseTwo(*networks, {"local": model.discriminators["local"]})
+    with pytest.raises(ValueError, match="Received: fg_region_weight=-1"):
+        PhaseTwo(*networks, model.discriminators, fg_region_weight=-1)
+    with pytest.raises(ValueError, match="Received: ss_interval=0"):
+        PhaseTwo(*networks, model.discriminators, ss_interval=0)
+
+
+def test_mixed_bfloat16_step_is_finite(config):
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        model = built_model(config)
+        model.adversarial = model.scheduled_sampling = True
+        logs = model.train_on_batch(clip_batch(config), return_dict=True)
+        assert all(np.isfinite(logs[name]) for name in LOSS_TERMS)
+        assert tf.as_dtype(model(pair_batch(config))["frame"].dtype) == tf.float32
+    finally:
+        keras.config.set_dtype_policy("float32")
