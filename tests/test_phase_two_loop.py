@@ -1,0 +1,206 @@
+"""A whole Phase II run after a Phase I run, its evaluation, and its bad `--init_from`s."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fgbg_keras import evaluate, generate, rollout
+from fgbg_keras.training import loop
+from tests.tiny import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def phase_two_config(**model_overrides):
+    config = tiny_config()
+    config.phase_two.disc_filters = 8
+    # Steps 0-1 without, steps 2-3 with the discriminators and scheduled sampling.
+    config.phase_two.disc_start = 2
+    config.phase_two.ss_interval = 1
+    for name, value in model_overrides.items():
+        setattr(config.model, name, value)
+    return config
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    phase_one, phase_two = str(root / "phase1"), str(root / "phase2")
+    loop.train_and_evaluate(tiny_config(), phase_one, verbose=False)
+    logs = loop.train_and_evaluate(
+        phase_two_config(), phase_two, phase=2, init_from=phase_one, verbose=False
+    )
+    return phase_one, phase_two, logs
+
+
+def test_phase_two_trains_from_phase_one_with_the_mask_network_frozen(runs):
+    phase_one, phase_two, logs = runs
+    assert logs["discriminator_loss"] and np.isfinite(logs["discriminator_loss"])
+    # The last epoch's mean of p: 0.1 at step 2 and 0.2 at step 3.
+    assert logs["ss_probability"] == pytest.approx(0.15)
+    _, mask_one, generator_one = loop.restore_networks(phase_one)
+    config, mask_two, generator_two = loop.restore_networks(phase_two)
+    for a, b in zip(mask_one.get_weights(), mask_two.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(generator_one.get_weights(), generator_two.get_weights())
+    )
+    with open(os.path.join(phase_two, loop.CONFIG_FILE)) as f:
+        saved = json.load(f)
+    assert saved["phase"] == 2 and saved["init_from"] == os.path.abspath(phase_one)
+    assert config.phase_two.disc_start == 2
+
+
+def test_phase_two_resumes_and_refuses_the_other_phase(runs):
+    phase_one, phase_two, _ = runs
+    # Already at --train_steps: nothing to do, and the checkpoint is left as it is.
+    assert loop.train_and_evaluate(
+        phase_two_config(), phase_two, phase=2, init_from=phase_one, verbose=False
+    ) == {}
+    with pytest.raises(ValueError, match="holds a Phase 2 run, not a Phase 1 one"):
+        loop.train_and_evaluate(tiny_config(), phase_two, verbose=False)
+
+
+def test_bad_init_from_is_named(runs, tmp_path):
+    phase_one, _, _ = runs
+    config = phase_two_config()
+    missing = str(tmp_path / "missing")
+    with pytest.raises(ValueError, match="--init_from is required"):
+        loop.train_and_evaluate(config, str(tmp_path / "a"), phase=2, verbose=False)
+    with pytest.raises(ValueError, match=f"--init_from='{missing}' does not exist"):
+        loop.train_and_evaluate(config, str(tmp_path / "b"), phase=2, init_from=missing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=f"--init_from='{empty}' has no config.json"):
+        loop.train_and_evaluate(config, str(tmp_path / "c"), phase=2, init_from=str(empty))
+    no_checkpoint = tmp_path / "no_checkpoint"
+    no_checkpoint.mkdir()
+    (no_checkpoint / loop.CONFIG_FILE).write_text(json.dumps(config.to_dict()))
+    with pytest.raises(ValueError, match="has no checkpoint"):
+        loop.train_and_evaluate(
+            config, str(tmp_path / "d"), phase=2, init_from=str(no_checkpoint), verbose=False
+        )
+    for name, value in (("image_size", 64), ("mask_ngf", 8), ("generator", "unet")):
+        with pytest.raises(ValueError, match=f"other network settings.*'{name}'"):
+            loop.train_and_evaluate(
+                phase_two_config(**{name: value}),
+                str(tmp_path / name),
+                phase=2,
+                init_from=phase_one,
+                verbose=False,
+            )
+
+
+def test_phase_two_evaluation_reports_rollouts_per_step(runs):
+    _, phase_two, _ = runs
+    text = evaluate.evaluate_and_report(phase_two, rollout_steps=3)
+    with open(os.path.join(phase_two, evaluate.REPORT_NAME)) as f:
+        results = json.load(f)
+    assert results["phase"] == 2 and results["pairs"] == 2 * 5
+    rollouts = results["rollout"]
+    assert rollouts["steps"] == 3 and rollouts["clips"] == 2
+    for method in ("true_carry", "true_reestimate", "fitted_carry", "copy_first", "measurement"):
+        for name in evaluate.ROLLOUT_METRICS:
+            assert len(rollouts[method][f"{name}_per_step"]) == 3, (method, name)
+    for method in ("true_carry", "copy_first"):
+        per_step = rollouts[method]["psnr_per_step"]
+        assert rollouts[method]["psnr"] == pytest.approx(np.mean(per_step), rel=1e-5)
+    assert f"{rollouts['copy_first']['psnr']:.2f}" in text
+    assert os.path.getsize(os.path.join(phase_two, evaluate.ROLLOUT_GIF)) > 0
+
+
+def run_generate(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, "-m", "fgbg_keras.generate", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
+def shown_frames(path):
+    """Frames a GIF viewer shows at 10 fps: Pillow merges identical consecutive frames into
+    one whose duration is the sum, so each frame counts duration / 100 ms."""
+    with Image.open(path) as gif:
+        durations = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            durations.append(gif.info["duration"])
+            assert np.asarray(gif.convert("RGB")).shape == (2 * 32, 2 * 32, 3)
+    return sum(round(d / 100) for d in durations)
+
+
+def test_generate_cli_writes_a_gif_with_a_frame_per_step(runs, tmp_path):
+    _, phase_two, _ = runs
+    image = tmp_path / "in.png"
+    # Any size and mode: a 48x40 RGBA image is composited over white and resized to 32x32.
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 4), np.uint8), "RGBA").save(image)
+    output = tmp_path / "out.gif"
+    result = run_generate(
+        f"--model_dir={phase_two}",
+        f"--image={image}",
+        "--trajectory=1.5,0;0,-1",
+        "--steps=5",
+        f"--output={output}",
+        "--overlay",
+        "--scale=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Wrote {output} (5 generated frames" in result.stdout
+    assert shown_frames(output) == 5 + 1
+
+
+@pytest.mark.parametrize("mask_mode", ["carry", "reestimate"])
+def test_generate_writes_mp4_and_png_strips(runs, tmp_path, mask_mode):
+    import av
+
+    _, phase_two, _ = runs
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((32, 32), 128, np.uint8), "L").save(image)
+    controls = np.asarray(rollout.translation_controls(np.array([[1.0, 0.0]], np.float32)))
+    for output, count in ((tmp_path / "out.mp4", 4), (tmp_path / "out.png", 4)):
+        generate.generate(phase_two, str(image), controls, 3, str(output), mask_mode=mask_mode)
+        if output.suffix == ".png":
+            assert np.asarray(Image.open(output)).shape == (32, 32 * count, 3)
+        else:
+            with av.open(str(output)) as container:
+                frames = list(container.decode(video=0))
+            assert len(frames) == count and frames[0].width == 32
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--trajectory=1,0;x"], "--trajectory='1,0;x': step 2 is 'x'"),
+        (["--trajectory=1,0", "--image=/nonexistent.png"], "--image='/nonexistent.png' cannot"),
+        (["--trajectory=1,0", "--output=out.avi"], "unknown extension '.avi'"),
+        (["--trajectory=1,0", "--steps=0"], "--steps=0: must be at least 1"),
+        (["--trajectory=1,0", "--model_dir=/nonexistent"], "--model_dir='/nonexistent' does not"),
+        ([], "Give exactly one of --trajectory and --affine_file"),
+    ],
+)
+def test_generate_cli_names_bad_input(runs, tmp_path, args, message):
+    _, phase_two, _ = runs
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    defaults = {
+        "--model_dir": phase_two,
+        "--image": str(image),
+        "--output": str(tmp_path / "out.gif"),
+    }
+    given = {arg.split("=")[0] for arg in args}
+    args = [f"{k}={v}" for k, v in defaults.items() if k not in given] + args
+    result = run_generate(*args)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
