@@ -1,8 +1,12 @@
-"""Phase I training throughput: pairs/s, FLOPs per pair (counted from the graph), GFLOP/s.
+"""Training throughput: pairs/s, FLOPs per pair (counted from the graph), GFLOP/s.
 
     python benchmarks/train_step.py                      # float32, the synthetic.flags model
     python benchmarks/train_step.py --precision=mixed_bfloat16
     python benchmarks/train_step.py --flagfile=configs/synthetic.flags --steps=30
+    python benchmarks/train_step.py --flagfile=configs/synthetic_phase2.flags --phase=2
+
+`--phase=2` times the Phase II step with the discriminators and scheduled sampling on (the
+step after `--disc_start` and `--ss_start`).
 
 FLOPs are counted by TensorFlow's profiler on the traced `train_step` graph (forward, backward
 and optimizer update of one batch), so they follow the model actually built, not an estimate.
@@ -37,23 +41,26 @@ def count_flops(concrete_function):
 def main(argv):
     del argv
     config = train.config_from_flags()
-    config.validate()
+    phase = int(FLAGS.phase)
+    config.validate(phase)
     from data_pipelines import pipeline, synthetic
     from fgbg_keras.training import loop
 
     loop.setup_runtime(config)
     data_config = loop.synthetic_config(config)
     clips = synthetic.make_split("train", 32, data_config, seed=config.train.seed)
-    data = pipeline.triples(
-        clips,
-        frames_per_clip=config.train.frames_per_clip,
-        clips_per_batch=config.train.clips_per_batch,
-        seed=0,
-        diff_mode=config.loss.diff,
-        diff_threshold=config.loss.diff_threshold,
-    )
+    stream = {
+        "frames_per_clip": config.train.frames_per_clip,
+        "clips_per_batch": config.train.clips_per_batch,
+        "seed": 0,
+    }
+    diff_args = {"diff_mode": config.loss.diff, "diff_threshold": config.loss.diff_threshold}
+    triples = pipeline.triples(clips, **stream, **diff_args)
+    data = triples if phase == 1 else pipeline.clip_batches(clips, **stream)
     batches = [next(iter(data.skip(i).take(1))) for i in range(4)]
-    model, _ = loop.build_model_and_optimizer(config, batches[0])
+    model, _ = loop.build_model_and_optimizer(config, next(iter(triples)), phase)
+    if phase == 2:
+        model.adversarial = model.scheduled_sampling = True
 
     step_fn = tf.function(model.train_step, jit_compile=config.train.jit_compile)
     flops = count_flops(step_fn.get_concrete_function(batches[0]))
@@ -69,6 +76,8 @@ def main(argv):
     pairs_per_second = FLAGS.steps * pairs / seconds
     flops_per_pair = flops / pairs
     lines = [
+        f"phase             {phase}",
+        f"generator         {config.model.generator}",
         f"precision         {config.train.precision}",
         f"jit_compile       {config.train.jit_compile}",
         f"image size        {config.model.image_size}",

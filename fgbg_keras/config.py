@@ -81,7 +81,9 @@ class ModelConfig:
                 _fail(name, getattr(self, name), "must be >= 0")
         for name in ("unet_filters", "unet_max_filters"):
             if getattr(self, name) % 8:
-                _fail(name, getattr(self, name), "must be a multiple of 8 (the group norm's groups)")
+                _fail(
+                    name, getattr(self, name), "must be a multiple of 8 (the group norm's groups)"
+                )
         if not self.generator_filters or any(f < 8 or f % 8 for f in self.generator_filters):
             _fail(
                 "generator_filters",

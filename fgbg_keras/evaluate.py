@@ -32,20 +32,17 @@ from absl import app, flags, logging
 from data_pipelines import pipeline, synthetic
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from fgbg_keras import metrics, rollout
+from fgbg_keras.media import write_frames
 from fgbg_keras.training import loop
 
 METRICS = ("mask_iou", "diff_mask_iou", "psnr", "ssim", "copy_last_psnr", "copy_last_ssim")
 ROLLOUT_METRICS = ("psnr", "ssim", "control_error", "lost")
-MASK_MODES = ("carry", "reestimate")
+# Rollout methods: "<controls>_<mask mode>" for the model, then the baseline and the floor.
+GENERATED = ("true_carry", "true_reestimate", "fitted_carry")
+ROLLOUT_METHODS = GENERATED + ("copy_first", "measurement")
 REPORT_NAME = "eval_test.json"  # written beside the checkpoints by train.py and evaluate
 ROLLOUT_GIF = "rollouts_test.gif"
 ROLLOUT_STEPS = 16
-
-
-def run_phase(model_dir):
-    """The phase (1 or 2) recorded in a run's `config.json`."""
-    with open(os.path.join(model_dir, loop.CONFIG_FILE)) as f:
-        return int(json.load(f).get("phase", 1))
 
 
 def predict_next(mask_generator, frame_generator, frame, next_frame, phase):
@@ -59,15 +56,19 @@ def predict_next(mask_generator, frame_generator, frame, next_frame, phase):
     return mask, frame_generator(inputs, training=False)["frame"]
 
 
-def _mean_and_std(values):
-    return {name: np.concatenate([np.asarray(p) for p in parts]) for name, parts in values.items()}
+def _binary_masks(mask_generator):
+    @tf.function
+    def masks_of(frames):
+        return rollout.binarize(mask_generator(frames, training=False))
+
+    return masks_of
 
 
-def evaluate_pairs(model_dir, num_clips=None, batch_size=64):
-    """One-step evaluation of the latest checkpoint of a run on the synthetic test split.
+def evaluate_pairs(run, num_clips=None, batch_size=64):
+    """One-step evaluation of a restored run on the synthetic test split.
 
     Args:
-        model_dir: the run's directory (with `config.json` and `checkpoints/`).
+        run: a `loop.RestoredRun`.
         num_clips: test clips to use; defaults to the run's `--num_test_clips`.
         batch_size: pairs per evaluation batch.
 
@@ -78,10 +79,7 @@ def evaluate_pairs(model_dir, num_clips=None, batch_size=64):
         both against the ground-truth mask of f_t; `"psnr"`, `"ssim"` of the predicted f_{t+1};
         and `"copy_last_psnr"`, `"copy_last_ssim"` of f_t taken as f_{t+1}.
     """
-    config, latest = loop.latest_checkpoint(model_dir)
-    phase = run_phase(model_dir)
-    loop.setup_runtime(config)
-    _, mask_generator, frame_generator = loop.restore_networks(model_dir)
+    config = run.config
     num_clips = num_clips or config.train.num_test_clips
     clips = synthetic.make_split(
         "test", num_clips, loop.synthetic_config(config), seed=config.train.seed
@@ -92,11 +90,11 @@ def evaluate_pairs(model_dir, num_clips=None, batch_size=64):
         diff_mode=config.loss.diff,
         diff_threshold=config.loss.diff_threshold,
     )
-    logging.info("Evaluating %s on the pairs of %d test clips.", latest, num_clips)
+    logging.info("Evaluating %s on the pairs of %d test clips.", run.checkpoint, num_clips)
 
     @tf.function
     def predict(frame, next_frame):
-        return predict_next(mask_generator, frame_generator, frame, next_frame, phase)
+        return predict_next(run.mask_generator, run.frame_generator, frame, next_frame, run.phase)
 
     values = {name: [] for name in METRICS}
     for batch in data:
@@ -107,29 +105,25 @@ def evaluate_pairs(model_dir, num_clips=None, batch_size=64):
         values["ssim"].append(metrics.ssim(prediction, batch["next_frame"]))
         values["copy_last_psnr"].append(metrics.psnr(batch["frame"], batch["next_frame"]))
         values["copy_last_ssim"].append(metrics.ssim(batch["frame"], batch["next_frame"]))
-    results = {"checkpoint": latest, "step": int(latest.rsplit("-", 1)[-1]), "phase": phase}
-    for name, array in _mean_and_std(values).items():
+    results = {
+        "checkpoint": run.checkpoint,
+        "step": int(run.checkpoint.rsplit("-", 1)[-1]),
+        "phase": run.phase,
+    }
+    for name, parts in values.items():
+        array = np.concatenate(parts)
         results["pairs"] = int(array.size)
         results[name] = float(array.mean())
         results[f"{name}_std"] = float(array.std())
     return results
 
 
-def rollout_clips(config, steps, num_clips):
-    """The test clips of the rollout evaluation: `steps + 1` frames each."""
-    data_config = dataclasses.replace(loop.synthetic_config(config), clip_length=steps + 1)
-    return synthetic.make_split("test", num_clips, data_config, seed=config.train.seed)
-
-
-def _step_metrics(mask_generator, generated, truth, true_centroids):
-    """PSNR, SSIM and control error `[B, T]` of generated frames `[B, T, H, W, 3]`."""
+def _step_metrics(masks_of, generated, truth, true_centroids):
+    """PSNR, SSIM, control error and lost objects `[B, T]` of frames `[B, T, H, W, 3]`."""
     batch, steps = generated.shape[0], generated.shape[1]
     flat = tf.reshape(generated, [-1, *generated.shape[2:]])
     flat_truth = tf.reshape(truth, [-1, *truth.shape[2:]])
-    masks = rollout.binarize(tf.cast(mask_generator(flat, training=False), tf.float32))
-    centroids, valid = rollout.mask_centroids(masks)
-    error = tf.norm(centroids - tf.reshape(true_centroids, [-1, 2]), axis=-1)
-    error = tf.where(valid, error, float("nan"))
+    error, found = metrics.control_error(masks_of(flat), tf.reshape(true_centroids, [-1, 2]))
 
     def shaped(x):
         return tf.reshape(x, [batch, steps]).numpy()
@@ -138,7 +132,7 @@ def _step_metrics(mask_generator, generated, truth, true_centroids):
         "psnr": shaped(metrics.psnr(flat, flat_truth)),
         "ssim": shaped(metrics.ssim(flat, flat_truth)),
         "control_error": shaped(error),
-        "lost": shaped(tf.cast(tf.logical_not(valid), tf.float32)),
+        "lost": shaped(tf.cast(tf.logical_not(found), tf.float32)),
     }
 
 
@@ -153,91 +147,84 @@ def _summarize(per_clip):
     return summary
 
 
-def evaluate_rollouts(
-    model_dir, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, gif_path=None, gif_clips=4
-):
-    """Controlled rollouts of the latest checkpoint of a run on the synthetic test split.
+def _gif_rows(frames, carry, first_mask):
+    """Per clip, stacked top to bottom: the true frames, the frames generated with the true
+    offsets, and the same with their masks overlaid; frame 0 is the input."""
+    first = frames[:, :1]
+    with_masks = tf.concat([first_mask[:, None], carry["masks"]], axis=1)
+    generated = tf.concat([first, carry["frames"]], axis=1)
+    overlaid = metrics.overlay(generated, with_masks) * 2.0 - 1.0
+    return tf.unstack(tf.concat([frames, generated, overlaid], axis=2))
+
+
+def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, gif_path=None):
+    """Controlled rollouts of a restored run on the synthetic test split.
 
     Args:
-        model_dir: the run's directory.
+        run: a `loop.RestoredRun`.
         steps: generated frames per clip.
         num_clips: test clips; defaults to the run's `--num_test_clips`.
         batch_size: clips rolled out together.
-        gif_path: if set, writes an animated GIF there: per clip (rows) the true frames, the
-            frames generated with the true offsets (carry) and those with their masks.
-        gif_clips: clips in the GIF.
+        gif_path: if set, writes an animated GIF there of the first batch of clips, side by
+            side: per clip the true frames over the generated ones (true offsets, carry) over
+            those with their masks.
 
     Returns:
-        A dict with `"steps"`, `"clips"` and one entry per method: `"true_carry"`,
+        A dict with `"steps"`, `"clips"` and one entry per `ROLLOUT_METHODS`: `"true_carry"`,
         `"true_reestimate"` (true offsets, each mask mode), `"fitted_carry"` (parameterized
         control), `"copy_first"` (the baseline) and `"measurement"` (M on the true frames: the
         floor of the control error). Each holds `<metric>` (mean) and `<metric>_per_step` for
         `ROLLOUT_METRICS` (`lost`: fraction of frames whose mask is empty).
     """
-    config, latest = loop.latest_checkpoint(model_dir)
-    loop.setup_runtime(config)
-    _, mask_generator, frame_generator = loop.restore_networks(model_dir)
+    config = run.config
     num_clips = num_clips or config.train.num_test_clips
-    clips = rollout_clips(config, steps, num_clips)
-    logging.info("Rolling out %d steps from %d test clips with %s.", steps, num_clips, latest)
+    data_config = dataclasses.replace(loop.synthetic_config(config), clip_length=steps + 1)
+    clips = synthetic.make_split("test", num_clips, data_config, seed=config.train.seed)
+    logging.info(
+        "Rolling out %d steps from %d test clips with %s.", steps, num_clips, run.checkpoint
+    )
     rollouts = {
-        mode: rollout.make_rollout_fn(mask_generator, frame_generator, mode) for mode in MASK_MODES
+        mode: rollout.make_rollout_fn(run.mask_generator, run.frame_generator, mode)
+        for mode in rollout.MASK_MODES
     }
+    masks_of = _binary_masks(run.mask_generator)
 
-    @tf.function
-    def masks_of(frames):
-        return rollout.binarize(tf.cast(mask_generator(frames, training=False), tf.float32))
-
-    methods = ("true_carry", "true_reestimate", "fitted_carry", "copy_first", "measurement")
-    per_clip = {m: {name: [] for name in ROLLOUT_METRICS} for m in methods}
-    gif_rows = []
+    per_clip = {method: {name: [] for name in ROLLOUT_METRICS} for method in ROLLOUT_METHODS}
     for start in range(0, num_clips, batch_size):
         frames = preprocess_frames(clips["frames"][start : start + batch_size])
         centroids = clips["centroids"][start : start + batch_size, 1:]
-        offsets = tf.constant(clips["offsets"][start : start + batch_size], tf.float32)
-        batch, length = frames.shape[0], frames.shape[1]
+        offsets = clips["offsets"][start : start + batch_size]
         first, truth = frames[:, 0], frames[:, 1:]
+        batch, size = frames.shape[0], frames.shape[2:4]
 
-        true_masks = tf.reshape(masks_of(tf.reshape(frames, [-1, *frames.shape[2:]])), [
-            batch, length, *frames.shape[2:4], 1
-        ])
+        true_masks = masks_of(tf.reshape(frames, [-1, *size, 3]))
+        true_masks = tf.reshape(true_masks, [batch, steps + 1, *size, 1])
         fitted = rollout.fit_translations(
-            tf.reshape(true_masks[:, :-1], [-1, *true_masks.shape[2:]]),
-            tf.reshape(true_masks[:, 1:], [-1, *true_masks.shape[2:]]),
+            tf.reshape(true_masks[:, :-1], [-1, *size, 1]),
+            tf.reshape(true_masks[:, 1:], [-1, *size, 1]),
         )
         controls = {
             "true": rollout.translation_controls(offsets),
             "fitted": rollout.translation_controls(tf.reshape(fitted, [batch, steps, 2])),
         }
         generated = {}
-        for method in ("true_carry", "true_reestimate", "fitted_carry"):
+        for method in GENERATED:
             source, mode = method.split("_")
             generated[method] = rollouts[mode](first, controls[source])
         generated["copy_first"] = {"frames": tf.repeat(first[:, None], steps, axis=1)}
         generated["measurement"] = {"frames": truth}
         for method, outputs in generated.items():
-            values = _step_metrics(mask_generator, outputs["frames"], truth, centroids)
+            values = _step_metrics(masks_of, outputs["frames"], truth, centroids)
             for name, array in values.items():
                 per_clip[method][name].append(array)
-        if gif_path and len(gif_rows) < gif_clips:
-            carry = generated["true_carry"]
-            with_masks = metrics.overlay(carry["frames"], carry["masks"]) * 2.0 - 1.0
-            row = tf.concat(
-                [
-                    frames,
-                    tf.concat([first[:, None], carry["frames"]], axis=1),
-                    tf.concat([metrics.overlay(first, true_masks[:, 0])[:, None] * 2 - 1, with_masks], axis=1),
-                ],
-                axis=3,
-            )
-            gif_rows.extend(tf.unstack(row[: gif_clips - len(gif_rows)]))
-    results = {"checkpoint": latest, "steps": steps, "clips": num_clips}
-    for method in methods:
-        results[method] = _summarize(per_clip[method])
-    if gif_path:
-        from fgbg_keras.generate import write_frames
+        if gif_path and start == 0:
+            rows = _gif_rows(frames, generated["true_carry"], true_masks[:, 0])
+            # [T + 1, 3H, B * W, 3]: the clips side by side.
+            write_frames(gif_path, to_uint8(tf.concat(rows, axis=2)).numpy())
 
-        write_frames(gif_path, to_uint8(tf.concat(gif_rows, axis=1)).numpy())
+    results = {"checkpoint": run.checkpoint, "steps": steps, "clips": num_clips}
+    for method in ROLLOUT_METHODS:
+        results[method] = _summarize(per_clip[method])
     return results
 
 
@@ -270,10 +257,16 @@ ROLLOUT_COLUMNS = (
     ("fitted_carry", "fitted/carry"),
     ("copy_first", "copy-first"),
 )
+PER_STEP_COLUMNS = (
+    ("psnr", "PSNR (dB)", "{:.2f}"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("control_error", "control err (px)", "{:.2f}"),
+)
 
 
-def format_rollout_table(results):
-    """The rollout results: averages, then PSNR and control error per step."""
+def format_rollout_table(results, mask_mode=rollout.DEFAULT_MASK_MODE):
+    """The rollout results: averages per method, then per step the model (true offsets,
+    `mask_mode`) beside copy-first-frame."""
     width = 14
     head = f"{'':<22}" + "".join(f"{label:>{width}}" for _, label in ROLLOUT_COLUMNS)
     lines = [
@@ -294,34 +287,38 @@ def format_rollout_table(results):
         lines.append(f"{label:<22}{cells}")
     floor = results["measurement"]["control_error"]
     lines.append(f"control error of M on the true frames (the measurement floor): {floor:.2f} px")
-    lines.append("")
-    lines.append(f"{'step':<6}" + "".join(f"{'PSNR ' + l:>{width + 4}}" for _, l in ROLLOUT_COLUMNS[:1] + ROLLOUT_COLUMNS[3:]) + f"{'ctrl err':>{width}}{'copy-first':>{width}}")
+
+    model, baseline = results[f"true_{mask_mode}"], results["copy_first"]
+    lines += ["", f"per step: fgbg (true offsets, {mask_mode}) / copy-first-frame"]
+    lines.append(f"{'step':<6}" + "".join(f"{label:>18}" for _, label, _ in PER_STEP_COLUMNS))
     for k in range(results["steps"]):
-        lines.append(
-            f"{k + 1:<6}"
-            f"{results['true_carry']['psnr_per_step'][k]:>{width + 4}.2f}"
-            f"{results['copy_first']['psnr_per_step'][k]:>{width + 4}.2f}"
-            f"{results['true_carry']['control_error_per_step'][k]:>{width}.2f}"
-            f"{results['copy_first']['control_error_per_step'][k]:>{width}.2f}"
-        )
+        cells = []
+        for name, _, fmt in PER_STEP_COLUMNS:
+            pair = [fmt.format(r[f"{name}_per_step"][k]) for r in (model, baseline)]
+            cells.append(f"{' / '.join(pair):>18}")
+        lines.append(f"{k + 1:<6}" + "".join(cells))
     return "\n".join(lines)
 
 
 def evaluate_and_report(model_dir, output=None, rollout_steps=None, num_clips=None):
-    """Runs the evaluations a run's phase calls for, writes the JSON, returns the tables.
+    """Evaluates the latest checkpoint of a run, writes the JSON, returns the tables.
 
     One-step figures always; rollouts for Phase II runs or when `rollout_steps` is given,
-    with `<model_dir>/rollouts_test.gif`.
+    with their GIF `<model_dir>/rollouts_test.gif`.
+
+    Raises:
+        ValueError: naming `model_dir` when it is not a run or holds no checkpoint.
     """
     output = output or os.path.join(model_dir, REPORT_NAME)
-    results = evaluate_pairs(model_dir, num_clips=num_clips)
+    run = loop.restore_networks(model_dir)
+    results = evaluate_pairs(run, num_clips=num_clips)
     text = format_table(results)
-    if rollout_steps is None and results["phase"] == 2:
+    if rollout_steps is None and run.phase == 2:
         rollout_steps = ROLLOUT_STEPS
     if rollout_steps:
         gif = os.path.join(model_dir, ROLLOUT_GIF)
         results["rollout"] = evaluate_rollouts(
-            model_dir, steps=rollout_steps, num_clips=num_clips, gif_path=gif
+            run, steps=rollout_steps, num_clips=num_clips, gif_path=gif
         )
         text += "\n\n" + format_rollout_table(results["rollout"]) + f"\nRollouts: {gif}"
     with open(output, "w") as f:

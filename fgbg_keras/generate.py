@@ -20,7 +20,6 @@ step and the following frames show the background only. Prints the path written 
 generated frame.
 """
 
-import os
 import sys
 import time
 
@@ -30,10 +29,8 @@ from absl import app, flags, logging
 
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from fgbg_keras import metrics, rollout
+from fgbg_keras.media import check_output, load_image, write_frames
 from fgbg_keras.training import loop
-
-OUTPUT_FORMATS = (".gif", ".mp4", ".png")
-FRAMES_PER_SECOND = 10
 
 
 def parse_trajectory(text):
@@ -111,72 +108,6 @@ def to_model_pixels(controls, input_size, model_size):
     return np.concatenate([linear, translation], axis=-1).astype(np.float32)
 
 
-def load_image(path):
-    """Reads an image file as uint8 RGB `[H, W, 3]` (the first frame of an animation)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.seek(0)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            return np.asarray(image.convert("RGB"), np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ValueError(f"--image={path!r} cannot be read as an image: {reason}") from None
-
-
-def check_output(path):
-    """The output's format (its extension); raises ValueError naming --output if unusable."""
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in OUTPUT_FORMATS:
-        raise ValueError(
-            f"--output={path!r}: unknown extension {extension or '(none)'!r}; use one of "
-            f"{', '.join(OUTPUT_FORMATS)}."
-        )
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"--output={path!r}: the folder {folder} does not exist.")
-    return extension
-
-
-def write_frames(path, frames, fps=FRAMES_PER_SECOND):
-    """Writes uint8 frames `[N, H, W, 3]` as a looping GIF, an MP4 or a horizontal PNG strip.
-
-    A GIF keeps each frame for 1/fps s; identical consecutive frames are merged into one with
-    their durations added (Pillow's GIF writer does this), so the timing is kept.
-    """
-    from PIL import Image
-
-    extension = check_output(path)
-    if extension == ".png":
-        Image.fromarray(np.concatenate(list(frames), axis=1)).save(path)
-    elif extension == ".gif":
-        images = [Image.fromarray(frame) for frame in frames]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
-    else:
-        _write_mp4(path, frames, fps)
-
-
-def _write_mp4(path, frames, fps):
-    import av
-
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    # yuv420p stores colour at half resolution: odd sides get their last row/column repeated.
-    height, width = frames.shape[1:3]
-    frames = np.pad(frames, [(0, 0), (0, height % 2), (0, width % 2), (0, 0)], mode="edge")
-    height, width = frames.shape[1:3]
-    with av.open(path, mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def _display_frames(frames, masks, overlay, scale):
     """Frames in [-1, 1] `[N, H, W, 3]` as uint8, tinted by `masks` if asked, upscaled."""
     if overlay:
@@ -193,7 +124,7 @@ def generate(
     controls,
     steps,
     output,
-    mask_mode="carry",
+    mask_mode=rollout.DEFAULT_MASK_MODE,
     overlay=False,
     scale=1,
 ):
@@ -222,12 +153,12 @@ def generate(
     controls = repeat_last(np.asarray(controls, np.float32), steps)
     image = load_image(image_path)
 
-    config, mask_generator, frame_generator = loop.restore_networks(model_dir)
-    size = config.model.image_size
+    run = loop.restore_networks(model_dir)
+    size = run.config.model.image_size
     controls = to_model_pixels(controls, image.shape[:2], (size, size))
     frame = preprocess_frames(image[None], size=size)
     rollout_fn = rollout.make_rollout_fn(
-        mask_generator, frame_generator, mask_mode=mask_mode, image_size=size
+        run.mask_generator, run.frame_generator, mask_mode=mask_mode, image_size=size
     )
     rollout_fn.get_concrete_function()
     start = time.perf_counter()
@@ -305,7 +236,7 @@ if __name__ == "__main__":
     flags.DEFINE_string("output", None, "Output file: .gif, .mp4 or .png (a strip of frames).")
     flags.DEFINE_enum(
         "mask_mode",
-        "carry",
+        rollout.DEFAULT_MASK_MODE,
         list(rollout.MASK_MODES),
         "carry: move the first mask by the controls; reestimate: re-run the mask network on "
         "each generated frame.",

@@ -6,6 +6,8 @@ one value per sample, `[B]`, so callers can average over a split or report a spr
 
 import tensorflow as tf
 
+from fgbg_keras.rollout import mask_centroids
+
 
 def _to_unit(frames):
     return (tf.cast(frames, tf.float32) + 1.0) / 2.0
@@ -42,3 +44,19 @@ def overlay(frames, masks, color=(1.0, 0.15, 0.15), alpha=0.55):
     tint = tf.constant(color, tf.float32)
     weight = alpha * tf.cast(masks, tf.float32)
     return _to_unit(frames) * (1.0 - weight) + tint * weight
+
+
+def control_error(masks, true_centroids):
+    """Distance in pixels between each mask's centroid and where the object truly is.
+
+    Args:
+        masks: `[B, H, W, 1]`, binarised at 0.5 (e.g. binarize(M(generated frame))).
+        true_centroids: `[B, 2]`, the object's true (x, y) = (column, row) centroid.
+
+    Returns:
+        `(error, found)`: float32 `[B]`, NaN where the mask is empty (no object was found), and
+        bool `[B]`, False there.
+    """
+    centroids, found = mask_centroids(masks)
+    error = tf.norm(centroids - tf.cast(true_centroids, tf.float32), axis=-1)
+    return tf.where(found, error, float("nan")), found

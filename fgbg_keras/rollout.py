@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras import ops
 
 MASK_MODES = ("carry", "reestimate")
+DEFAULT_MASK_MODE = "carry"
 # Controls whose linear part has a smaller |determinant| collapse the mask: the warp is empty.
 _MIN_DETERMINANT = 1e-6
 

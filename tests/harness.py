@@ -6,6 +6,7 @@ same output shapes and dtypes when called symbolically and eagerly.
 """
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -109,3 +110,12 @@ def check_layer(
         atol=1e-5,
     )
     return eager_out
+
+
+def read_events(model_dir, split):
+    """The TensorBoard events a run wrote under `<model_dir>/<split>`, all of them loaded."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(model_dir, split), size_guidance={"tensors": 0})
+    events.Reload()
+    return events

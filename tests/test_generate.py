@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fgbg_keras import generate
+from fgbg_keras import generate, media
 
 
 def test_parse_trajectory():
@@ -65,23 +65,23 @@ def test_controls_are_converted_to_model_pixels():
 def test_images_of_any_mode_load_as_rgb(tmp_path, mode):
     path = tmp_path / "image.png"
     Image.new("RGB", (7, 5), (200, 100, 50)).convert(mode).save(path)
-    image = generate.load_image(str(path))
+    image = media.load_image(str(path))
     assert image.shape == (5, 7, 3) and image.dtype == np.uint8
 
 
 def test_transparent_pixels_are_composited_over_white(tmp_path):
     path = tmp_path / "image.png"
     Image.new("RGBA", (3, 2), (10, 20, 30, 0)).save(path)
-    np.testing.assert_array_equal(generate.load_image(str(path)), np.full((2, 3, 3), 255))
+    np.testing.assert_array_equal(media.load_image(str(path)), np.full((2, 3, 3), 255))
 
 
 def test_bad_images_and_outputs_are_named(tmp_path):
     path = tmp_path / "not_an_image.png"
     path.write_bytes(b"not an image at all")
     with pytest.raises(ValueError, match="--image=.*not_an_image.png.* cannot be read"):
-        generate.load_image(str(path))
+        media.load_image(str(path))
     with pytest.raises(ValueError, match="unknown extension '.jpg'"):
-        generate.check_output(str(tmp_path / "out.jpg"))
+        media.check_output(str(tmp_path / "out.jpg"))
     with pytest.raises(ValueError, match="the folder .* does not exist"):
-        generate.check_output(str(tmp_path / "missing" / "out.gif"))
-    assert generate.check_output(str(tmp_path / "OUT.GIF")) == ".gif"
+        media.check_output(str(tmp_path / "missing" / "out.gif"))
+    assert media.check_output(str(tmp_path / "OUT.GIF")) == ".gif"

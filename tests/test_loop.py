@@ -8,6 +8,7 @@ import tensorflow as tf
 from fgbg_keras import evaluate
 from fgbg_keras.training import loop
 from fgbg_keras.training.phase_one import build_phase_one
+from tests.harness import read_events
 from tests.tiny import tiny_config
 
 
@@ -41,20 +42,12 @@ TRAIN_SCALARS = (
 VALIDATION_SUMMARIES = "frame_t frame_t_plus_1 predicted_frame mask mask_overlay mask_iou".split()
 
 
-def _events(model_dir, split):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(os.path.join(model_dir, split), size_guidance={"tensors": 0})
-    events.Reload()
-    return events
-
-
 def test_summaries_hold_the_promised_scalars_and_images(trained):
     model_dir, _ = trained
-    train = _events(model_dir, "train")
+    train = read_events(model_dir, "train")
     assert set(TRAIN_SCALARS) <= set(train.Tags()["tensors"])
     assert [e.step for e in train.Tensors("background_loss")] == [2, 4]
-    assert set(VALIDATION_SUMMARIES) <= set(_events(model_dir, "validation").Tags()["tensors"])
+    assert set(VALIDATION_SUMMARIES) <= set(read_events(model_dir, "validation").Tags()["tensors"])
 
 
 def test_resume_restores_step_weights_and_schedule(trained, tmp_path):
@@ -129,7 +122,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
 
 def test_evaluate_reports_the_table(trained):
     model_dir, _ = trained
-    results = evaluate.evaluate_pairs(model_dir)
+    results = evaluate.evaluate_pairs(loop.restore_networks(model_dir))
     assert results["step"] == 4
     assert results["pairs"] == 2 * 5  # num_test_clips * (clip_length - 1)
     for name in evaluate.METRICS:
@@ -147,7 +140,7 @@ def test_model_dir_errors(tmp_path):
     with pytest.raises(ValueError, match=r"--model_dir=.*file/run.*cannot be created"):
         loop.check_model_dir(str(blocker / "run"))
     with pytest.raises(ValueError, match="no config.json"):
-        evaluate.evaluate_pairs(str(tmp_path))
+        evaluate.evaluate_and_report(str(tmp_path))
 
 
 def test_resume_with_other_network_settings_is_refused(trained):

@@ -37,3 +37,15 @@ def test_overlay_tints_only_the_mask():
     out = np.asarray(metrics.overlay(frames, masks, color=(1.0, 0.0, 0.0), alpha=0.5))
     np.testing.assert_allclose(out[0, 0, 0], [0.75, 0.25, 0.25])
     np.testing.assert_allclose(out[0, 1, 0], [0.5, 0.5, 0.5])
+
+
+def test_control_error_on_hand_made_masks():
+    masks = np.zeros((3, 8, 8, 1), np.float32)
+    masks[0, 2:4, 1:3] = 1.0  # centroid (x, y) = (1.5, 2.5)
+    masks[1, 6, 6] = 1.0  # centroid (6, 6)
+    truth = np.array([[4.5, 6.5], [6.0, 6.0], [1.0, 1.0]], np.float32)
+    error, found = metrics.control_error(masks, truth)
+    # (3, 4) from the truth: 5 px; on it: 0; the empty mask found nothing.
+    np.testing.assert_allclose(np.asarray(error)[:2], [5.0, 0.0])
+    assert np.isnan(np.asarray(error)[2])
+    np.testing.assert_array_equal(found, [True, True, False])

@@ -106,7 +106,9 @@ def test_adaptive_weight_is_logged_and_fixed_weight_is_the_flag(config):
     model = built_model(config)
     model.adversarial = True
     logs = model.train_on_batch(clip_batch(config), return_dict=True)
-    assert logs["gan_weight"] > 0 and logs["gan_weight"] != pytest.approx(config.phase_two.gan_weight)
+    assert logs["gan_weight"] > 0 and logs["gan_weight"] != pytest.approx(
+        config.phase_two.gan_weight
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,7 +122,9 @@ def test_scheduled_sampling_probability(step, expected):
 
 
 def test_scheduled_sampling_is_logged_as_its_schedule(config):
-    model = built_model(phase_two_config(ss_start=2, ss_initial=0.2, ss_increment=0.3, ss_interval=1))
+    model = built_model(
+        phase_two_config(ss_start=2, ss_initial=0.2, ss_increment=0.3, ss_interval=1)
+    )
     model.scheduled_sampling = True
     batch = clip_batch(config)
     logged = [model.train_on_batch(batch, return_dict=True)["ss_probability"] for _ in range(5)]

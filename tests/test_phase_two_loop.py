@@ -11,6 +11,7 @@ from PIL import Image
 
 from fgbg_keras import evaluate, generate, rollout
 from fgbg_keras.training import loop
+from tests.harness import read_events
 from tests.tiny import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,26 +44,42 @@ def test_phase_two_trains_from_phase_one_with_the_mask_network_frozen(runs):
     assert logs["discriminator_loss"] and np.isfinite(logs["discriminator_loss"])
     # The last epoch's mean of p: 0.1 at step 2 and 0.2 at step 3.
     assert logs["ss_probability"] == pytest.approx(0.15)
-    _, mask_one, generator_one = loop.restore_networks(phase_one)
-    config, mask_two, generator_two = loop.restore_networks(phase_two)
-    for a, b in zip(mask_one.get_weights(), mask_two.get_weights()):
+    one, two = loop.restore_networks(phase_one), loop.restore_networks(phase_two)
+    assert (one.phase, two.phase) == (1, 2)
+    for a, b in zip(one.mask_generator.get_weights(), two.mask_generator.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert any(
         not np.array_equal(a, b)
-        for a, b in zip(generator_one.get_weights(), generator_two.get_weights())
+        for a, b in zip(one.frame_generator.get_weights(), two.frame_generator.get_weights())
     )
     with open(os.path.join(phase_two, loop.CONFIG_FILE)) as f:
         saved = json.load(f)
     assert saved["phase"] == 2 and saved["init_from"] == os.path.abspath(phase_one)
-    assert config.phase_two.disc_start == 2
+    assert two.config.phase_two.disc_start == 2
+
+
+def test_phase_two_summaries_hold_both_players_and_the_rollout(runs):
+    _, phase_two, _ = runs
+    train = read_events(phase_two, "train")
+    scalars = set(train.Tags()["tensors"])
+    for name in ("reconstruction_loss", "foreground_loss", "background_loss", "learning_rate"):
+        assert name in scalars, name
+    # The discriminators and scheduled sampling join at step 2: logged at step 4 only.
+    for name in ("generator_gan_loss", "discriminator_loss", "gan_weight", "ss_probability"):
+        assert [e.step for e in train.Tensors(name)] == [4], name
+    validation = set(read_events(phase_two, "validation").Tags()["tensors"])
+    assert {"rollout_true_over_generated", "predicted_frame", "psnr"} <= validation
 
 
 def test_phase_two_resumes_and_refuses_the_other_phase(runs):
     phase_one, phase_two, _ = runs
     # Already at --train_steps: nothing to do, and the checkpoint is left as it is.
-    assert loop.train_and_evaluate(
-        phase_two_config(), phase_two, phase=2, init_from=phase_one, verbose=False
-    ) == {}
+    assert (
+        loop.train_and_evaluate(
+            phase_two_config(), phase_two, phase=2, init_from=phase_one, verbose=False
+        )
+        == {}
+    )
     with pytest.raises(ValueError, match="holds a Phase 2 run, not a Phase 1 one"):
         loop.train_and_evaluate(tiny_config(), phase_two, verbose=False)
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -91,7 +92,9 @@ def build_model_and_optimizer(config, sample_batch, phase=1):
         outputs = model(sample_batch, training=False)
         model.discriminate(sample_batch["frame"], outputs["frame"], outputs["mask"], False)
         model.discriminator_optimizer.build(model.discriminator_variables)
-    optimizer.build(model.frame_generator.trainable_variables if phase == 2 else model.trainable_variables)
+    optimizer.build(
+        model.frame_generator.trainable_variables if phase == 2 else model.trainable_variables
+    )
     return model, optimizer
 
 
@@ -124,11 +127,27 @@ def latest_checkpoint(model_dir, flag="--model_dir"):
     return config, latest
 
 
+class RestoredRun(NamedTuple):
+    """The networks of a run's latest checkpoint, with what they were trained under."""
+
+    config: RunConfig
+    checkpoint: str
+    phase: int
+    mask_generator: keras.Model
+    frame_generator: keras.Model
+
+
 def restore_networks(model_dir):
     """The mask network and frame generator of the latest checkpoint of a run of either phase.
 
-    Sets the run's dtype policy. Returns `(config, mask_generator, frame_generator)`, both
-    networks built for `config.model.image_size` and restored.
+    Sets the run's dtype policy. Both networks are built for `config.model.image_size` (they
+    take any size divisible by their downsampling) and restored.
+
+    Returns:
+        A `RestoredRun`.
+
+    Raises:
+        ValueError: naming `model_dir` when it is not a run or holds no checkpoint.
     """
     config, latest = latest_checkpoint(model_dir)
     keras.config.set_dtype_policy(config.train.precision)
@@ -140,7 +159,9 @@ def restore_networks(model_dir):
     frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
     status = _networks_checkpoint(mask_generator, frame_generator).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
-    return config, mask_generator, frame_generator
+    with open(os.path.join(model_dir, CONFIG_FILE)) as f:
+        phase = int(json.load(f).get("phase", 1))
+    return RestoredRun(config, latest, phase, mask_generator, frame_generator)
 
 
 def _config_changes(saved, requested):
@@ -285,9 +306,7 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
                 two.disc_start, two.resolved_ss_start(train.train_steps)
             ),
         )
-        callbacks.append(
-            fgbg_callbacks.RolloutSummaries(model_dir, val_clips, train.image_every)
-        )
+        callbacks.append(fgbg_callbacks.RolloutSummaries(model_dir, val_clips, train.image_every))
     if verbose:
         callbacks.append(fgbg_callbacks.Progress(train.train_steps, progress_names))
     epochs = -(-train.train_steps // train.log_every)

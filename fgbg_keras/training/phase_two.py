@@ -286,9 +286,7 @@ class PhaseTwo(keras.Model):
             if self.adaptive_gan_weight:
                 kernel = self.frame_generator.output_kernel
                 index = next(i for i, v in enumerate(variables) if v is kernel)
-                weight = weight * losses.adaptive_gan_weight(
-                    gradients[index], gan_gradients[index]
-                )
+                weight = weight * losses.adaptive_gan_weight(gradients[index], gan_gradients[index])
             gradients = [
                 g if a is None else a * weight if g is None else g + a * weight
                 for g, a in zip(gradients, gan_gradients)
