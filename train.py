@@ -36,6 +36,9 @@ HELP = {
     "unet_max_filters": "unet: the cap on the U-Net's widths.",
     "unet_levels": "unet: stride-2 levels; 0 halves down to the smallest map the image size "
     "allows (8 levels at 256x256, as the paper).",
+    "unet_paste": "unet: start from f_t with the foreground copied by whole pixels to the target "
+    "mask, instead of from f_t (the paper); the U-Net then refines the object and fills the "
+    "background it uncovers. No effect in Phase 1, where the masks do not move.",
     "generator_filters": "Widths of the VQ-VAE encoder levels, comma-separated; one "
     "stride-2 stage between consecutive levels.",
     "generator_res_blocks": "Residual blocks per level of the VQ-VAE encoder and decoder.",

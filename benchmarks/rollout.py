@@ -30,7 +30,7 @@ flags.DEFINE_integer("repeats", 5, "Timed calls per row; the median is reported.
 
 def time_rollout(config, size, mask_mode):
     """Median seconds of one rollout call of `FLAGS.rollout_steps` frames at `size`."""
-    from fgbg_keras import rollout
+    from fgbg_keras import mask_ops, rollout
     from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
 
     mask_generator = build_mask_generator(config.model)
@@ -39,7 +39,7 @@ def time_rollout(config, size, mask_mode):
     masks = mask_generator(frames)
     frame_generator({"frame": frames, "mask": masks, "target_mask": masks})
     offsets = tf.ones([FLAGS.batch, FLAGS.rollout_steps, 2])
-    controls = rollout.translation_controls(offsets)
+    controls = mask_ops.translation_controls(offsets)
     fn = rollout.make_rollout_fn(mask_generator, frame_generator, mask_mode, image_size=size)
     fn(frames, controls)["frames"].numpy()
     times = []

@@ -39,6 +39,7 @@ class ModelConfig:
     unet_filters: int = 32
     unet_max_filters: int = 256
     unet_levels: int = 0  # 0: down to the smallest map the image size allows (8 at 256x256)
+    unet_paste: bool = False
 
     def __post_init__(self):
         self.generator_filters = tuple(int(f) for f in self.generator_filters)

@@ -31,7 +31,7 @@ from absl import app, flags, logging
 
 from data_pipelines import pipeline, synthetic
 from data_pipelines.preprocess import preprocess_frames, to_uint8
-from fgbg_keras import metrics, rollout
+from fgbg_keras import mask_ops, metrics, rollout
 from fgbg_keras.media import write_frames
 from fgbg_keras.training import loop
 
@@ -51,15 +51,15 @@ def predict_next(mask_generator, frame_generator, frame, next_frame, phase):
     if phase == 1:
         inputs = {"frame": frame, "mask": mask, "target_mask": mask}
     else:
-        target = rollout.binarize(tf.cast(mask_generator(next_frame, training=False), tf.float32))
-        inputs = {"frame": frame, "mask": rollout.binarize(mask), "target_mask": target}
+        target = mask_ops.binarize(tf.cast(mask_generator(next_frame, training=False), tf.float32))
+        inputs = {"frame": frame, "mask": mask_ops.binarize(mask), "target_mask": target}
     return mask, frame_generator(inputs, training=False)["frame"]
 
 
 def _binary_masks(mask_generator):
     @tf.function
     def masks_of(frames):
-        return rollout.binarize(mask_generator(frames, training=False))
+        return mask_ops.binarize(mask_generator(frames, training=False))
 
     return masks_of
 
@@ -199,13 +199,13 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
 
         true_masks = masks_of(tf.reshape(frames, [-1, *size, 3]))
         true_masks = tf.reshape(true_masks, [batch, steps + 1, *size, 1])
-        fitted = rollout.fit_translations(
+        fitted = mask_ops.fit_translations(
             tf.reshape(true_masks[:, :-1], [-1, *size, 1]),
             tf.reshape(true_masks[:, 1:], [-1, *size, 1]),
         )
         controls = {
-            "true": rollout.translation_controls(offsets),
-            "fitted": rollout.translation_controls(tf.reshape(fitted, [batch, steps, 2])),
+            "true": mask_ops.translation_controls(offsets),
+            "fitted": mask_ops.translation_controls(tf.reshape(fitted, [batch, steps, 2])),
         }
         generated = {}
         for method in GENERATED:

@@ -28,7 +28,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from data_pipelines.preprocess import preprocess_frames, to_uint8
-from fgbg_keras import metrics, rollout
+from fgbg_keras import mask_ops, metrics, rollout
 from fgbg_keras.media import check_output, load_image, write_frames
 from fgbg_keras.training import loop
 
@@ -133,7 +133,7 @@ def generate(
     Args:
         model_dir: a run directory of `train.py` (its latest checkpoint is used).
         image_path: the input image file.
-        controls: `[N, 2, 3]` affine controls in input-image pixels (`rollout.translation_controls`
+        controls: `[N, 2, 3]` affine controls in input-image pixels (`mask_ops.translation_controls`
             turns offsets into controls); the last one repeats up to `steps`.
         steps: generated frames, >= 1.
         output: a `.gif`, `.mp4` or `.png` path.
@@ -196,7 +196,7 @@ def main(argv):
         if (FLAGS.trajectory is None) == (FLAGS.affine_file is None):
             raise ValueError("Give exactly one of --trajectory and --affine_file.")
         if FLAGS.trajectory is not None:
-            controls = np.asarray(rollout.translation_controls(parse_trajectory(FLAGS.trajectory)))
+            controls = np.asarray(mask_ops.translation_controls(parse_trajectory(FLAGS.trajectory)))
         else:
             controls = read_affine_file(FLAGS.affine_file)
         result = generate(

@@ -6,7 +6,7 @@ one value per sample, `[B]`, so callers can average over a split or report a spr
 
 import tensorflow as tf
 
-from fgbg_keras.rollout import mask_centroids
+from fgbg_keras.mask_ops import mask_centroids
 
 
 def _to_unit(frames):

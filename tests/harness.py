@@ -119,3 +119,15 @@ def read_events(model_dir, split):
     events = EventAccumulator(os.path.join(model_dir, split), size_guidance={"tensors": 0})
     events.Reload()
     return events
+
+
+def shifted(mask, dx, dy):
+    """`mask` [..., H, W, C] moved by whole pixels (dx columns, dy rows), zeros filled in."""
+    out = np.zeros_like(mask)
+    height, width = mask.shape[-3:-1]
+    if abs(dx) >= width or abs(dy) >= height:
+        return out
+    out[..., max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0), :] = mask[
+        ..., max(-dy, 0) : height - max(dy, 0), max(-dx, 0) : width - max(dx, 0), :
+    ]
+    return out

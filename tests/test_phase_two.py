@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from data_pipelines import pipeline, synthetic
 from fgbg_keras import schedules
-from fgbg_keras.rollout import binarize
+from fgbg_keras.mask_ops import binarize
 from fgbg_keras.training import loop
 from fgbg_keras.training.phase_two import LOSS_TERMS, PhaseTwo, build_phase_two
 from tests.harness import config_round_trip

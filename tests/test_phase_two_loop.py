@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fgbg_keras import evaluate, generate, rollout
+from fgbg_keras import evaluate, generate, mask_ops
 from fgbg_keras.training import loop
 from tests.harness import read_events
 from tests.tiny import tiny_config
@@ -184,7 +184,7 @@ def test_generate_writes_mp4_and_png_strips(runs, tmp_path, mask_mode):
     _, phase_two, _ = runs
     image = tmp_path / "in.png"
     Image.fromarray(np.full((32, 32), 128, np.uint8), "L").save(image)
-    controls = np.asarray(rollout.translation_controls(np.array([[1.0, 0.0]], np.float32)))
+    controls = np.asarray(mask_ops.translation_controls(np.array([[1.0, 0.0]], np.float32)))
     for output, count in ((tmp_path / "out.mp4", 4), (tmp_path / "out.png", 4)):
         generate.generate(phase_two, str(image), controls, 3, str(output), mask_mode=mask_mode)
         if output.suffix == ".png":

@@ -91,6 +91,29 @@ def test_pixels_outside_the_union_keep_the_frame():
     np.testing.assert_array_equal(out[0, 2:6, 10:14], expected[0, 2:6, 10:14])
 
 
+def test_paste_starts_from_the_moved_foreground():
+    mask = np.zeros((1, 16, 16, 1), "float32")
+    mask[0, 2:6, 2:6] = 1.0
+    target = np.zeros_like(mask)
+    target[0, 2:6, 10:14] = 1.0  # the same block, 8 columns to the right
+    pasting = UNetDiffGenerator(**TINY, paste=True)
+    data = inputs(batch=1, mask=mask, target_mask=target)
+    out = np.asarray(pasting(data)["frame"])
+    base = data["frame"].copy()
+    base[0, 2:6, 10:14] = data["frame"][0, 2:6, 2:6]
+    features = np.concatenate([base, mask, target], axis=-1)
+    expected = np.clip(base + np.asarray(pasting.unet(features)), -1.0, 1.0)
+    region = np.maximum(mask, target)[..., 0] == 1
+    np.testing.assert_allclose(out[region], expected[region], atol=1e-6)
+    np.testing.assert_array_equal(out[~region], data["frame"][~region])
+    # With unmoved masks (Phase I) pasting changes nothing: same weights, same frame.
+    plain = UNetDiffGenerator(**TINY)
+    plain.set_weights(pasting.get_weights())
+    still = inputs(batch=1, mask=mask)
+    np.testing.assert_allclose(pasting(still)["frame"], plain(still)["frame"], atol=1e-6)
+    assert UNetDiffGenerator.from_config(pasting.get_config()).paste
+
+
 def test_output_kernel_is_the_last_convolution():
     generator = UNetDiffGenerator(**TINY)
     kernel = generator.output_kernel

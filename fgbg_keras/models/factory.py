@@ -55,6 +55,7 @@ def _build_unet(config):
         num_levels=config.resolved_unet_levels,
         filters=config.unet_filters,
         max_filters=config.unet_max_filters,
+        paste=config.unet_paste,
         name="frame_generator",
     )
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from fgbg_keras.layers import blocks
+from fgbg_keras.mask_ops import paste_foreground
 from fgbg_keras.models.network import Network, check_positive_int
 
 
@@ -129,10 +130,14 @@ def composite(frame, difference, region):
 class UNetDiffGenerator(keras.Model):
     """Difference frame generator: a U-Net changes f_t inside the masks.
 
-    The `UNet` takes `concat(f_t, m_t, m_target)` and predicts a difference d; the prediction is
-    `f_hat = (1 - r) * f_t + r * clip(f_t + d, -1, 1)` with `r = max(m_t, m_target)`. The union,
+    The `UNet` takes `concat(b, m_t, m_target)` and predicts a difference d; the prediction is
+    `f_hat = (1 - r) * b + r * clip(b + d, -1, 1)` with `r = max(m_t, m_target)`. The union,
     because the object must be erased where it was as well as drawn where it goes; in Phase I
-    `m_target == m_t` and `r` is the draft's m. Same call interface as `VQFrameGenerator`.
+    `m_target == m_t` and `r` is the draft's m. The base b is f_t (the paper), or with
+    `paste=True` f_t with the content of m_t copied by whole pixels to the target mask
+    (`mask_ops.paste_foreground`): the layered view of the method, where the moved foreground is
+    given and the network refines it and fills the background it uncovers. In Phase I both are
+    f_t. Same call interface as `VQFrameGenerator`.
 
     Args:
         num_levels: stride-2 levels of the U-Net; frame sizes must be divisible by
@@ -140,6 +145,7 @@ class UNetDiffGenerator(keras.Model):
         filters: width of the first U-Net level. Paper: 64.
         max_filters: cap on the width of every level. Paper: 512.
         norm_groups: groups of the U-Net's group normalisation.
+        paste: start from the pasted foreground instead of f_t.
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
@@ -153,7 +159,9 @@ class UNetDiffGenerator(keras.Model):
     Reference: arXiv 2111.12747, section 3.4.
     """
 
-    def __init__(self, num_levels=4, filters=64, max_filters=512, norm_groups=8, **kwargs):
+    def __init__(
+        self, num_levels=4, filters=64, max_filters=512, norm_groups=8, paste=False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.unet = UNet(
             num_levels, filters, max_filters, norm_groups, input_channels=5, name="unet"
@@ -162,6 +170,7 @@ class UNetDiffGenerator(keras.Model):
         self.filters = filters
         self.max_filters = max_filters
         self.norm_groups = norm_groups
+        self.paste = bool(paste)
         self.downsampling_factor = 2**num_levels
 
     @property
@@ -170,13 +179,14 @@ class UNetDiffGenerator(keras.Model):
         return self.unet.get_layer("head_conv").kernel
 
     def call(self, inputs, training=None):
-        frame, mask, target_mask = inputs["frame"], inputs["mask"], inputs["target_mask"]
-        features = ops.concatenate(
-            [ops.cast(x, "float32") for x in (frame, mask, target_mask)], axis=-1
+        frame, mask, target_mask = (
+            ops.cast(inputs[key], "float32") for key in ("frame", "mask", "target_mask")
         )
+        base = paste_foreground(frame, mask, target_mask) if self.paste else frame
+        features = ops.concatenate([base, mask, target_mask], axis=-1)
         difference = self.unet(features, training=training)
-        region = ops.maximum(ops.cast(mask, "float32"), ops.cast(target_mask, "float32"))
-        return {"frame": composite(frame, difference, region)}
+        region = ops.maximum(mask, target_mask)
+        return {"frame": composite(base, difference, region)}
 
     def get_config(self):
         config = super().get_config()
@@ -186,6 +196,7 @@ class UNetDiffGenerator(keras.Model):
                 "filters": self.filters,
                 "max_filters": self.max_filters,
                 "norm_groups": self.norm_groups,
+                "paste": self.paste,
             }
         )
         return config

@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines.preprocess import preprocess_frames
-from fgbg_keras import metrics, rollout
+from fgbg_keras import mask_ops, metrics, rollout
 
 
 def _step(model):
@@ -193,7 +193,7 @@ class RolloutSummaries(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(f"{log_dir}/validation")
         steps = min(steps, clips["frames"].shape[1] - 1)
         self.frames = preprocess_frames(clips["frames"][:num_clips, : steps + 1])
-        self.controls = rollout.translation_controls(
+        self.controls = mask_ops.translation_controls(
             tf.constant(clips["offsets"][:num_clips, :steps], tf.float32)
         )
         self.every = every

@@ -11,7 +11,7 @@ from fgbg_keras.models.factory import (
     build_mask_generator,
 )
 from fgbg_keras.models.patchgan import local_crops
-from fgbg_keras.rollout import binarize
+from fgbg_keras.mask_ops import binarize
 from fgbg_keras.schedules import scheduled_sampling_probability
 from fgbg_keras.training.phase_one import vector_quantizer_terms
 

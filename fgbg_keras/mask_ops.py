@@ -1,0 +1,182 @@
+"""Mask geometry: binarising, centroids, and moving masks and frames by affine controls.
+
+Coordinates follow the synthetic set: a point is `(x, y) = (column, row)` in pixel units, pixel
+`(i, j)` (row i, column j) has its centre at `(j, i)`, and y points down. A control is a 2x3
+affine `[L | t]` acting about the mask's own centroid c: a point p goes to `c + L (p - c) + t`.
+So `[[1, 0, dx], [0, 1, dy]]` shifts the mask by (dx, dy) pixels, the identity leaves it as it is,
+and `L = [[cos a, -sin a], [sin a, cos a]]` turns the object in place by `a` (clockwise on screen,
+since y points down).
+"""
+
+from keras import ops
+
+# Controls whose linear part has a smaller |determinant| collapse the mask: the warp is empty.
+_MIN_DETERMINANT = 1e-6
+
+
+def binarize(masks, threshold=0.5):
+    """Masks as float32 {0, 1}: 1 where `masks > threshold`."""
+    return ops.cast(ops.greater(ops.cast(masks, "float32"), threshold), "float32")
+
+
+def mask_centroids(masks):
+    """The centroid of each mask's pixels above 0.5.
+
+    Args:
+        masks: `[B, H, W, 1]`.
+
+    Returns:
+        `(centroids, valid)`: `centroids` float32 `[B, 2]`, the (x, y) = (column, row) mean of
+        the pixels `> 0.5` (the synthetic set's convention); `valid` bool `[B]`, False for an
+        empty mask, whose centroid is then the image centre `((W - 1) / 2, (H - 1) / 2)`.
+    """
+    masks = binarize(masks)[..., 0]
+    shape = ops.shape(masks)
+    rows = ops.cast(ops.arange(shape[1]), "float32")
+    cols = ops.cast(ops.arange(shape[2]), "float32")
+    count = ops.sum(masks, axis=(1, 2))
+    x_sum = ops.sum(ops.sum(masks, axis=1) * cols, axis=1)
+    y_sum = ops.sum(ops.sum(masks, axis=2) * rows, axis=1)
+    valid = count > 0
+    safe_count = ops.maximum(count, 1.0)
+    centre_x = (ops.cast(shape[2], "float32") - 1.0) / 2.0
+    centre_y = (ops.cast(shape[1], "float32") - 1.0) / 2.0
+    x = ops.where(valid, x_sum / safe_count, centre_x)
+    y = ops.where(valid, y_sum / safe_count, centre_y)
+    return ops.stack([x, y], axis=-1), valid
+
+
+def translation_controls(offsets):
+    """Offsets `[..., 2]` (dx, dy) as affine controls `[..., 2, 3]`: `[[1, 0, dx], [0, 1, dy]]`."""
+    offsets = ops.cast(offsets, "float32")
+    dx, dy = offsets[..., 0], offsets[..., 1]
+    one, zero = ops.ones_like(dx), ops.zeros_like(dx)
+    return ops.stack(
+        [ops.stack([one, zero, dx], axis=-1), ops.stack([zero, one, dy], axis=-1)], axis=-2
+    )
+
+
+def identity_controls(batch_size):
+    """`batch_size` identity controls `[B, 2, 3]`."""
+    return translation_controls(ops.zeros((batch_size, 2)))
+
+
+def compose_controls(second, first):
+    """The control of `first` then `second`, both about the moving object's centroid.
+
+    `first = [L1 | t1]` takes the centroid c to `c + t1`; `second = [L2 | t2]` then acts about
+    that point. Together: `p -> c + t1 + t2 + L2 L1 (p - c)`, i.e. `[L2 L1 | t1 + t2]` about c.
+    """
+    linear = ops.matmul(second[..., :2], first[..., :2])
+    translation = first[..., 2:] + second[..., 2:]
+    return ops.concatenate([linear, translation], axis=-1)
+
+
+def warp_masks(masks, controls):
+    """Moves each binarised mask by its control, about the mask's own centroid.
+
+    A point p of the mask goes to `c + L (p - c) + t` (see the module docstring). Pixels are
+    sampled bilinearly from the inverse map, outside the frame counts as 0, and the result is
+    binarised at 0.5 again, so a shift by whole pixels is exact (a shifted copy with zeros filled
+    in), the identity returns the mask unchanged, and an empty mask stays empty. A control whose
+    linear part is singular (|det L| < 1e-6) gives an empty mask.
+
+    Args:
+        masks: `[B, H, W, 1]`, binarised at 0.5 first.
+        controls: `[B, 2, 3]` affine controls `[L | t]` on (x, y) = (column, row).
+
+    Returns:
+        float32 {0, 1} masks `[B, H, W, 1]`.
+    """
+    masks = binarize(masks)
+    controls = ops.cast(controls, "float32")
+    centroids, _ = mask_centroids(masks)
+    cx, cy = centroids[:, 0], centroids[:, 1]
+    a, b, tx = controls[:, 0, 0], controls[:, 0, 1], controls[:, 0, 2]
+    c, d, ty = controls[:, 1, 0], controls[:, 1, 1], controls[:, 1, 2]
+    determinant = a * d - b * c
+    invertible = ops.abs(determinant) >= _MIN_DETERMINANT
+    determinant = ops.where(invertible, determinant, 1.0)
+    # The inverse map, output -> input: p = c + L^-1 (q - c - t). It is written as
+    # L^-1 q + (c - L^-1 c) - L^-1 t so that for L = I the offset is exactly -t.
+    i00, i01 = d / determinant, -b / determinant
+    i10, i11 = -c / determinant, a / determinant
+    offset_x = (cx - (i00 * cx + i01 * cy)) - (i00 * tx + i01 * ty)
+    offset_y = (cy - (i10 * cx + i11 * cy)) - (i10 * tx + i11 * ty)
+    zero = ops.zeros_like(cx)
+    # keras' affine_transform takes the projective coefficients of the output -> input map on
+    # (column, row) pixel-index coordinates: in = (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    transform = ops.stack([i00, i01, offset_x, i10, i11, offset_y, zero, zero], axis=-1)
+    warped = ops.image.affine_transform(
+        masks, transform, interpolation="bilinear", fill_mode="constant", fill_value=0
+    )
+    keep = ops.cast(invertible, "float32")[:, None, None, None]
+    return binarize(warped) * keep
+
+
+def fit_translations(masks, next_masks):
+    """The translation that best moves each binarised mask onto the next one (METHOD.md's
+    "parameterized control").
+
+    The least-squares translation between two point sets of equal weight,
+    `argmin_t sum_ij |p_i + t - q_j|^2`, is the difference of their means, so the fit is
+    `centroid(next_mask) - centroid(mask)`.
+
+    Args:
+        masks: `[B, H, W, 1]`.
+        next_masks: `[B, H, W, 1]`.
+
+    Returns:
+        float32 offsets `[B, 2]` (dx, dy); zero where either mask is empty.
+    """
+    start, start_valid = mask_centroids(masks)
+    end, end_valid = mask_centroids(next_masks)
+    valid = ops.logical_and(start_valid, end_valid)[:, None]
+    return ops.where(valid, end - start, 0.0)
+
+
+def shift_images(images, offsets):
+    """Moves each image by its offset (dx, dy) in pixels, filling with zeros.
+
+    Bilinear, so a whole-pixel offset moves pixels exactly.
+
+    Args:
+        images: `[B, H, W, C]`.
+        offsets: `[B, 2]` (dx, dy).
+
+    Returns:
+        float32 `[B, H, W, C]`.
+    """
+    offsets = ops.cast(offsets, "float32")
+    one, zero = ops.ones_like(offsets[:, 0]), ops.zeros_like(offsets[:, 0])
+    transform = ops.stack([one, zero, -offsets[:, 0], zero, one, -offsets[:, 1], zero, zero], 1)
+    return ops.image.affine_transform(
+        ops.cast(images, "float32"),
+        transform,
+        interpolation="bilinear",
+        fill_mode="constant",
+        fill_value=0,
+    )
+
+
+def paste_foreground(frames, masks, target_masks):
+    """Each frame with its masked content copied to where the target mask is.
+
+    The copy is moved by the translation fitted between the masks (`fit_translations`),
+    rounded to whole pixels, so pasted pixels are exact copies and a rollout of many steps does
+    not blur them by resampling. Inside the target mask the result is the moved content,
+    outside it the frame; where the object was and is no longer, the frame still shows it.
+
+    Args:
+        frames: `[B, H, W, C]`.
+        masks: `[B, H, W, 1]`, where the object is (binarised at 0.5 for the fit).
+        target_masks: `[B, H, W, 1]`, where it goes.
+
+    Returns:
+        float32 `[B, H, W, C]`; the frame itself where `masks == target_masks`.
+    """
+    frames = ops.cast(frames, "float32")
+    target_masks = ops.cast(target_masks, "float32")
+    offsets = ops.round(fit_translations(masks, target_masks))
+    moved = shift_images(frames, offsets)
+    return (1.0 - target_masks) * frames + target_masks * moved

@@ -1,0 +1,118 @@
+import numpy as np
+
+from fgbg_keras import mask_ops
+from tests.harness import shifted
+
+
+def pixels(rows_cols, height=12, width=12):
+    """A [1, H, W, 1] mask with ones at the given (row, col) pixels."""
+    mask = np.zeros((1, height, width, 1), np.float32)
+    for row, col in rows_cols:
+        mask[0, row, col, 0] = 1.0
+    return mask
+
+
+def rotation(quarter_turns):
+    angle = quarter_turns * np.pi / 2
+    # Rounded so that a quarter turn is exactly [[0, -1], [1, 0]].
+    cos, sin = np.round(np.cos(angle), 12), np.round(np.sin(angle), 12)
+    return np.array([[[cos, -sin, 0.0], [sin, cos, 0.0]]], np.float32)
+
+
+def test_whole_pixel_shifts_are_exact_and_zero_filled():
+    rng = np.random.default_rng(0)
+    masks = (rng.uniform(size=(4, 10, 14, 1)) > 0.6).astype(np.float32)
+    offsets = [(2, 0), (-3, 4), (9, -7), (-14, 0)]  # the last two leave partly / wholly
+    controls = mask_ops.translation_controls(np.array(offsets, np.float32))
+    warped = np.asarray(mask_ops.warp_masks(masks, controls))
+    expected = np.stack([shifted(m, dx, dy) for m, (dx, dy) in zip(masks, offsets)])
+    assert warped.dtype == np.float32
+    np.testing.assert_array_equal(warped, expected)
+    assert 0 < warped[2].sum() < masks[2].sum() and warped[3].sum() == 0
+
+
+def test_identity_leaves_masks_unchanged_and_empty_masks_stay_empty():
+    rng = np.random.default_rng(1)
+    masks = (rng.uniform(size=(3, 9, 11, 1)) > 0.5).astype(np.float32)
+    identity = mask_ops.translation_controls(np.zeros((3, 2), np.float32))
+    np.testing.assert_array_equal(mask_ops.warp_masks(masks, identity), masks)
+    empty = np.zeros((2, 9, 11, 1), np.float32)
+    controls = np.concatenate([rotation(1), 1.5 * rotation(0.5)])
+    controls[:, :, 2] = [3.0, -2.0]
+    np.testing.assert_array_equal(mask_ops.warp_masks(empty, controls), empty)
+
+
+def test_quarter_turn_turns_a_rectangle_into_its_transpose_in_place():
+    mask = np.zeros((1, 15, 15, 1), np.float32)
+    mask[0, 6:9, 2:9, 0] = 1.0  # 3 rows x 7 columns, centroid (x, y) = (5, 7)
+    expected = np.zeros_like(mask)
+    expected[0, 4:11, 4:7, 0] = 1.0  # 7 rows x 3 columns about the same centroid
+    np.testing.assert_array_equal(mask_ops.warp_masks(mask, rotation(1)), expected)
+
+
+def test_quarter_turn_direction_on_an_arrow():
+    # Offsets from the centroid (6, 6): (0, 0), (2, 0), (-1, 1), (-1, -1): an arrow pointing
+    # right (+x). L = [[0, -1], [1, 0]] takes (x, y) to (-y, x): the arrow points down (+y).
+    arrow = pixels([(6, 6), (6, 8), (7, 5), (5, 5)])
+    turned = pixels([(6, 6), (8, 6), (5, 5), (5, 7)])
+    np.testing.assert_array_equal(mask_ops.warp_masks(arrow, rotation(1)), turned)
+
+
+def test_scaling_grows_the_object_about_its_centroid():
+    mask = pixels([(r, c) for r in range(5, 8) for c in range(3, 6)], 14, 14)  # centre (4, 6)
+    grow = np.array([[[2.0, 0.0, 1.0], [0.0, 2.0, 0.0]]], np.float32)  # doubled, moved 1 px right
+    expected = pixels([(r, c) for r in range(4, 9) for c in range(3, 8)], 14, 14)
+    np.testing.assert_array_equal(mask_ops.warp_masks(mask, grow), expected)
+    collapse = np.zeros((1, 2, 3), np.float32)
+    assert np.asarray(mask_ops.warp_masks(mask, collapse)).sum() == 0
+
+
+def test_centroids_of_hand_made_masks():
+    masks = np.zeros((3, 6, 9, 1), np.float32)
+    masks[0, 1, 2] = masks[0, 3, 6] = 1.0  # (x, y) = (4, 2)
+    masks[1, 5, 0] = 0.7
+    masks[1, 0, 8] = 0.4  # below the threshold: ignored
+    centroids, valid = mask_ops.mask_centroids(masks)
+    np.testing.assert_allclose(centroids, [[4.0, 2.0], [0.0, 5.0], [4.0, 2.5]])
+    np.testing.assert_array_equal(valid, [True, True, False])
+
+
+def test_binarize_and_translation_controls():
+    np.testing.assert_array_equal(mask_ops.binarize(np.array([0.2, 0.5, 0.51, 1.0])), [0, 0, 1, 1])
+    controls = mask_ops.translation_controls(np.array([[[2.0, -1.5]]]))
+    np.testing.assert_array_equal(controls, [[[[1, 0, 2.0], [0, 1, -1.5]]]])
+
+
+def test_fit_translations_recovers_the_shift_and_is_zero_for_empty_masks():
+    mask = pixels([(r, c) for r in range(3, 6) for c in range(2, 7)] + [(6, 2)], 16, 16)
+    masks = np.concatenate([mask, mask, np.zeros_like(mask)])
+    moved = np.concatenate([shifted(mask, 3, -2), np.zeros_like(mask), mask])
+    np.testing.assert_allclose(
+        mask_ops.fit_translations(masks, moved), [[3.0, -2.0], [0.0, 0.0], [0.0, 0.0]]
+    )
+
+
+def test_shift_images_by_whole_pixels_is_exact():
+    rng = np.random.default_rng(3)
+    images = rng.uniform(-1, 1, (2, 9, 12, 3)).astype(np.float32)
+    moved = np.asarray(mask_ops.shift_images(images, [[3, -2], [-1, 0]]))
+    np.testing.assert_array_equal(moved[0], shifted(images[0], 3, -2))
+    np.testing.assert_array_equal(moved[1], shifted(images[1], -1, 0))
+
+
+def test_paste_foreground_moves_the_object_by_whole_pixels():
+    frame = np.zeros((1, 12, 12, 3), np.float32)
+    frame[0, 2:5, 2:5] = [0.5, -0.5, 1.0]  # a 3x3 object, centroid (3, 3)
+    frame[0, 8, 9] = 0.25  # background detail
+    mask = np.zeros((1, 12, 12, 1), np.float32)
+    mask[0, 2:5, 2:5] = 1.0
+    # The target mask is 2 columns right and 1 row down: the object is copied there.
+    target = shifted(mask, 2, 1)
+    pasted = np.asarray(mask_ops.paste_foreground(frame, mask, target))
+    expected = frame.copy()
+    expected[0, 3:6, 4:7] = [0.5, -0.5, 1.0]
+    np.testing.assert_array_equal(pasted, expected)
+    # An unchanged mask leaves the frame as it is, as does an empty one.
+    np.testing.assert_array_equal(mask_ops.paste_foreground(frame, mask, mask), frame)
+    empty = np.zeros_like(mask)
+    np.testing.assert_array_equal(mask_ops.paste_foreground(frame, empty, target), frame)
