@@ -8,6 +8,7 @@ and `L = [[cos a, -sin a], [sin a, cos a]]` turns the object in place by `a` (cl
 since y points down).
 """
 
+import tensorflow as tf
 from keras import ops
 
 # Controls whose linear part has a smaller |determinant| collapse the mask: the warp is empty.
@@ -159,24 +160,61 @@ def shift_images(images, offsets):
     )
 
 
-def paste_foreground(frames, masks, target_masks):
-    """Each frame with its masked content copied to where the target mask is.
+def fill_from_surroundings(images, known, levels=8):
+    """Fills the unknown pixels of each image with a smooth estimate from the known ones.
 
-    The copy is moved by the translation fitted between the masks (`fit_translations`),
-    rounded to whole pixels, so pasted pixels are exact copies and a rollout of many steps does
-    not blur them by resampling. Inside the target mask the result is the moved content,
-    outside it the frame; where the object was and is no longer, the frame still shows it.
+    Push-pull: the known pixels are averaged down a pyramid of 2x2 blocks (each level keeps,
+    per block, the mean of its known pixels and their fraction), then every level is read
+    back up, an unknown pixel taking the bilinearly upsampled estimate of the coarser level.
+    Known pixels are returned exactly, a region of one colour fills with that colour, and a
+    hole is filled if it is smaller than the `2**levels` blocks of the top level.
+
+    Args:
+        images: `[B, H, W, C]`, any size.
+        known: `[B, H, W, 1]`, 1 where a pixel is known, 0 where it is to be filled.
+        levels: halvings of the pyramid; 8 reaches 1x1 from 256x256.
+
+    Returns:
+        float32 `[B, H, W, C]`; zeros where no known pixel is near enough.
+    """
+    images = ops.cast(images, "float32")
+    weights = [ops.cast(known, "float32")]
+    sums = [images * weights[0]]
+    for _ in range(levels):
+        sums.append(ops.average_pool(sums[-1], 2, 2, padding="same"))
+        weights.append(ops.average_pool(weights[-1], 2, 2, padding="same"))
+    estimate = sums[-1] / ops.maximum(weights[-1], 1e-6)
+    for level_sum, level_weight in zip(reversed(sums[:-1]), reversed(weights[:-1])):
+        # tf.image.resize, since keras' resize needs a static size and frames may have none.
+        coarse = tf.image.resize(estimate, tf.shape(level_sum)[1:3], method="bilinear")
+        here = level_sum / ops.maximum(level_weight, 1e-6)
+        estimate = ops.where(level_weight > 0, here, coarse)
+    return estimate
+
+
+def paste_foreground(frames, masks, target_masks):
+    """Each frame with its object moved to the target mask: the layered view of a step.
+
+    Inside the target mask: the frame's content moved by the translation fitted between the
+    masks (`fit_translations`), rounded to whole pixels, so pasted pixels are exact copies and a
+    rollout of many steps does not blur them by resampling. Where the object was and is no
+    longer (`mask` and not `target_mask`): the background filled in from the pixels outside
+    both masks (`fill_from_surroundings`). Elsewhere: the frame.
 
     Args:
         frames: `[B, H, W, C]`.
-        masks: `[B, H, W, 1]`, where the object is (binarised at 0.5 for the fit).
-        target_masks: `[B, H, W, 1]`, where it goes.
+        masks: `[B, H, W, 1]` in {0, 1}, where the object is.
+        target_masks: `[B, H, W, 1]` in {0, 1}, where it goes.
 
     Returns:
         float32 `[B, H, W, C]`; the frame itself where `masks == target_masks`.
     """
     frames = ops.cast(frames, "float32")
+    masks = ops.cast(masks, "float32")
     target_masks = ops.cast(target_masks, "float32")
     offsets = ops.round(fit_translations(masks, target_masks))
     moved = shift_images(frames, offsets)
-    return (1.0 - target_masks) * frames + target_masks * moved
+    uncovered = masks * (1.0 - target_masks)
+    background = (1.0 - masks) * (1.0 - target_masks)
+    filled = fill_from_surroundings(frames, background)
+    return background * frames + target_masks * moved + uncovered * filled

@@ -100,19 +100,36 @@ def test_shift_images_by_whole_pixels_is_exact():
     np.testing.assert_array_equal(moved[1], shifted(images[1], -1, 0))
 
 
-def test_paste_foreground_moves_the_object_by_whole_pixels():
-    frame = np.zeros((1, 12, 12, 3), np.float32)
+def test_fill_from_surroundings_keeps_known_pixels_and_fills_holes_smoothly():
+    rng = np.random.default_rng(4)
+    images = rng.uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+    known = np.ones((1, 16, 16, 1), np.float32)
+    known[0, 4:11, 3:9] = 0.0
+    filled = np.asarray(mask_ops.fill_from_surroundings(images, known))
+    np.testing.assert_array_equal(filled[known[..., 0] == 1], images[known[..., 0] == 1])
+    hole = filled[0, 4:11, 3:9]
+    assert hole.min() >= images.min() and hole.max() <= images.max()
+    # One colour around a hole fills it with that colour, whatever was inside.
+    flat = np.full((2, 8, 12, 3), 0.25, np.float32)
+    flat[:, 2:6, 3:9] = -1.0
+    known = np.ones((2, 8, 12, 1), np.float32)
+    known[:, 2:6, 3:9] = 0.0
+    np.testing.assert_allclose(mask_ops.fill_from_surroundings(flat, known), 0.25, atol=1e-6)
+
+
+def test_paste_foreground_moves_the_object_and_fills_where_it_was():
+    frame = np.full((1, 12, 12, 3), 0.25, np.float32)  # a flat background
     frame[0, 2:5, 2:5] = [0.5, -0.5, 1.0]  # a 3x3 object, centroid (3, 3)
-    frame[0, 8, 9] = 0.25  # background detail
     mask = np.zeros((1, 12, 12, 1), np.float32)
     mask[0, 2:5, 2:5] = 1.0
-    # The target mask is 2 columns right and 1 row down: the object is copied there.
+    # The target mask is 2 columns right and 1 row down: the object is copied there, and the
+    # pixels it leaves take the background's colour.
     target = shifted(mask, 2, 1)
     pasted = np.asarray(mask_ops.paste_foreground(frame, mask, target))
-    expected = frame.copy()
+    expected = np.full_like(frame, 0.25)
     expected[0, 3:6, 4:7] = [0.5, -0.5, 1.0]
-    np.testing.assert_array_equal(pasted, expected)
+    np.testing.assert_allclose(pasted, expected, atol=1e-6)
     # An unchanged mask leaves the frame as it is, as does an empty one.
     np.testing.assert_array_equal(mask_ops.paste_foreground(frame, mask, mask), frame)
     empty = np.zeros_like(mask)
-    np.testing.assert_array_equal(mask_ops.paste_foreground(frame, empty, target), frame)
+    np.testing.assert_array_equal(mask_ops.paste_foreground(frame, empty, empty), frame)
