@@ -15,8 +15,10 @@ clip, `steps` frames are generated, steered by
   true frames, which needs no ground truth and is how real video is evaluated.
 Per step and on average: PSNR and SSIM against the true frames, and the control error, the
 distance in pixels between the centroid of binarize(M(generated frame)) and the sprite's true
-centroid. Beside them the copy-first-frame baseline, and the measurement floor: the same
-centroid error of M on the true frames. A generated frame whose mask is empty (the object was
+centroid. Beside them two baselines: copy-first-frame, and paste-only, the compositor of
+`mask_ops.paste_foreground` stepped with the same masks and no frame generator (what M alone
+gives; the frame generator should beat it); and the measurement floor: the same centroid error
+of M on the true frames. A generated frame whose mask is empty (the object was
 lost) has no centroid; it is left out of the control error and counted in `lost`.
 """
 
@@ -37,9 +39,9 @@ from fgbg_keras.training import loop
 
 METRICS = ("mask_iou", "diff_mask_iou", "psnr", "ssim", "copy_last_psnr", "copy_last_ssim")
 ROLLOUT_METRICS = ("psnr", "ssim", "control_error", "lost")
-# Rollout methods: "<controls>_<mask mode>" for the model, then the baseline and the floor.
+# Rollout methods: "<controls>_<mask mode>" for the model, then the baselines and the floor.
 GENERATED = ("true_carry", "true_reestimate", "fitted_carry")
-ROLLOUT_METHODS = GENERATED + ("copy_first", "measurement")
+ROLLOUT_METHODS = GENERATED + ("paste_only", "copy_first", "measurement")
 REPORT_NAME = "eval_test.json"  # written beside the checkpoints by train.py and evaluate
 ROLLOUT_GIF = "rollouts_test.gif"
 ROLLOUT_STEPS = 16
@@ -147,6 +149,14 @@ def _summarize(per_clip):
     return summary
 
 
+def _paste_only(inputs, training=False):
+    """A frame "generator" with no weights: the masked content moved, the hole filled."""
+    del training
+    return {
+        "frame": mask_ops.paste_foreground(inputs["frame"], inputs["mask"], inputs["target_mask"])
+    }
+
+
 def _gif_rows(frames, carry, first_mask):
     """Per clip, stacked top to bottom: the true frames, the frames generated with the true
     offsets, and the same with their masks overlaid; frame 0 is the input."""
@@ -172,8 +182,8 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
     Returns:
         A dict with `"steps"`, `"clips"` and one entry per `ROLLOUT_METHODS`: `"true_carry"`,
         `"true_reestimate"` (true offsets, each mask mode), `"fitted_carry"` (parameterized
-        control), `"copy_first"` (the baseline) and `"measurement"` (M on the true frames: the
-        floor of the control error). Each holds `<metric>` (mean) and `<metric>_per_step` for
+        control), the baselines `"paste_only"` (true offsets, carry) and `"copy_first"`, and
+        `"measurement"` (M on the true frames: the floor of the control error). Each holds `<metric>` (mean) and `<metric>_per_step` for
         `ROLLOUT_METRICS` (`lost`: fraction of frames whose mask is empty).
     """
     config = run.config
@@ -187,6 +197,7 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
         mode: rollout.make_rollout_fn(run.mask_generator, run.frame_generator, mode)
         for mode in rollout.MASK_MODES
     }
+    paste_only = rollout.make_rollout_fn(run.mask_generator, _paste_only)
     masks_of = _binary_masks(run.mask_generator)
 
     per_clip = {method: {name: [] for name in ROLLOUT_METRICS} for method in ROLLOUT_METHODS}
@@ -211,6 +222,7 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
         for method in GENERATED:
             source, mode = method.split("_")
             generated[method] = rollouts[mode](first, controls[source])
+        generated["paste_only"] = paste_only(first, controls["true"])
         generated["copy_first"] = {"frames": tf.repeat(first[:, None], steps, axis=1)}
         generated["measurement"] = {"frames": truth}
         for method, outputs in generated.items():
@@ -255,6 +267,7 @@ ROLLOUT_COLUMNS = (
     ("true_carry", "true/carry"),
     ("true_reestimate", "true/reest."),
     ("fitted_carry", "fitted/carry"),
+    ("paste_only", "paste-only"),
     ("copy_first", "copy-first"),
 )
 PER_STEP_COLUMNS = (

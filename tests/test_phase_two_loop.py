@@ -122,7 +122,8 @@ def test_phase_two_evaluation_reports_rollouts_per_step(runs):
     assert results["phase"] == 2 and results["pairs"] == 2 * 5
     rollouts = results["rollout"]
     assert rollouts["steps"] == 3 and rollouts["clips"] == 2
-    for method in ("true_carry", "true_reestimate", "fitted_carry", "copy_first", "measurement"):
+    methods = ("true_carry", "true_reestimate", "fitted_carry", "paste_only", "copy_first")
+    for method in methods + ("measurement",):
         for name in evaluate.ROLLOUT_METRICS:
             assert len(rollouts[method][f"{name}_per_step"]) == 3, (method, name)
     for method in ("true_carry", "copy_first"):
