@@ -30,15 +30,17 @@ HELP = {
     "mask_ngf": "Width of the mask network's stem (paper: 64).",
     "mask_res_blocks": "Residual blocks of the mask network (paper: 9).",
     "mask_downsampling": "Stride-2 stages of the mask network.",
-    "generator": "Frame generator: vqvae (the VQ-VAE of the paper's section 3.2) or unet (the "
-    "difference U-Net of section 3.4: f_hat = f_t + d inside the masks, f_t outside).",
+    "generator": "Frame generator: unet (the difference U-Net of the paper's section 3.4: f_hat = "
+    "f_t + d inside the masks, f_t outside; the default, measured best in controlled rollouts) "
+    "or vqvae (the VQ-VAE of section 3.2).",
     "unet_filters": "unet: width of the U-Net's first level (doubling per level).",
     "unet_max_filters": "unet: the cap on the U-Net's widths.",
     "unet_levels": "unet: stride-2 levels; 0 halves down to the smallest map the image size "
     "allows (8 levels at 256x256, as the paper).",
     "unet_paste": "unet: start from f_t with the foreground copied by whole pixels to the target "
-    "mask, instead of from f_t (the paper); the U-Net then refines the object and fills the "
-    "background it uncovers. No effect in Phase 1, where the masks do not move.",
+    "mask and the background it uncovers filled in from around it, instead of from f_t (the "
+    "paper; --nounet_paste); the U-Net then refines both. No effect in Phase 1, where the masks "
+    "do not move.",
     "generator_filters": "Widths of the VQ-VAE encoder levels, comma-separated; one "
     "stride-2 stage between consecutive levels.",
     "generator_res_blocks": "Residual blocks per level of the VQ-VAE encoder and decoder.",
@@ -46,8 +48,8 @@ HELP = {
     "embedding_dim": "Size n_z of each code vector.",
     "quantize": "joint: f_hat = D(q(z_fg + z_bg)) (the draft); separate: D(q(z_fg) + q(z_bg)) "
     "(the reference; the default, measured best for masks on the synthetic set).",
-    "condition": "split: streams cut by the target mask (the reference); channel: the target "
-    "mask is a 4th encoder channel.",
+    "condition": "vqvae: split: streams cut by the target mask (the reference); channel: the "
+    "target mask is a 4th encoder channel (the default, measured better in rollouts).",
     "vq_ema": "Update the codebook by exponential moving averages instead of gradients.",
     "vq_ema_decay": "Decay of the codebook EMA and of the code-usage statistics.",
     "dead_code_threshold": "Restart codes whose EMA usage falls below this (0 disables).",
@@ -115,6 +117,10 @@ HELP = {
     "ss_initial": "Phase 2: probability of feeding the model its own output at --ss_start.",
     "ss_increment": "Phase 2: rise of that probability every --ss_interval steps (capped at 1).",
     "ss_interval": "Phase 2: steps between rises of the scheduled-sampling probability.",
+    "reset_generator_head": "Phase 2, --generator=unet: start the U-Net's last layer at zero, so "
+    "Phase 2 starts from the base frame (with --unet_paste: the moved foreground) rather than "
+    "from the Phase 1 U-Net, which learned to predict motion it was never told. No effect with "
+    "vqvae.",
 }
 
 flags.DEFINE_enum(

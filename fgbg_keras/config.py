@@ -26,20 +26,20 @@ class ModelConfig:
     mask_ngf: int = 16
     mask_res_blocks: int = 3
     mask_downsampling: int = 2
-    generator: str = "vqvae"
+    generator: str = "unet"
     generator_filters: tuple = (16, 32, 64)
     generator_res_blocks: int = 1
     num_embeddings: int = 256
     embedding_dim: int = 32
     quantize: str = "separate"  # measured best on synthetic masks; "joint" is the draft's
-    condition: str = "split"
+    condition: str = "channel"
     vq_ema: bool = False
     vq_ema_decay: float = 0.99
     dead_code_threshold: float = 0.0
     unet_filters: int = 32
     unet_max_filters: int = 256
     unet_levels: int = 0  # 0: down to the smallest map the image size allows (8 at 256x256)
-    unet_paste: bool = False
+    unet_paste: bool = True
 
     def __post_init__(self):
         self.generator_filters = tuple(int(f) for f in self.generator_filters)
@@ -274,6 +274,7 @@ class PhaseTwoConfig:
     ss_initial: float = 0.1
     ss_increment: float = 0.1
     ss_interval: int = 100
+    reset_generator_head: bool = True
 
     def resolved_ss_start(self, train_steps):
         return train_steps // 2 if self.ss_start < 0 else self.ss_start

@@ -183,8 +183,9 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
         A dict with `"steps"`, `"clips"` and one entry per `ROLLOUT_METHODS`: `"true_carry"`,
         `"true_reestimate"` (true offsets, each mask mode), `"fitted_carry"` (parameterized
         control), the baselines `"paste_only"` (true offsets, carry) and `"copy_first"`, and
-        `"measurement"` (M on the true frames: the floor of the control error). Each holds `<metric>` (mean) and `<metric>_per_step` for
-        `ROLLOUT_METRICS` (`lost`: fraction of frames whose mask is empty).
+        `"measurement"` (M on the true frames: the floor of the control error). Each holds
+        `<metric>` (mean) and `<metric>_per_step` for `ROLLOUT_METRICS` (`lost`: fraction of
+        frames whose mask is empty).
     """
     config = run.config
     num_clips = num_clips or config.train.num_test_clips

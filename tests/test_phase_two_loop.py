@@ -114,6 +114,24 @@ def test_bad_init_from_is_named(runs, tmp_path):
             )
 
 
+def test_reset_generator_head_keeps_the_phase_one_unet_but_its_last_layer(tmp_path):
+    overrides = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
+    phase_one = str(tmp_path / "phase1")
+    loop.train_and_evaluate(phase_two_config(**overrides), phase_one, verbose=False)
+    trained = loop.restore_networks(phase_one).frame_generator.get_weights()
+    config = phase_two_config(**overrides)
+    config.phase_two.reset_generator_head = True
+    config.validate(phase=2)
+    batch = {"frame": np.zeros((1, 32, 32, 3), np.float32)}
+    batch["next_frame"] = batch["frame"]
+    model, _ = loop.build_model_and_optimizer(config, batch, phase=2)
+    loop.initialize_from(model, config, phase_one)
+    started = model.frame_generator.get_weights()
+    for a, b in zip(trained[:-2], started[:-2]):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.any(w) for w in trained[-2:]) and not any(np.any(w) for w in started[-2:])
+
+
 def test_phase_two_evaluation_reports_rollouts_per_step(runs):
     _, phase_two, _ = runs
     text = evaluate.evaluate_and_report(phase_two, rollout_steps=3)

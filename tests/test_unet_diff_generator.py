@@ -116,6 +116,22 @@ def test_paste_starts_from_the_moved_foreground():
     assert UNetDiffGenerator.from_config(pasting.get_config()).paste
 
 
+def test_reset_head_makes_the_prediction_the_base_frame():
+    generator = UNetDiffGenerator(**TINY)
+    mask = np.zeros((2, 16, 16, 1), "float32")
+    mask[:, 3:9, 4:10] = 1.0
+    data = inputs(mask=mask)
+    before = [w.copy() for w in generator.get_weights()]
+    assert not np.array_equal(generator(data)["frame"], data["frame"])
+    generator.reset_head()
+    np.testing.assert_array_equal(generator(data)["frame"], data["frame"])
+    # The last convolution (kernel, bias) is zero; every other weight is as it was.
+    after = generator.get_weights()
+    assert all(not np.any(w) for w in after[-2:])
+    for a, b in zip(before[:-2], after[:-2]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_output_kernel_is_the_last_convolution():
     generator = UNetDiffGenerator(**TINY)
     kernel = generator.output_kernel

@@ -23,6 +23,7 @@ def tiny_config(**train_overrides):
             image_size=32,
             mask_ngf=4,
             mask_res_blocks=1,
+            generator="vqvae",
             generator_filters=(8, 16),
             generator_res_blocks=1,
             num_embeddings=16,

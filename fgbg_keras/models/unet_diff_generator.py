@@ -178,6 +178,16 @@ class UNetDiffGenerator(keras.Model):
         """The kernel of the U-Net's last convolution (for the VQGAN adaptive GAN weight)."""
         return self.unet.get_layer("head_conv").kernel
 
+    def reset_head(self):
+        """Zeroes the U-Net's last convolution, so that the prediction is the base frame.
+
+        The other layers keep their weights; training grows the difference from zero, as a
+        residual branch initialised at zero does.
+        """
+        head = self.unet.get_layer("head_conv")
+        for weight in head.weights:
+            weight.assign(keras.ops.zeros(weight.shape, weight.dtype))
+
     def call(self, inputs, training=None):
         frame, mask, target_mask = (
             ops.cast(inputs[key], "float32") for key in ("frame", "mask", "target_mask")

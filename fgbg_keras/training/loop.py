@@ -222,6 +222,10 @@ def initialize_from(model, config, init_from):
     status = _networks_checkpoint(model.mask_generator, model.frame_generator).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
     logging.info("Initialised the mask network and frame generator from %s", latest)
+    # The VQ-VAE draws the whole frame: a zero last layer would make it draw a blank one.
+    if config.phase_two.reset_generator_head and config.model.generator == "unet":
+        model.frame_generator.reset_head()
+        logging.info("The U-Net's last layer starts at zero: Phase 2 starts from its base frame.")
 
 
 def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True):
