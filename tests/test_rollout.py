@@ -86,13 +86,19 @@ def test_empty_flags_once_the_object_leaves_the_frame(frame_generator):
     assert np.asarray(out["masks"][:, 4]).sum() == 0
 
 
-def test_compiled_rollout_traces_once_for_every_number_of_steps():
+def tiny_networks():
+    """A freshly built (untrained) mask network and frame generator of the tiny config."""
     config = tiny_config().model
     mask_generator = factory.build_mask_generator(config)
     frame_generator = factory.build_frame_generator(config)
+    masks = mask_generator(first_frames(1))
+    frame_generator({"frame": first_frames(1), "mask": masks, "target_mask": masks})
+    return mask_generator, frame_generator
+
+
+def test_compiled_rollout_traces_once_for_every_number_of_steps():
+    mask_generator, frame_generator = tiny_networks()
     frames = first_frames(1)
-    masks = mask_generator(frames)
-    frame_generator({"frame": frames, "mask": masks, "target_mask": masks})
     fn = rollout.make_rollout_fn(mask_generator, frame_generator, mask_mode="reestimate")
     graph = fn.get_concrete_function().graph
     assert any(op.type in ("While", "StatelessWhile") for op in graph.get_operations())
@@ -116,12 +122,7 @@ def test_rollout_graph_carries_a_fixed_state_and_preallocated_outputs():
     # Memory that does not grow with T, read off the graph: one While loop whose carried
     # state is one frame, one mask and one control per clip, and whose outputs go to lists
     # reserved once at size T and written in place (no append, no concatenation of state).
-    config = tiny_config().model
-    mask_generator = factory.build_mask_generator(config)
-    frame_generator = factory.build_frame_generator(config)
-    frames = first_frames(1)
-    masks = mask_generator(frames)
-    frame_generator({"frame": frames, "mask": masks, "target_mask": masks})
+    mask_generator, frame_generator = tiny_networks()
     for mode in rollout.MASK_MODES:
         fn = rollout.make_rollout_fn(mask_generator, frame_generator, mode)
         graph = fn.get_concrete_function().graph

@@ -8,6 +8,7 @@ from fgbg_keras import losses, metrics
 from fgbg_keras.layers.vector_quantizer import code_usage
 from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
 from fgbg_keras.schedules import make_sparsity_schedule
+from fgbg_keras.training.tracked import TrackedModel
 
 # The order in which Phase I reports its terms; the NaN guard names the first bad one.
 LOSS_TERMS = (
@@ -52,7 +53,7 @@ def vector_quantizer_terms(frame_generator, outputs, commitment_beta):
 
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
-class PhaseOne(keras.Model):
+class PhaseOne(TrackedModel):
     """Phase I of fgbg: reconstruction + VQ + mask losses over (f_t, f_{t+1}, d) triples.
 
     `fit()` takes batches that are dicts with `"frame"` f_t and `"next_frame"` f_{t+1}
@@ -121,15 +122,7 @@ class PhaseOne(keras.Model):
         self.sparsity_schedule = make_sparsity_schedule(
             sparsity_schedule, **self.sparsity_schedule_config
         )
-        self.total_tracker = keras.metrics.Mean(name="loss")
-        self.trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in LOSS_TERMS + TRAIN_STATISTICS + TEST_STATISTICS
-        }
-
-    @property
-    def metrics(self):
-        return [self.total_tracker, *self.trackers.values()]
+        self._create_trackers(LOSS_TERMS + TRAIN_STATISTICS + TEST_STATISTICS)
 
     def call(self, inputs, training=None):
         """Masks and the predicted next frame of `inputs["frame"]`.
@@ -216,14 +209,6 @@ class PhaseOne(keras.Model):
         if "mask" in data:
             values["mask_iou"] = ops.mean(metrics.mask_iou(outputs["mask"], data["mask"]))
         return self._update_trackers(total, values)
-
-    def _update_trackers(self, total, values):
-        self.total_tracker.update_state(total)
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        results = {"loss": self.total_tracker.result()}
-        results.update({name: self.trackers[name].result() for name in values})
-        return results
 
     def get_config(self):
         config = super().get_config()

@@ -5,15 +5,16 @@ import tensorflow as tf
 from keras import ops
 
 from fgbg_keras import losses, metrics
+from fgbg_keras.mask_ops import binarize
 from fgbg_keras.models.factory import (
     build_discriminators,
     build_frame_generator,
     build_mask_generator,
 )
 from fgbg_keras.models.patchgan import local_crops
-from fgbg_keras.mask_ops import binarize
 from fgbg_keras.schedules import scheduled_sampling_probability
 from fgbg_keras.training.phase_one import vector_quantizer_terms
+from fgbg_keras.training.tracked import TrackedModel
 
 # The order in which Phase II reports its terms; the NaN guard names the first bad one.
 LOSS_TERMS = (
@@ -38,7 +39,7 @@ TEST_STATISTICS = ("psnr", "copy_last_psnr")
 
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
-class PhaseTwo(keras.Model):
+class PhaseTwo(TrackedModel):
     """Phase II of fgbg: the generator is conditioned on the target mask, with GAN losses.
 
     The mask network M is frozen and runs in inference mode: it only extracts
@@ -145,15 +146,7 @@ class PhaseTwo(keras.Model):
         self.adversarial = False
         self.scheduled_sampling = False
         self.discriminator_optimizer = None
-        self.total_tracker = keras.metrics.Mean(name="loss")
-        self.trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in LOSS_TERMS + TRAIN_STATISTICS + TEST_STATISTICS
-        }
-
-    @property
-    def metrics(self):
-        return [self.total_tracker, *self.trackers.values()]
+        self._create_trackers(LOSS_TERMS + TRAIN_STATISTICS + TEST_STATISTICS)
 
     def compile(self, optimizer, discriminator_optimizer, **kwargs):
         """`optimizer` trains the frame generator, `discriminator_optimizer` the discriminators."""
@@ -329,14 +322,6 @@ class PhaseTwo(keras.Model):
         values["psnr"] = ops.mean(metrics.psnr(prediction, next_frame))
         values["copy_last_psnr"] = ops.mean(metrics.psnr(frame, next_frame))
         return self._update_trackers(total, values)
-
-    def _update_trackers(self, total, values):
-        self.total_tracker.update_state(total)
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        results = {"loss": self.total_tracker.result()}
-        results.update({name: self.trackers[name].result() for name in values})
-        return results
 
     def get_config(self):
         config = super().get_config()
