@@ -198,13 +198,14 @@ def paste_foreground(frames, masks, target_masks):
     Inside the target mask: the frame's content moved by the translation fitted between the
     masks (`fit_translations`), rounded to whole pixels, so pasted pixels are exact copies and a
     rollout of many steps does not blur them by resampling. Where the object was and is no
-    longer (`mask` and not `target_mask`): the background filled in from the pixels outside
-    both masks (`fill_from_surroundings`). Elsewhere: the frame.
+    longer (`max(mask - target_mask, 0)`): the background filled in from the pixels outside
+    both masks (`fill_from_surroundings`). Elsewhere: the frame. Soft masks blend the three;
+    equal masks, soft or not (Phase I), give the frame back.
 
     Args:
         frames: `[B, H, W, C]`.
-        masks: `[B, H, W, 1]` in {0, 1}, where the object is.
-        target_masks: `[B, H, W, 1]` in {0, 1}, where it goes.
+        masks: `[B, H, W, 1]` in [0, 1], where the object is.
+        target_masks: `[B, H, W, 1]` in [0, 1], where it goes.
 
     Returns:
         float32 `[B, H, W, C]`; the frame itself where `masks == target_masks`.
@@ -214,7 +215,6 @@ def paste_foreground(frames, masks, target_masks):
     target_masks = ops.cast(target_masks, "float32")
     offsets = ops.round(fit_translations(masks, target_masks))
     moved = shift_images(frames, offsets)
-    uncovered = masks * (1.0 - target_masks)
-    background = (1.0 - masks) * (1.0 - target_masks)
-    filled = fill_from_surroundings(frames, background)
-    return background * frames + target_masks * moved + uncovered * filled
+    uncovered = ops.maximum(masks - target_masks, 0.0)
+    filled = fill_from_surroundings(frames, 1.0 - ops.maximum(masks, target_masks))
+    return (1.0 - target_masks - uncovered) * frames + target_masks * moved + uncovered * filled

@@ -129,7 +129,9 @@ def test_paste_foreground_moves_the_object_and_fills_where_it_was():
     expected = np.full_like(frame, 0.25)
     expected[0, 3:6, 4:7] = [0.5, -0.5, 1.0]
     np.testing.assert_allclose(pasted, expected, atol=1e-6)
-    # An unchanged mask leaves the frame as it is, as does an empty one.
+    # An unchanged mask leaves the frame as it is, a soft one (Phase I's) too, and an empty one.
     np.testing.assert_array_equal(mask_ops.paste_foreground(frame, mask, mask), frame)
+    soft = np.random.default_rng(5).uniform(size=mask.shape).astype(np.float32)
+    np.testing.assert_allclose(mask_ops.paste_foreground(frame, soft, soft), frame, atol=1e-6)
     empty = np.zeros_like(mask)
     np.testing.assert_array_equal(mask_ops.paste_foreground(frame, empty, empty), frame)
