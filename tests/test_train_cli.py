@@ -104,3 +104,14 @@ def test_flagfile_parses_and_tiny_run_trains_evaluates_and_writes_flags(tmp_path
     report = json.loads((model_dir / "eval_test.json").read_text())
     assert report["step"] == 2 and report["pairs"] == 5  # 1 test clip of 6 frames
     assert f"{report['mask_iou']:.3f}" in result.stdout
+
+
+def test_phase_two_without_a_usable_init_from_is_named(tmp_path):
+    result = run_train("--phase=2", f"--model_dir={tmp_path / 'a'}")
+    assert result.returncode != 0
+    assert "--init_from is required with --phase=2" in result.stderr
+    missing = tmp_path / "missing"
+    result = run_train("--phase=2", f"--model_dir={tmp_path / 'b'}", f"--init_from={missing}")
+    assert result.returncode != 0
+    assert f"--init_from='{missing}' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
