@@ -81,6 +81,7 @@ def build_model_and_optimizer(config, sample_batch, phase=1):
         model = phase_one.build_phase_one(config)
         model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile)
         model(sample_batch, training=False)
+        optimizer.build(model.trainable_variables)
     else:
         model = phase_two.build_phase_two(config)
         disc_rate = config.phase_two.disc_learning_rate or config.train.learning_rate
@@ -92,9 +93,7 @@ def build_model_and_optimizer(config, sample_batch, phase=1):
         outputs = model(sample_batch, training=False)
         model.discriminate(sample_batch["frame"], outputs["frame"], outputs["mask"], False)
         model.discriminator_optimizer.build(model.discriminator_variables)
-    optimizer.build(
-        model.frame_generator.trainable_variables if phase == 2 else model.trainable_variables
-    )
+        optimizer.build(model.frame_generator.trainable_variables)
     return model, optimizer
 
 
