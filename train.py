@@ -41,6 +41,10 @@ HELP = {
     "mask and the background it uncovers filled in from around it, instead of from f_t (the "
     "paper; --nounet_paste); the U-Net then refines both. No effect in Phase 1, where the masks "
     "do not move.",
+    "unet_keep_pasted": "unet with --unet_paste: the U-Net changes only the background the "
+    "object uncovered and a band this many pixels wide inside the target mask's edge; the "
+    "object's interior stays the exact pasted copy. 0: it changes the whole union of the masks. "
+    "No effect in Phase 1.",
     "generator_filters": "Widths of the VQ-VAE encoder levels, comma-separated; one "
     "stride-2 stage between consecutive levels.",
     "generator_res_blocks": "Residual blocks per level of the VQ-VAE encoder and decoder.",

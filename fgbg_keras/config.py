@@ -40,9 +40,21 @@ class ModelConfig:
     unet_max_filters: int = 256
     unet_levels: int = 0  # 0: down to the smallest map the image size allows (8 at 256x256)
     unet_paste: bool = True
+    unet_keep_pasted: int = 1
 
     def __post_init__(self):
         self.generator_filters = tuple(int(f) for f in self.generator_filters)
+
+    # Settings with no weights of their own that only change what Phase II does with moving
+    # masks: a Phase II run may set them otherwise than the Phase I run it starts from.
+    PHASE_TWO_ONLY = ("unet_paste", "unet_keep_pasted")
+
+    def networks(self):
+        """This config without `PHASE_TWO_ONLY`: what the weights of a Phase I run depend on."""
+        defaults = {
+            f.name: f.default for f in dataclasses.fields(self) if f.name in self.PHASE_TWO_ONLY
+        }
+        return dataclasses.replace(self, **defaults)
 
     @property
     def resolved_unet_levels(self):
@@ -77,7 +89,13 @@ class ModelConfig:
         ):
             if getattr(self, name) < 1:
                 _fail(name, getattr(self, name), "must be a positive integer")
-        for name in ("mask_res_blocks", "mask_downsampling", "generator_res_blocks", "unet_levels"):
+        for name in (
+            "mask_res_blocks",
+            "mask_downsampling",
+            "generator_res_blocks",
+            "unet_levels",
+            "unet_keep_pasted",
+        ):
             if getattr(self, name) < 0:
                 _fail(name, getattr(self, name), "must be >= 0")
         for name in ("unet_filters", "unet_max_filters"):

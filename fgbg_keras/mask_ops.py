@@ -192,6 +192,26 @@ def fill_from_surroundings(images, known, levels=8):
     return estimate
 
 
+def erode_masks(masks, pixels):
+    """Binary erosion of each binarised mask by a square of side `2 * pixels + 1`.
+
+    A pixel stays in the mask if every pixel within `pixels` (Chebyshev distance) of it is in the
+    mask; pixels outside the frame do not count against it, so an object cut by the border keeps
+    its pixels along the border.
+
+    Args:
+        masks: `[B, H, W, 1]`, binarised at 0.5 first.
+        pixels: int >= 0; 0 returns the binarised masks.
+
+    Returns:
+        float32 {0, 1} masks `[B, H, W, 1]`.
+    """
+    masks = binarize(masks)
+    if not pixels:
+        return masks
+    return 1.0 - ops.max_pool(1.0 - masks, 2 * pixels + 1, 1, padding="same")
+
+
 def paste_foreground(frames, masks, target_masks):
     """Each frame with its object moved to the target mask: the layered view of a step.
 

@@ -135,3 +135,17 @@ def test_paste_foreground_moves_the_object_and_fills_where_it_was():
     np.testing.assert_allclose(mask_ops.paste_foreground(frame, soft, soft), frame, atol=1e-6)
     empty = np.zeros_like(mask)
     np.testing.assert_array_equal(mask_ops.paste_foreground(frame, empty, empty), frame)
+
+
+def test_erode_masks_peels_whole_pixels_but_not_along_the_border():
+    mask = np.zeros((1, 8, 10, 1), np.float32)
+    mask[0, 1:6, 2:9] = 1.0  # 5 x 7 block
+    mask[0, 5:8, 0:2] = 1.0  # a 3 x 2 block touching the left and bottom borders
+    expected = np.zeros_like(mask)
+    expected[0, 2:5, 3:8] = 1.0
+    expected[0, 6:8, 0:1] = 1.0  # the border counts as inside: only the inner side peels
+    np.testing.assert_array_equal(mask_ops.erode_masks(mask, 1), expected)
+    np.testing.assert_array_equal(mask_ops.erode_masks(mask, 0), mask)
+    # Two pixels peel the 5-row block to one row; a soft mask is binarised first.
+    twice = np.asarray(mask_ops.erode_masks(mask * 0.9, 2))
+    assert twice[0, :, 2:9].sum() == 3 and twice[0, 3, 4:7].all()

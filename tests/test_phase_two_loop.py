@@ -103,6 +103,12 @@ def test_bad_init_from_is_named(runs, tmp_path):
         loop.train_and_evaluate(
             config, str(tmp_path / "d"), phase=2, init_from=str(no_checkpoint), verbose=False
         )
+    # Settings without weights that Phase I does not use may differ; the others may not.
+    free = phase_two_config(unet_paste=False, unet_keep_pasted=2)
+    batch = {"frame": np.zeros((1, 32, 32, 3), np.float32)}
+    batch["next_frame"] = batch["frame"]
+    model, _ = loop.build_model_and_optimizer(free, batch, phase=2)
+    loop.initialize_from(model, free, phase_one)
     for name, value in (("image_size", 64), ("mask_ngf", 8), ("generator", "unet")):
         with pytest.raises(ValueError, match=f"other network settings.*'{name}'"):
             loop.train_and_evaluate(

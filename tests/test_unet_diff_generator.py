@@ -152,8 +152,34 @@ def test_output_kernel_is_the_last_convolution():
         ({"filters": 0}, "filters"),
         ({"max_filters": 2.5}, "max_filters"),
         ({"norm_groups": 3}, "norm_groups"),
+        ({"keep_pasted": -1}, "keep_pasted"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"{name}="):
         UNetDiffGenerator(**{**TINY, **kwargs})
+
+
+def test_keep_pasted_keeps_the_moved_object_and_changes_only_its_edge_and_old_place():
+    mask = np.zeros((1, 16, 16, 1), "float32")
+    mask[0, 2:8, 2:8] = 1.0
+    target = np.zeros_like(mask)
+    target[0, 2:8, 9:15] = 1.0  # the same 6x6 block, 7 columns on
+    keeping = UNetDiffGenerator(**TINY, paste=True, keep_pasted=1)
+    free = UNetDiffGenerator(**TINY, paste=True)
+    keeping(inputs(batch=1))
+    free.set_weights(keeping.get_weights())
+    data = inputs(batch=1, mask=mask, target_mask=target)
+    base = np.asarray(mask_ops.paste_foreground(data["frame"], mask, target))
+    kept, changed = np.asarray(keeping(data)["frame"]), np.asarray(free(data)["frame"])
+    # The interior (the target eroded by one pixel) is the pasted copy, bit for bit; the free
+    # generator changes it, and both change the one-pixel band and the old place alike.
+    np.testing.assert_array_equal(kept[0, 3:7, 10:14], base[0, 3:7, 10:14])
+    assert not np.allclose(changed[0, 3:7, 10:14], base[0, 3:7, 10:14], atol=1e-3)
+    band_and_old = np.maximum(mask, target)[0, ..., 0] == 1
+    band_and_old[3:7, 10:14] = False
+    np.testing.assert_allclose(kept[0][band_and_old], changed[0][band_and_old], atol=1e-6)
+    # Unmoved masks (Phase I) keep nothing: both generators give the same frame.
+    still = inputs(batch=1, mask=mask)
+    np.testing.assert_array_equal(keeping(still)["frame"], free(still)["frame"])
+    assert UNetDiffGenerator.from_config(keeping.get_config()).keep_pasted == 1

@@ -56,6 +56,7 @@ def _build_unet(config):
         filters=config.unet_filters,
         max_filters=config.unet_max_filters,
         paste=config.unet_paste,
+        keep_pasted=config.unet_keep_pasted,
         name="frame_generator",
     )
 

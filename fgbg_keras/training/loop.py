@@ -208,15 +208,18 @@ def load_config(model_dir, flag="--model_dir"):
 def initialize_from(model, config, init_from):
     """Loads the mask network and frame generator of a Phase I run into a Phase II model.
 
+    Settings in `ModelConfig.PHASE_TWO_ONLY` may differ from the Phase I run's.
+
     Raises:
         ValueError: naming `init_from` when it is missing, holds no checkpoint, or was trained
             with other network settings (frame size, widths, generator variant...).
     """
     saved, latest = latest_checkpoint(init_from, flag="--init_from")
-    if saved.model != config.model:
+    if saved.model.networks() != config.model.networks():
         raise ValueError(
             f"--init_from={init_from!r} was trained with other network settings than this "
-            f"run; (saved, requested): {_config_changes(saved.model, config.model)}."
+            f"run; (saved, requested): "
+            f"{_config_changes(saved.model.networks(), config.model.networks())}."
         )
     status = _networks_checkpoint(model.mask_generator, model.frame_generator).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
