@@ -94,6 +94,19 @@ class SyntheticConfig:
             )
 
 
+def scaled_config(image_size, clip_length=16):
+    """The default `SyntheticConfig` with sprite sizes and speeds (made for 64x64 frames) scaled
+    to `image_size`, so that the task keeps its shape at every size."""
+    default = SyntheticConfig()
+    scale = image_size / default.image_size
+    return SyntheticConfig(
+        image_size=image_size,
+        clip_length=clip_length,
+        sprite_radius=tuple(r * scale for r in default.sprite_radius),
+        speed=tuple(v * scale for v in default.speed),
+    )
+
+
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")

@@ -37,19 +37,8 @@ def check_model_dir(model_dir):
 
 
 def synthetic_config(config):
-    """The `SyntheticConfig` of a run's built-in data.
-
-    Sprite sizes and speeds are the defaults' (made for 64x64 frames) scaled to the run's frame
-    size, so the task keeps its shape at every size.
-    """
-    default = synthetic.SyntheticConfig()
-    scale = config.model.image_size / default.image_size
-    return synthetic.SyntheticConfig(
-        image_size=config.model.image_size,
-        clip_length=config.train.clip_length,
-        sprite_radius=tuple(r * scale for r in default.sprite_radius),
-        speed=tuple(v * scale for v in default.speed),
-    )
+    """The `SyntheticConfig` of a run's built-in data (`synthetic.scaled_config`)."""
+    return synthetic.scaled_config(config.model.image_size, config.train.clip_length)
 
 
 def setup_runtime(config):

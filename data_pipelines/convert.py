@@ -1,0 +1,322 @@
+r"""Converts videos, frame folders, BAIR records or the synthetic set to sharded TFRecords.
+
+    python -m data_pipelines.convert --source=videos --input=DIR --output=OUT --size=64
+
+writes `OUT/train-SSSSS-of-NNNNN.tfrecord` and `OUT/test-...` (`tf.train.SequenceExample`s of
+`data_pipelines.spec`) and `OUT/dataset.json`: the feature spec, counts (clips, frames, per
+class) per split, and every skipped input with its reason.
+
+The conversion is an Apache Beam pipeline. It runs on the DirectRunner by default; flags this
+program does not define are Beam pipeline options, passed on unchanged, e.g.
+`--direct_running_mode=multi_processing --direct_num_workers=4`, or `--runner=DataflowRunner
+--project=... --temp_location=gs://...` with `--output=gs://...` (every file is written and
+read through `tf.io.gfile`).
+"""
+
+import collections
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+
+import apache_beam as beam
+from absl import app, flags, logging
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from data_pipelines import sources, spec
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("source", None, sources.SOURCES, "What --input holds.")
+flags.DEFINE_string("input", None, "Folder of the inputs (not read for --source=synthetic).")
+flags.DEFINE_string("output", None, "Folder to write the shards and dataset.json to.")
+flags.DEFINE_integer("size", 64, "Side of the square frames written.")
+flags.DEFINE_enum(
+    "resize",
+    "crop",
+    sources.RESIZE_MODES,
+    "crop: scale the short side to --size and cut the centre; pad: scale the long side and pad "
+    "with black.",
+)
+flags.DEFINE_float("fps", 0.0, "Resample videos to this frame rate; 0 keeps every frame.")
+flags.DEFINE_integer("max_frames", 0, "Read at most this many frames of each video; 0: all.")
+flags.DEFINE_integer(
+    "clip_length",
+    0,
+    "Cut videos and frame folders into clips of this many frames (0: one clip per input; "
+    "the synthetic set: 16).",
+)
+flags.DEFINE_integer(
+    "frames_per_clip", 2, "Skip clips with fewer frames than this (training's setting)."
+)
+flags.DEFINE_float(
+    "test_fraction",
+    0.1,
+    "Fraction of the recordings written to the test split, chosen by a hash of the recording "
+    "(all clips cut from one video or folder go to the same split).",
+)
+flags.DEFINE_enum("encoding", "png", spec.ENCODINGS, "How frames are encoded.")
+flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality, with --encoding=jpeg.")
+flags.DEFINE_integer("num_shards", 8, "Shards of the train split; the test split has 1/4.")
+flags.DEFINE_integer("synthetic_clips", 1000, "--source=synthetic: clips to make.")
+flags.DEFINE_integer("seed", 0, "--source=synthetic: the seed of the clips.")
+flags.DEFINE_bool("overwrite", False, "Replace the records of an earlier conversion in --output.")
+
+PROGRESS_EVERY = 50
+
+
+def split_of(group, test_fraction):
+    """`"test"` for a fixed `test_fraction` of the groups (by a hash of the name), else train."""
+    digest = hashlib.sha256(group.encode("utf-8")).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2.0**64 < test_fraction else "train"
+
+
+class ReadInput(beam.DoFn):
+    """One input to `(split, serialized clip, stats)` and, tagged `"skipped"`, skip records."""
+
+    def __init__(self, source, root, options, encoding, jpeg_quality, test_fraction):
+        self.source, self.root, self.options = source, root, options
+        self.encoding, self.jpeg_quality, self.test_fraction = encoding, jpeg_quality, test_fraction
+        self.inputs = beam.metrics.Metrics.counter("convert", "inputs")
+        self.clips = beam.metrics.Metrics.counter("convert", "clips")
+        self.skipped = beam.metrics.Metrics.counter("convert", "skipped")
+
+    def setup(self):
+        self.done, self.started = 0, time.perf_counter()
+
+    def process(self, item):
+        for result in sources.read_input(self.source, item, self.root, self.options):
+            if isinstance(result, sources.Skipped):
+                self.skipped.inc()
+                logging.warning("Skipped %s: %s", result.path, result.reason)
+                yield beam.pvalue.TaggedOutput(
+                    "skipped", {"path": result.path, "reason": result.reason}
+                )
+                continue
+            self.clips.inc()
+            split = split_of(result.group or result.clip_id, self.test_fraction)
+            example = spec.clip_to_example(result, self.encoding, self.jpeg_quality)
+            stats = {
+                "label": result.label,
+                "frames": int(len(result.frames)),
+                "features": list(result.optional_features()),
+            }
+            yield split, example, stats
+        self.inputs.inc()
+        self.done += 1
+        if self.done % PROGRESS_EVERY == 0:
+            logging.info(
+                "This worker has read %d inputs (%.1f inputs/s).",
+                self.done,
+                self.done / (time.perf_counter() - self.started),
+            )
+
+
+def _summarize(stats):
+    """Counts of an iterable of `(split, stats)`: clips, frames, per class, features seen."""
+    splits = {s: {"clips": 0, "frames": 0, "per_class": collections.Counter()} for s in spec.SPLITS}
+    features = collections.Counter()
+    for split, item in stats:
+        splits[split]["clips"] += 1
+        splits[split]["frames"] += item["frames"]
+        splits[split]["per_class"][item["label"] or "(none)"] += 1
+        features[tuple(item["features"])] += 1
+    for value in splits.values():
+        value["per_class"] = dict(sorted(value["per_class"].items()))
+    return splits, features
+
+
+def existing_outputs(output):
+    """Files of an earlier conversion in `output`: shards and dataset.json."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(output):
+        return []
+    return sorted(
+        os.path.join(output, name)
+        for name in tf.io.gfile.listdir(output)
+        if ".tfrecord" in name or name == spec.INFO_FILE or name.startswith("_convert")
+    )
+
+
+def convert(
+    source,
+    root,
+    output,
+    options,
+    encoding="png",
+    jpeg_quality=95,
+    test_fraction=0.1,
+    num_shards=8,
+    overwrite=False,
+    beam_args=(),
+):
+    """Runs the conversion pipeline and writes `dataset.json`; returns its `DatasetInfo`.
+
+    Raises:
+        ValueError: naming the flag or path when the input is missing or empty, the output
+            already holds records (without `overwrite`), or no clip could be converted.
+    """
+    import tensorflow as tf
+
+    if not output:
+        raise ValueError("--output is required.")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"--test_fraction={test_fraction}: must be in [0, 1).")
+    if num_shards < 1:
+        raise ValueError(f"--num_shards={num_shards}: must be >= 1.")
+    if options.size < 1 or options.min_frames < 2:
+        raise ValueError("--size must be >= 1 and --frames_per_clip >= 2.")
+    if source == "synthetic":
+        from data_pipelines import synthetic
+
+        synthetic.scaled_config(options.size, options.clip_length or 16)  # fails here, not in Beam
+    inputs = sources.list_inputs(source, root, options)
+    old = existing_outputs(output)
+    if old and not overwrite:
+        raise ValueError(
+            f"--output={output!r} already holds a conversion ({len(old)} files, e.g. "
+            f"{os.path.basename(old[0])}). Pass --overwrite to replace it, or use a new folder."
+        )
+    for path in old:
+        tf.io.gfile.remove(path)
+    tf.io.gfile.makedirs(output)
+    logging.info("Converting %d inputs of --source=%s to %s.", len(inputs), source, output)
+    started = time.perf_counter()
+    side = os.path.join(output, "_convert")
+    shards = {"train": num_shards, "test": max(1, num_shards // 4)}
+    with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
+        results = (
+            pipeline
+            | "Inputs" >> beam.Create(inputs)
+            | "Reshuffle" >> beam.Reshuffle()
+            | "Read"
+            >> beam.ParDo(
+                ReadInput(source, root, options, encoding, jpeg_quality, test_fraction)
+            ).with_outputs("skipped", main="clips")
+        )
+        for split in spec.SPLITS:
+            (
+                results.clips
+                | f"Select {split}" >> beam.Filter(lambda x, s=split: x[0] == s)
+                | f"Serialized {split}" >> beam.Map(lambda x: x[1])
+                | f"Write {split}"
+                >> beam.io.WriteToTFRecord(
+                    os.path.join(output, split),
+                    file_name_suffix=".tfrecord",
+                    num_shards=shards[split],
+                )
+            )
+        (
+            results.clips
+            | "Stats" >> beam.Map(lambda x: json.dumps([x[0], x[2]]))
+            | "Write stats" >> beam.io.WriteToText(side + "_stats", file_name_suffix=".jsonl")
+        )
+        (
+            results.skipped
+            | "Skips" >> beam.Map(json.dumps)
+            | "Write skips" >> beam.io.WriteToText(side + "_skipped", file_name_suffix=".jsonl")
+        )
+
+    def read_lines(prefix):
+        lines = []
+        for path in sorted(tf.io.gfile.glob(prefix + "*")):
+            with tf.io.gfile.GFile(path) as f:
+                lines.extend(json.loads(line) for line in f if line.strip())
+            tf.io.gfile.remove(path)
+        return lines
+
+    stats = read_lines(side + "_stats")
+    skipped = sorted(read_lines(side + "_skipped"), key=lambda s: (s["path"], s["reason"]))
+    splits, features = _summarize(stats)
+    if not stats:
+        raise ValueError(
+            f"No clip of --input={root!r} could be converted; {len(skipped)} skipped, e.g. "
+            f"{skipped[:3]}."
+        )
+    if len(features) > 1:
+        raise ValueError(f"Clips of one data set hold different feature lists: {dict(features)}")
+    for split in spec.SPLITS:
+        splits[split]["files"] = sorted(
+            os.path.basename(p) for p in tf.io.gfile.glob(os.path.join(output, f"{split}-*"))
+        )
+    info = spec.DatasetInfo(
+        features=tuple(next(iter(features))),
+        encoding=encoding,
+        height=options.size,
+        width=options.size,
+        splits=splits,
+        skipped=skipped,
+        source=source,
+        options={"input": root, "test_fraction": test_fraction, **dataclasses.asdict(options)},
+    )
+    info.write(output)
+    seconds = time.perf_counter() - started
+    frames = sum(s["frames"] for s in splits.values())
+    logging.info(
+        "Wrote %d train and %d test clips (%d frames, %.1f frames/s) to %s; skipped %d.",
+        splits["train"]["clips"],
+        splits["test"]["clips"],
+        frames,
+        frames / max(seconds, 1e-9),
+        output,
+        len(skipped),
+    )
+    return info
+
+
+def _parse_flags(argv):
+    """absl flags for this program; the other arguments are Beam pipeline options."""
+    return FLAGS(argv, known_only=True)
+
+
+def main(argv):
+    beam_args = argv[1:]
+    stray = [a for a in beam_args if not a.startswith("--")]
+    if stray:
+        raise app.UsageError(f"Unexpected arguments: {stray}")
+    beam_options = PipelineOptions(beam_args)
+    unknown = set(beam_options.get_all_options(retain_unknown_options=True)) - set(
+        beam_options.get_all_options()
+    )
+    if unknown:
+        raise app.UsageError(
+            f"Unknown flags {sorted('--' + u for u in unknown)}: neither a flag of this program "
+            "(see --help) nor a Beam pipeline option."
+        )
+    if FLAGS.source is None:
+        raise app.UsageError("--source is required: one of " + ", ".join(sources.SOURCES))
+    options = sources.Options(
+        size=FLAGS.size,
+        resize=FLAGS.resize,
+        fps=FLAGS.fps,
+        max_frames=FLAGS.max_frames,
+        clip_length=FLAGS.clip_length,
+        min_frames=FLAGS.frames_per_clip,
+        synthetic_clips=FLAGS.synthetic_clips,
+        seed=FLAGS.seed,
+    )
+    try:
+        info = convert(
+            FLAGS.source,
+            FLAGS.input,
+            FLAGS.output,
+            options,
+            encoding=FLAGS.encoding,
+            jpeg_quality=FLAGS.jpeg_quality,
+            test_fraction=FLAGS.test_fraction,
+            num_shards=FLAGS.num_shards,
+            overwrite=FLAGS.overwrite,
+            beam_args=beam_args,
+        )
+    except ValueError as error:
+        sys.exit(f"Error: {error}")
+    print(
+        f"{info.splits['train']['clips']} train / {info.splits['test']['clips']} test clips, "
+        f"{len(info.skipped)} skipped: {os.path.join(FLAGS.output, spec.INFO_FILE)}"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse_flags)

@@ -1,0 +1,268 @@
+"""Conversion of every source to sharded TFRecords on Beam, and every kind of bad input."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from data_pipelines import convert, sources, spec
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = 16
+
+
+def write_video(path, frames, fps=10):
+    """Writes uint8 frames [T, H, W, 3] (H, W even) as a real video file with PyAV."""
+    with av.open(str(path), "w") as container:
+        codec = "gif" if str(path).endswith(".gif") else "mpeg4"
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "rgb8" if codec == "gif" else "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def moving_square(length, height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = np.full((length, height, width, 3), rng.integers(0, 255, 3), np.uint8)
+    for t in range(length):
+        frames[t, 4:12, 2 + t : 10 + t] = [250, 20, 20]
+    return frames
+
+
+def read_split(output, split, info):
+    files = [os.path.join(output, f) for f in info.splits[split]["files"]]
+    dataset = tf.data.TFRecordDataset(files).map(lambda s: spec.parse_clip(s, info.features))
+    return list(dataset.as_numpy_iterator())
+
+
+def run_convert(source, root, output, options=None, **kwargs):
+    options = options or sources.Options(size=SIZE, min_frames=3)
+    return convert.convert(source, str(root), str(output), options, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    (root / "a").mkdir()
+    write_video(root / "a" / "walk.mp4", moving_square(12, 24, 32, seed=1))
+    write_video(root / "b.avi", moving_square(9, 16, 16, seed=2))
+    write_video(root / "c.gif", moving_square(6, 20, 20, seed=3))
+    good = (root / "a" / "walk.mp4").read_bytes()
+    (root / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    (root / "noise.mkv").write_bytes(np.random.default_rng(0).bytes(3000))
+    (root / "not_a_video.mov").write_text("these are notes, not a film")
+    (root / "readme.txt").write_text("ignored: not a video extension")
+    return root
+
+
+def test_videos_convert_and_bad_files_are_skipped_with_their_reason(videos, tmp_path):
+    output = tmp_path / "out"
+    options = sources.Options(size=SIZE, clip_length=5, min_frames=3)
+    info = run_convert("videos", videos, output, options, test_fraction=0.0, num_shards=2)
+    clips = read_split(str(output), "train", info)
+    # walk.mp4: 12 frames -> clips of 5, 5, and 2 (skipped, < 3); b.avi: 5 + 4; c.gif: 5, 1 (skip).
+    lengths = sorted(len(c["frames"]) for c in clips)
+    assert lengths == [4, 5, 5, 5, 5]
+    for clip in clips:
+        assert clip["frames"].shape[1:] == (SIZE, SIZE, 3) and clip["frames"].dtype == np.uint8
+        assert clip["height"] == SIZE and clip["fps"] == pytest.approx(10.0)
+    # The square is red in every decoded frame: the video was really read, not blank.
+    walk = next(c for c in clips if c["clip_id"] == b"a/walk.mp4#0")
+    assert walk["frames"][0, ..., 0].max() > 200
+    reasons = {os.path.basename(s["path"]): s["reason"] for s in info.skipped}
+    assert "unreadable video" in reasons["noise.mkv"]
+    assert "unreadable video" in reasons["not_a_video.mov"]
+    assert "shorter than --frames_per_clip=3" in reasons["walk.mp4#2"]
+    assert "c.gif#1" in reasons
+    assert "truncated.mp4" in reasons  # unreadable, or cut short with its frames kept
+    assert "readme.txt" not in json.dumps(info.skipped)
+    assert info.splits["train"]["clips"] == 5 and info.splits["train"]["frames"] == 24
+    assert len(info.splits["train"]["files"]) == 2
+    # dataset.json on disk says the same.
+    assert spec.DatasetInfo.read(str(output)) == info
+
+
+def write_image(path, array, mode=None):
+    Image.fromarray(array, mode).save(path) if mode else Image.fromarray(array).save(path)
+
+
+def test_frame_folders_keep_the_class_and_convert_every_image_mode(tmp_path):
+    root = tmp_path / "faces"
+    rng = np.random.default_rng(0)
+    happy = root / "happiness" / "clip1"
+    happy.mkdir(parents=True)
+    for t in range(4):
+        write_image(happy / f"{t}.png", rng.integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    mixed = root / "happiness" / "clip2"
+    mixed.mkdir()
+    write_image(mixed / "f1.png", rng.integers(0, 255, (16, 16), dtype=np.uint8))  # grayscale
+    write_image(mixed / "f2.png", rng.integers(0, 255, (40, 16, 4), dtype=np.uint8))  # RGBA
+    sixteen = (rng.integers(0, 65535, (16, 24))).astype(np.uint16)
+    Image.fromarray(sixteen).save(mixed / "f3.png")  # 16-bit grayscale
+    write_image(mixed / "f10.jpg", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    sad = root / "sadness" / "clip3"
+    sad.mkdir(parents=True)
+    write_image(sad / "0.png", rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    broken = root / "sadness" / "clip4"
+    broken.mkdir()
+    for t in range(7):
+        write_image(broken / f"{t}.png", np.full((16, 16, 3), t * 30, np.uint8))
+    (broken / "3.png").write_bytes(b"\x89PNG not really")  # splits 0-2 and 4-6
+    info = run_convert("frames", root, tmp_path / "out", test_fraction=0.0, num_shards=1)
+    clips = {c["clip_id"].decode(): c for c in read_split(str(tmp_path / "out"), "train", info)}
+    assert sorted(clips) == [
+        "happiness/clip1#0",
+        "happiness/clip2#0",
+        "sadness/clip4@0#0",
+        "sadness/clip4@1#0",
+    ]
+    assert clips["happiness/clip2#0"]["label"] == b"happiness"
+    assert clips["happiness/clip2#0"]["frames"].shape == (4, SIZE, SIZE, 3)
+    # Grayscale is repeated over the channels; 16-bit is scaled to 8 bits.
+    gray = clips["happiness/clip2#0"]["frames"][0]
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+    sixteen_frame = clips["happiness/clip2#0"]["frames"][2]
+    assert 100 < sixteen_frame.mean() < 155  # uniform 0..65535 -> about 127 in 8 bits
+    # Natural order: f10 comes after f3.
+    np.testing.assert_array_equal(clips["sadness/clip4@1#0"]["frames"][:, 0, 0, 0], [120, 150, 180])
+    assert info.splits["train"]["per_class"] == {"happiness": 2, "sadness": 2}
+    reasons = {os.path.relpath(s["path"], root): s["reason"] for s in info.skipped}
+    assert "unreadable image" in reasons[os.path.join("sadness", "clip4", "3.png")]
+    assert "shorter than" in reasons["sadness/clip3#0"]
+
+
+def bair_record(rng, frames=30, size=64):
+    example = tf.train.SequenceExample()
+    for i in range(frames):
+        context = example.context.feature
+        image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8).tobytes()
+        context[f"{i}/image_main/encoded"].bytes_list.value.append(image)
+        context[f"{i}/image_aux1/encoded"].bytes_list.value.append(image)
+        context[f"{i}/action"].float_list.value.extend(rng.normal(size=4).tolist())
+        context[f"{i}/endeffector_pos"].float_list.value.extend(rng.normal(size=3).tolist())
+    return example.SerializeToString()
+
+
+def test_bair_records_keep_actions_and_a_cut_file_keeps_its_first_videos(tmp_path):
+    root = tmp_path / "softmotion30_44k" / "train"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    records = [bair_record(rng) for _ in range(3)]
+    with tf.io.TFRecordWriter(str(root / "traj_0_to_255.tfrecords")) as writer:
+        for record in records:
+            writer.write(record)
+    whole = (root / "traj_0_to_255.tfrecords").read_bytes()
+    (root / "traj_256_to_511.tfrecords").write_bytes(
+        whole[: len(whole) * 2 // 3 + 100]
+    )  # inside the third
+    options = sources.Options(size=64, min_frames=3)
+    info = run_convert("bair", root.parent, tmp_path / "out", options, test_fraction=0.0)
+    assert info.features == ("actions", "endeffector_pos")
+    clips = read_split(str(tmp_path / "out"), "train", info)
+    assert len(clips) == 5  # 3 from the whole file, 2 before the cut of the other
+    first = next(c for c in clips if c["clip_id"] == b"train/traj_0_to_255.tfrecords#0")
+    original = tf.train.SequenceExample.FromString(records[0]).context.feature
+    np.testing.assert_array_equal(
+        first["frames"][7].reshape(-1),
+        np.frombuffer(original["7/image_main/encoded"].bytes_list.value[0], np.uint8),
+    )
+    np.testing.assert_allclose(first["actions"][7], original["7/action"].float_list.value)
+    assert first["endeffector_pos"].shape == (30, 3)
+    assert any("unreadable after 2 videos" in s["reason"] for s in info.skipped)
+
+
+def test_synthetic_keeps_its_ground_truth_and_splits_by_clip(tmp_path):
+    options = sources.Options(size=32, clip_length=6, synthetic_clips=12, seed=3)
+    info = run_convert("synthetic", None, tmp_path / "out", options, test_fraction=0.5)
+    assert info.features == ("masks", "centroids")
+    train = read_split(str(tmp_path / "out"), "train", info)
+    test = read_split(str(tmp_path / "out"), "test", info)
+    assert len(train) + len(test) == 12 and train and test
+    assert not {c["clip_id"] for c in train} & {c["clip_id"] for c in test}
+    clip = train[0]
+    index = int(clip["clip_id"].decode().split("/")[1])
+    from data_pipelines import synthetic
+
+    expected = synthetic.generate_clip(
+        np.random.SeedSequence([3, 3, index]), synthetic.scaled_config(32, 6)
+    )
+    np.testing.assert_array_equal(clip["frames"], expected["frames"])  # PNG is lossless
+    np.testing.assert_array_equal(clip["masks"], expected["masks"])
+    np.testing.assert_allclose(clip["centroids"], expected["centroids"])
+
+
+def test_jpeg_encoding_is_close_and_smaller(tmp_path):
+    options = sources.Options(size=32, clip_length=4, synthetic_clips=2)
+    png = run_convert("synthetic", None, tmp_path / "png", options, test_fraction=0.0)
+    jpeg = run_convert(
+        "synthetic", None, tmp_path / "jpeg", options, encoding="jpeg", test_fraction=0.0
+    )
+    a, b = read_split(str(tmp_path / "png"), "train", png), read_split(
+        str(tmp_path / "jpeg"), "train", jpeg
+    )
+    error = np.abs(a[0]["frames"].astype(float) - b[0]["frames"].astype(float)).mean()
+    assert 0 < error < 8
+    np.testing.assert_array_equal(a[0]["masks"], b[0]["masks"])  # masks stay lossless
+
+
+def test_existing_output_is_refused_unless_overwrite_and_empty_input_is_named(tmp_path):
+    options = sources.Options(size=16, clip_length=3, synthetic_clips=2)
+    output = tmp_path / "out"
+    run_convert("synthetic", None, output, options)
+    with pytest.raises(ValueError, match="already holds a conversion.*--overwrite"):
+        run_convert("synthetic", None, output, options)
+    info = run_convert("synthetic", None, output, options, overwrite=True, test_fraction=0.0)
+    assert info.splits["train"]["clips"] == 2
+    assert len(glob.glob(str(output / "*.tfrecord"))) == len(info.splits["train"]["files"]) + len(
+        info.splits["test"]["files"]
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=f"--input='{empty}' holds no video files"):
+        run_convert("videos", empty, tmp_path / "o2")
+    with pytest.raises(ValueError, match="is not a folder"):
+        run_convert("frames", tmp_path / "missing", tmp_path / "o3")
+    # A folder of only bad videos converts nothing: an error, not an empty data set.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.mp4").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="No clip.*could be converted"):
+        run_convert("videos", bad, tmp_path / "o4")
+
+
+def test_cli_runs_on_beam_with_pipeline_options_and_names_unknown_flags(tmp_path):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "data_pipelines.convert", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+
+    output = tmp_path / "out"
+    result = run(
+        "--source=synthetic",
+        f"--output={output}",
+        "--size=16",
+        "--clip_length=3",
+        "--synthetic_clips=3",
+        "--direct_num_workers=1",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped" in result.stdout and (output / spec.INFO_FILE).exists()
+    result = run("--source=synthetic", f"--output={tmp_path / 'o'}", "--sizee=3")
+    assert result.returncode != 0 and "--sizee" in result.stderr
+    result = run("--source=videos", f"--input={tmp_path / 'nowhere'}", f"--output={tmp_path}")
+    assert result.returncode != 0 and "is not a folder" in result.stderr
