@@ -130,7 +130,7 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
 
 
 def _pair_dict(frames, masks, diff_mode, diff_threshold):
-    """Splits float frames [B, F, H, W, 3] and masks into the (f_t, f_{t+1}) pair dict."""
+    """Splits float frames [B, F, H, W, 3] (and masks, if any) into the (f_t, f_{t+1}) pair dict."""
     height, width = frames.shape[-3], frames.shape[-2]
 
     def flatten(x, channels):
@@ -138,13 +138,50 @@ def _pair_dict(frames, masks, diff_mode, diff_threshold):
 
     frame = flatten(frames[:, :-1], 3)
     next_frame = flatten(frames[:, 1:], 3)
-    return {
+    out = {
         "frame": frame,
         "next_frame": next_frame,
         "diff": frame_difference_mask(frame, next_frame, threshold=diff_threshold, mode=diff_mode),
-        "mask": flatten(masks[:, :-1], 1),
-        "next_mask": flatten(masks[:, 1:], 1),
     }
+    if masks is not None:
+        out["mask"] = flatten(masks[:, :-1], 1)
+        out["next_mask"] = flatten(masks[:, 1:], 1)
+    return out
+
+
+def batch_windows(windows, clips_per_batch, image_size=None):
+    """Batches of preprocessed windows: `frames` float32 [C, F, H, W, 3] in [-1, 1], and
+    `masks` float32 [C, F, H, W, 1] when the windows have them.
+
+    Args:
+        windows: a `tf.data.Dataset` of dicts with `frames` uint8 [F, H, W, 3] (and `masks`),
+            as `clip_windows` or `records.record_windows` make.
+        clips_per_batch: windows per batch `C`.
+        image_size: `None` to keep the frame size, or an int / (height, width) to resize to.
+    """
+    _check_positive_int("clips_per_batch", clips_per_batch)
+    size = _normalize_size(image_size)
+
+    def preprocess(window):
+        out = {"frames": preprocess_frames(window["frames"], size)}
+        if "masks" in window:
+            out["masks"] = _preprocess_masks(window["masks"], size)
+        return out
+
+    return windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
+        clips_per_batch, drop_remainder=True
+    )
+
+
+def pairs(batches, diff_mode="gray", diff_threshold=0.04):
+    """Phase I triples from `batch_windows`' batches (see `triples`), prefetched."""
+
+    def to_pairs(batch):
+        return _pair_dict(batch["frames"], batch.get("masks"), diff_mode, diff_threshold)
+
+    return batches.map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE
+    )
 
 
 def clip_batches(
@@ -168,25 +205,15 @@ def clip_batches(
         An infinite `tf.data.Dataset` of dicts: `frames` float32 [C, F, H, W, 3] in [-1, 1] and
         `masks` float32 [C, F, H, W, 1] in {0, 1} (ground truth, for logging only).
     """
-    _check_positive_int("clips_per_batch", clips_per_batch)
     if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
         raise ValueError(
             f"`start_step` must be a non-negative int. Received: start_step={start_step!r}"
         )
-    size = _normalize_size(image_size)
+    _check_positive_int("clips_per_batch", clips_per_batch)
     windows = clip_windows(
         clips, frames_per_clip, seed, start_index=start_step * clips_per_batch, shuffle=shuffle
     )
-
-    def preprocess(window):
-        return {
-            "frames": preprocess_frames(window["frames"], size),
-            "masks": _preprocess_masks(window["masks"], size),
-        }
-
-    return windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
-        clips_per_batch, drop_remainder=True
-    )
+    return batch_windows(windows, clips_per_batch, image_size)
 
 
 def triples(
@@ -223,13 +250,7 @@ def triples(
     batches = clip_batches(
         clips, frames_per_clip, clips_per_batch, seed, start_step, image_size, shuffle
     )
-
-    def to_pairs(batch):
-        return _pair_dict(batch["frames"], batch["masks"], diff_mode, diff_threshold)
-
-    return batches.map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-        tf.data.AUTOTUNE
-    )
+    return pairs(batches, diff_mode, diff_threshold)
 
 
 def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_threshold=0.04):

@@ -1,0 +1,102 @@
+"""`tf.data` over converted TFRecords: shards read in parallel, windows of consecutive frames.
+
+The windows have the keys of `pipeline.clip_windows` (`"frames"`, and `"masks"` when the data
+set has ground truth), so `pipeline.batch_windows` and `pipeline.pairs` turn them into Phase II
+clip batches and Phase I (f_t, f_{t+1}, d) triples exactly as for the built-in set.
+"""
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from data_pipelines import spec
+
+
+def shard_files(directory, split, info=None):
+    """The shard paths of a split of a converted data set.
+
+    Raises:
+        ValueError: naming the directory when it is not a converted data set or the split has
+            no shard on disk.
+    """
+    info = info or spec.DatasetInfo.read(directory)
+    if split not in info.splits:
+        raise ValueError(f"Unknown split {split!r}; {directory!r} has {sorted(info.splits)}.")
+    files = [os.path.join(directory, name) for name in info.splits[split]["files"]]
+    missing = [f for f in files if not tf.io.gfile.exists(f)]
+    if missing or not files:
+        raise ValueError(
+            f"{directory!r}: the {split} split lists {len(files)} shards and {len(missing)} of "
+            f"them are missing (e.g. {missing[:1]}). Convert the data again."
+        )
+    return files
+
+
+def read_clips(directory, split, seed=0, shuffle=True, repeat=True, cycle_length=4):
+    """Parsed clips (dicts of `spec.parse_clip`) of one split.
+
+    Shards are interleaved `cycle_length` at a time and parsed in parallel; with `shuffle` the
+    shard order is shuffled every epoch and clips pass a shuffle buffer, both seeded, so a
+    seeded stream is the same on every run. A shard that turns out corrupt at read time ends
+    early: tf.data logs the error as a warning and the stream goes on with the other shards.
+    """
+    info = spec.DatasetInfo.read(directory)
+    files = tf.data.Dataset.from_tensor_slices(shard_files(directory, split, info))
+    if shuffle:
+        files = files.shuffle(len(info.splits[split]["files"]), seed=seed)
+    if repeat:
+        files = files.repeat()
+    records = files.interleave(
+        lambda f: tf.data.TFRecordDataset(f).ignore_errors(log_warning=True),
+        cycle_length=cycle_length,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if shuffle:
+        records = records.shuffle(256, seed=seed)
+    return records.map(
+        lambda s: spec.parse_clip(s, info.features),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).ignore_errors(log_warning=True)
+
+
+def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repeat=True):
+    """Windows of `frames_per_clip` consecutive frames, one per clip, at a random offset.
+
+    The offset of the k-th clip of the stream is drawn with `tf.random.stateless_uniform` seeded
+    by `(seed, k)`. Clips shorter than `frames_per_clip` are left out (the conversion's
+    `--frames_per_clip` normally keeps them out already).
+
+    Returns:
+        A `tf.data.Dataset` of dicts: `"frames"` uint8 `[F, H, W, 3]`, plus `"masks"` uint8
+        `[F, H, W, 1]` if the data set has them.
+    """
+    info = spec.DatasetInfo.read(directory)
+    if frames_per_clip < 2:
+        raise ValueError(f"--frames_per_clip={frames_per_clip}: must be >= 2.")
+    clips = read_clips(directory, split, seed, shuffle, repeat)
+    clips = clips.filter(lambda c: tf.shape(c["frames"])[0] >= frames_per_clip)
+    keys = ["frames"] + (["masks"] if "masks" in info.features else [])
+
+    def window(k, clip):
+        length = tf.shape(clip["frames"], out_type=tf.int64)[0]
+        start = tf.random.stateless_uniform(
+            [],
+            seed=tf.stack([tf.constant(seed, tf.int64), k]),
+            maxval=length - frames_per_clip + 1,
+            dtype=tf.int64,
+        )
+        out = {key: clip[key][start : start + frames_per_clip] for key in keys}
+        out["frames"] = tf.ensure_shape(
+            out["frames"], [frames_per_clip, info.height, info.width, 3]
+        )
+        if "masks" in out:
+            out["masks"] = tf.ensure_shape(
+                out["masks"], [frames_per_clip, info.height, info.width, 1]
+            )
+        return out
+
+    logging.info("Reading %s clips of %s (%s).", split, directory, ", ".join(keys))
+    return clips.enumerate().map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

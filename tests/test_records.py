@@ -1,0 +1,88 @@
+"""The tf.data reader of converted records: windows, triples, determinism, corrupt shards."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipelines import convert, pipeline, records, sources, spec
+
+LENGTH = 6
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    output = tmp_path_factory.mktemp("records") / "synthetic"
+    options = sources.Options(size=32, clip_length=LENGTH, synthetic_clips=8, seed=1)
+    info = convert.convert("synthetic", None, str(output), options, test_fraction=0.0, num_shards=4)
+    clips = {}
+    for name in info.splits["train"]["files"]:
+        for serialized in tf.data.TFRecordDataset(str(output / name)):
+            clip = spec.parse_clip(serialized, info.features)
+            clips[clip["clip_id"].numpy()] = clip["frames"].numpy()
+    return str(output), clips
+
+
+def take(dataset, n):
+    return [tf.nest.map_structure(np.asarray, x) for x in dataset.take(n)]
+
+
+def test_windows_are_consecutive_frames_of_one_clip_and_seeded(converted):
+    directory, clips = converted
+    windows = take(records.record_windows(directory, "train", 4, seed=5), 12)
+    for window in windows:
+        assert window["frames"].shape == (4, 32, 32, 3) and window["masks"].shape == (4, 32, 32, 1)
+        found = [
+            start
+            for frames in clips.values()
+            for start in range(LENGTH - 3)
+            if np.array_equal(frames[start : start + 4], window["frames"])
+        ]
+        assert found, "a window is not 4 consecutive frames of any clip"
+    again = take(records.record_windows(directory, "train", 4, seed=5), 12)
+    for a, b in zip(windows, again):
+        np.testing.assert_array_equal(a["frames"], b["frames"])
+    other = take(records.record_windows(directory, "train", 4, seed=6), 12)
+    assert any(not np.array_equal(a["frames"], b["frames"]) for a, b in zip(windows, other))
+
+
+def test_triples_from_records_match_the_built_in_pipeline_contract(converted):
+    directory, _ = converted
+    windows = records.record_windows(directory, "train", 3, seed=0)
+    batch = next(iter(pipeline.pairs(pipeline.batch_windows(windows, 2))))
+    assert batch["frame"].shape == (4, 32, 32, 3) and batch["diff"].shape == (4, 32, 32, 1)
+    assert batch["mask"].shape == (4, 32, 32, 1)
+    assert (
+        -1.0 <= float(tf.reduce_min(batch["frame"])) and float(tf.reduce_max(batch["frame"])) <= 1
+    )
+    # Pair j's next frame is pair j + 1's frame within a window.
+    np.testing.assert_array_equal(batch["next_frame"][0], batch["frame"][1])
+
+
+def test_a_corrupt_shard_is_skipped_and_the_others_are_read(converted, tmp_path):
+    directory, clips = converted
+    copy = tmp_path / "copy"
+    tf.io.gfile.makedirs(str(copy))
+    for name in tf.io.gfile.listdir(directory):
+        tf.io.gfile.copy(os.path.join(directory, name), str(copy / name))
+    info = spec.DatasetInfo.read(str(copy))
+    sizes = {n: os.path.getsize(copy / n) for n in info.splits["train"]["files"]}
+    bad = max(sizes, key=sizes.get)
+    data = (copy / bad).read_bytes()
+    (copy / bad).write_bytes(data[:20] + b"\x00" * 64 + data[84:])  # a bad CRC inside
+    read = take(records.read_clips(str(copy), "train", shuffle=False, repeat=False), 100)
+    assert 0 < len(read) < len(clips)
+    for clip in read:
+        np.testing.assert_array_equal(clip["frames"], clips[clip["clip_id"].item()])
+
+
+def test_missing_data_set_and_shards_are_named(converted, tmp_path):
+    with pytest.raises(ValueError, match="has no dataset.json"):
+        records.record_windows(str(tmp_path), "train", 2)
+    directory, _ = converted
+    copy = tmp_path / "copy"
+    tf.io.gfile.makedirs(str(copy))
+    tf.io.gfile.copy(os.path.join(directory, spec.INFO_FILE), str(copy / spec.INFO_FILE))
+    with pytest.raises(ValueError, match="shards and 4 of them are missing"):
+        records.record_windows(str(copy), "train", 2)
