@@ -97,10 +97,16 @@ HELP = {
     "jit_compile": "Compile the train step with XLA.",
     "deterministic": "Enable TensorFlow's op determinism, so two runs with one seed are "
     "identical.",
+    "data": "synthetic: the built-in set, generated on the fly. tfrecord:DIR: a folder written by "
+    "`python -m data_pipelines.convert` (its train split trains, the first --num_val_clips of "
+    "its test split validate, the first --num_test_clips evaluate; mask IoU and control error "
+    "against ground truth only where the data has it).",
     "num_train_clips": "Synthetic clips in the training split.",
-    "num_val_clips": "Synthetic clips in the validation split.",
-    "num_test_clips": "Synthetic clips in the test split (evaluation).",
-    "clip_length": "Frames per synthetic clip.",
+    "num_val_clips": "Clips that validate during training (synthetic: its validation split; "
+    "tfrecord: the first clips of the test split).",
+    "num_test_clips": "Clips of the test split that the evaluation uses.",
+    "clip_length": "Frames per synthetic clip; with tfrecord data, the evaluation uses test clips "
+    "of at least this many frames, cut to it.",
     # Phase II (ignored by Phase I).
     "disc_start": "Phase 2: step at which the discriminators and the GAN loss join; a multiple of "
     "--log_every.",
@@ -149,7 +155,7 @@ flags.DEFINE_string(
 flags.DEFINE_bool(
     "evaluate",
     True,
-    "Evaluate on the synthetic test split after training, print the table and write it to "
+    "Evaluate on the test split of --data after training, print the table and write it to "
     "<model_dir>/eval_test.json; after Phase 2 also the 16-step controlled rollouts and "
     "<model_dir>/rollouts_test.gif.",
 )

@@ -28,40 +28,48 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from data_pipelines import sources, spec
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("source", None, sources.SOURCES, "What --input holds.")
-flags.DEFINE_string("input", None, "Folder of the inputs (not read for --source=synthetic).")
-flags.DEFINE_string("output", None, "Folder to write the shards and dataset.json to.")
-flags.DEFINE_integer("size", 64, "Side of the square frames written.")
-flags.DEFINE_enum(
-    "resize",
-    "crop",
-    sources.RESIZE_MODES,
-    "crop: scale the short side to --size and cut the centre; pad: scale the long side and pad "
-    "with black.",
-)
-flags.DEFINE_float("fps", 0.0, "Resample videos to this frame rate; 0 keeps every frame.")
-flags.DEFINE_integer("max_frames", 0, "Read at most this many frames of each video; 0: all.")
-flags.DEFINE_integer(
-    "clip_length",
-    0,
-    "Cut videos and frame folders into clips of this many frames (0: one clip per input; "
-    "the synthetic set: 16).",
-)
-flags.DEFINE_integer(
-    "frames_per_clip", 2, "Skip clips with fewer frames than this (training's setting)."
-)
-flags.DEFINE_float(
-    "test_fraction",
-    0.1,
-    "Fraction of the recordings written to the test split, chosen by a hash of the recording "
-    "(all clips cut from one video or folder go to the same split).",
-)
-flags.DEFINE_enum("encoding", "png", spec.ENCODINGS, "How frames are encoded.")
-flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality, with --encoding=jpeg.")
-flags.DEFINE_integer("num_shards", 8, "Shards of the train split; the test split has 1/4.")
-flags.DEFINE_integer("synthetic_clips", 1000, "--source=synthetic: clips to make.")
-flags.DEFINE_integer("seed", 0, "--source=synthetic: the seed of the clips.")
-flags.DEFINE_bool("overwrite", False, "Replace the records of an earlier conversion in --output.")
+
+
+def define_flags():
+    """This program's flags; defined when it runs, so that importing the module (the tests,
+    the benchmark) never collides with `train.py`'s flags of the same name."""
+    flags.DEFINE_enum("source", None, sources.SOURCES, "What --input holds.")
+    flags.DEFINE_string("input", None, "Folder of the inputs (not read for --source=synthetic).")
+    flags.DEFINE_string("output", None, "Folder to write the shards and dataset.json to.")
+    flags.DEFINE_integer("size", 64, "Side of the square frames written.")
+    flags.DEFINE_enum(
+        "resize",
+        "crop",
+        sources.RESIZE_MODES,
+        "crop: scale the short side to --size and cut the centre; pad: scale the long side and pad "
+        "with black.",
+    )
+    flags.DEFINE_float("fps", 0.0, "Resample videos to this frame rate; 0 keeps every frame.")
+    flags.DEFINE_integer("max_frames", 0, "Read at most this many frames of each video; 0: all.")
+    flags.DEFINE_integer(
+        "clip_length",
+        0,
+        "Cut videos and frame folders into clips of this many frames (0: one clip per input; "
+        "the synthetic set: 16).",
+    )
+    flags.DEFINE_integer(
+        "frames_per_clip", 2, "Skip clips with fewer frames than this (training's setting)."
+    )
+    flags.DEFINE_float(
+        "test_fraction",
+        0.1,
+        "Fraction of the recordings written to the test split, chosen by a hash of the recording "
+        "(all clips cut from one video or folder go to the same split).",
+    )
+    flags.DEFINE_enum("encoding", "png", spec.ENCODINGS, "How frames are encoded.")
+    flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality, with --encoding=jpeg.")
+    flags.DEFINE_integer("num_shards", 8, "Shards of the train split; the test split has 1/4.")
+    flags.DEFINE_integer("synthetic_clips", 1000, "--source=synthetic: clips to make.")
+    flags.DEFINE_integer("seed", 0, "--source=synthetic: the seed of the clips.")
+    flags.DEFINE_bool(
+        "overwrite", False, "Replace the records of an earlier conversion in --output."
+    )
+
 
 PROGRESS_EVERY = 50
 
@@ -319,4 +327,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=_parse_flags)

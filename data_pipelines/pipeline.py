@@ -14,10 +14,11 @@ CLIP_KEYS = ("frames", "masks", "centroids", "offsets")
 
 
 def _check_clips(clips):
-    missing = [key for key in CLIP_KEYS if key not in clips]
-    if missing:
+    unknown = set(clips) - set(CLIP_KEYS)
+    if "frames" not in clips or unknown:
         raise ValueError(
-            f"`clips` must hold the arrays {CLIP_KEYS}. Received: clips keys={sorted(clips)}"
+            f"`clips` must hold `frames` and optionally the ground truth {CLIP_KEYS[1:]}. "
+            f"Received: clips keys={sorted(clips)}"
         )
     frames = clips["frames"]
     if len(frames.shape) != 5 or frames.shape[-1] != 3:
@@ -72,16 +73,17 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
 
     Args:
         clips: dict of arrays as returned by `synthetic.make_split`: `frames` uint8
-            [N, T, H, W, 3], `masks` uint8 [N, T, H, W, 1], `centroids` [N, T, 2],
-            `offsets` [N, T - 1, 2].
+            [N, T, H, W, 3] and, where there is ground truth, `masks` uint8 [N, T, H, W, 1],
+            `centroids` [N, T, 2], `offsets` [N, T - 1, 2].
         frames_per_clip: window length `F`, in [2, T].
         seed: int seed of the stream.
         start_index: index `k` of the first element, to resume a stream.
         shuffle: whether to permute the clips in each epoch.
 
     Returns:
-        An infinite `tf.data.Dataset` of dicts: `frames` uint8 [F, H, W, 3], `masks` uint8
-        [F, H, W, 1], `centroids` float32 [F, 2], `offsets` float32 [F - 1, 2].
+        An infinite `tf.data.Dataset` of dicts: `frames` uint8 [F, H, W, 3], and those of
+        `masks` uint8 [F, H, W, 1], `centroids` float32 [F, 2], `offsets` float32 [F - 1, 2]
+        that `clips` holds.
     """
     num_clips, clip_length = _check_clips(clips)
     _check_frames_per_clip(frames_per_clip, clip_length)
@@ -89,10 +91,8 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
         raise ValueError(
             f"`start_index` must be a non-negative int. Received: start_index={start_index!r}"
         )
-    frames = tf.convert_to_tensor(clips["frames"], tf.uint8)
-    masks = tf.convert_to_tensor(clips["masks"], tf.uint8)
-    centroids = tf.convert_to_tensor(clips["centroids"], tf.float32)
-    offsets = tf.convert_to_tensor(clips["offsets"], tf.float32)
+    dtypes = {"frames": tf.uint8, "masks": tf.uint8, "centroids": tf.float32, "offsets": tf.float32}
+    arrays = {key: tf.convert_to_tensor(clips[key], dtypes[key]) for key in clips}
     seed = int(seed)
     num_starts = clip_length - frames_per_clip + 1
 
@@ -111,10 +111,8 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
         )
         stop = start + frames_per_clip
         return {
-            "frames": tf.gather(frames, clip)[start:stop],
-            "masks": tf.gather(masks, clip)[start:stop],
-            "centroids": tf.gather(centroids, clip)[start:stop],
-            "offsets": tf.gather(offsets, clip)[start : stop - 1],
+            key: tf.gather(array, clip)[start : stop - 1 if key == "offsets" else stop]
+            for key, array in arrays.items()
         }
 
     def set_shapes(element):
@@ -245,7 +243,7 @@ def triples(
         - `next_frame`: float32 [B, H, W, 3] in [-1, 1], f_{t+1}.
         - `diff`: float32 [B, H, W, 1] in {0, 1}, the frame-difference mask of the pair.
         - `mask`, `next_mask`: float32 [B, H, W, 1] in {0, 1}, ground truth of f_t and f_{t+1}
-          (for evaluation and logging only).
+          (for evaluation and logging only), when `clips` has `masks`.
     """
     batches = clip_batches(
         clips, frames_per_clip, clips_per_batch, seed, start_step, image_size, shuffle
@@ -268,25 +266,28 @@ def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_thre
 
     Returns:
         A finite `tf.data.Dataset` of dicts with the keys and shapes of `triples` (`[B, ...]`, the
-        last batch possibly smaller).
+        last batch possibly smaller; `mask` and `next_mask` only if `clips` has `masks`).
     """
     num_clips, clip_length = _check_clips(clips)
     _check_positive_int("batch_size", batch_size)
     size = _normalize_size(image_size)
     frames = tf.convert_to_tensor(clips["frames"], tf.uint8)
-    masks = tf.convert_to_tensor(clips["masks"], tf.uint8)
+    masks = tf.convert_to_tensor(clips["masks"], tf.uint8) if "masks" in clips else None
     pairs_per_clip = clip_length - 1
 
     def pair(i):
         clip, t = i // pairs_per_clip, i % pairs_per_clip
         pair_frames = tf.gather(frames, clip)[t : t + 2]
-        pair_masks = tf.gather(masks, clip)[t : t + 2]
         pair_frames.set_shape([2, *clips["frames"].shape[2:]])
-        pair_masks.set_shape([2, *clips["masks"].shape[2:]])
-        return preprocess_frames(pair_frames, size), _preprocess_masks(pair_masks, size)
+        out = {"frames": preprocess_frames(pair_frames, size)}
+        if masks is not None:
+            pair_masks = tf.gather(masks, clip)[t : t + 2]
+            pair_masks.set_shape([2, *clips["masks"].shape[2:]])
+            out["masks"] = _preprocess_masks(pair_masks, size)
+        return out
 
-    def to_pairs(pair_frames, pair_masks):
-        return _pair_dict(pair_frames, pair_masks, diff_mode, diff_threshold)
+    def to_pairs(batch):
+        return _pair_dict(batch["frames"], batch.get("masks"), diff_mode, diff_threshold)
 
     return (
         tf.data.Dataset.range(num_clips * pairs_per_clip)

@@ -222,6 +222,7 @@ class TrainConfig:
     precision: str = "float32"
     jit_compile: bool = False
     deterministic: bool = True
+    data: str = "synthetic"
     num_train_clips: int = 1000
     num_val_clips: int = 16
     num_test_clips: int = 64
@@ -267,6 +268,9 @@ class TrainConfig:
             _fail("decay_start_fraction", self.decay_start_fraction, "must be in [0, 1]")
         if self.precision not in PRECISIONS:
             _fail("precision", self.precision, f"must be one of {PRECISIONS}")
+        from data_pipelines.datasets import parse_data_flag  # raises naming --data
+
+        parse_data_flag(self.data)
 
     @property
     def pairs_per_batch(self):

@@ -1,4 +1,4 @@
-"""Evaluates a run of either phase on the synthetic test split.
+"""Evaluates a run of either phase on the test split of its data (`--data`).
 
     python -m fgbg_keras.evaluate --model_dir=runs/synthetic/phase2 [--output=eval.json]
 
@@ -15,14 +15,16 @@ clip, `steps` frames are generated, steered by
   true frames, which needs no ground truth and is how real video is evaluated.
 Per step and on average: PSNR and SSIM against the true frames, and the control error, the
 distance in pixels between the centroid of binarize(M(generated frame)) and the sprite's true
-centroid. Beside them two baselines: copy-first-frame, and paste-only, the compositor of
-`mask_ops.paste_foreground` stepped with the same masks and no frame generator (what M alone
-gives; the frame generator should beat it); and the measurement floor: the same centroid error
-of M on the true frames. A generated frame whose mask is empty (the object was
-lost) has no centroid; it is left out of the control error and counted in `lost`.
+centroid. Data without ground truth (converted real video) gets what needs none: one-step PSNR
+and SSIM, and the parameterized-control rollouts, whose control error is then measured against
+the centroid of binarize(M(true frame)). Beside them two baselines: copy-first-frame, and
+paste-only, the compositor of `mask_ops.paste_foreground` stepped with the same masks and no
+frame generator (what M alone gives; the frame generator should beat it); and the measurement
+floor: the same centroid error of M on the true frames. A generated frame whose mask is empty
+(the object was lost) has no centroid; it is left out of the control error and counted in
+`lost`.
 """
 
-import dataclasses
 import json
 import os
 import sys
@@ -31,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from data_pipelines import pipeline, synthetic
+from data_pipelines import datasets, pipeline
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from fgbg_keras import mask_ops, metrics, rollout
 from fgbg_keras.media import write_frames
@@ -67,7 +69,7 @@ def _binary_masks(mask_generator):
 
 
 def evaluate_pairs(run, num_clips=None, batch_size=64):
-    """One-step evaluation of a restored run on the synthetic test split.
+    """One-step evaluation of a restored run on the test split of its data.
 
     Args:
         run: a `loop.RestoredRun`.
@@ -82,13 +84,12 @@ def evaluate_pairs(run, num_clips=None, batch_size=64):
         and `"copy_last_psnr"`, `"copy_last_ssim"` of f_t taken as f_{t+1}.
     """
     config = run.config
-    num_clips = num_clips or config.train.num_test_clips
-    clips = synthetic.make_split(
-        "test", num_clips, loop.synthetic_config(config), seed=config.train.seed
-    )
+    clips = test_clips(config, num_clips, config.train.clip_length)
+    num_clips = len(clips["frames"])
     data = pipeline.eval_triples(
         clips,
         batch_size=batch_size,
+        image_size=config.model.image_size,
         diff_mode=config.loss.diff,
         diff_threshold=config.loss.diff_threshold,
     )
@@ -98,11 +99,13 @@ def evaluate_pairs(run, num_clips=None, batch_size=64):
     def predict(frame, next_frame):
         return predict_next(run.mask_generator, run.frame_generator, frame, next_frame, run.phase)
 
-    values = {name: [] for name in METRICS}
+    names = METRICS if "masks" in clips else METRICS[2:]
+    values = {name: [] for name in names}
     for batch in data:
         mask, prediction = predict(batch["frame"], batch["next_frame"])
-        values["mask_iou"].append(metrics.mask_iou(mask, batch["mask"]))
-        values["diff_mask_iou"].append(metrics.mask_iou(batch["diff"], batch["mask"]))
+        if "mask" in batch:
+            values["mask_iou"].append(metrics.mask_iou(mask, batch["mask"]))
+            values["diff_mask_iou"].append(metrics.mask_iou(batch["diff"], batch["mask"]))
         values["psnr"].append(metrics.psnr(prediction, batch["next_frame"]))
         values["ssim"].append(metrics.ssim(prediction, batch["next_frame"]))
         values["copy_last_psnr"].append(metrics.psnr(batch["frame"], batch["next_frame"]))
@@ -111,6 +114,7 @@ def evaluate_pairs(run, num_clips=None, batch_size=64):
         "checkpoint": run.checkpoint,
         "step": int(run.checkpoint.rsplit("-", 1)[-1]),
         "phase": run.phase,
+        "data": config.train.data,
     }
     for name, parts in values.items():
         array = np.concatenate(parts)
@@ -118,6 +122,19 @@ def evaluate_pairs(run, num_clips=None, batch_size=64):
         results[name] = float(array.mean())
         results[f"{name}_std"] = float(array.std())
     return results
+
+
+def test_clips(config, num_clips, clip_length):
+    """The test clips of a run's `--data` (`num_clips` defaults to `--num_test_clips`)."""
+    train = config.train
+    return datasets.evaluation_clips(
+        train.data,
+        "test",
+        num_clips or train.num_test_clips,
+        clip_length,
+        config.model.image_size,
+        train.seed,
+    )
 
 
 def _step_metrics(masks_of, generated, truth, true_centroids):
@@ -168,7 +185,7 @@ def _gif_rows(frames, carry, first_mask):
 
 
 def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, gif_path=None):
-    """Controlled rollouts of a restored run on the synthetic test split.
+    """Controlled rollouts of a restored run on the test split of its data.
 
     Args:
         run: a `loop.RestoredRun`.
@@ -180,17 +197,20 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
             those with their masks.
 
     Returns:
-        A dict with `"steps"`, `"clips"` and one entry per `ROLLOUT_METHODS`: `"true_carry"`,
-        `"true_reestimate"` (true offsets, each mask mode), `"fitted_carry"` (parameterized
-        control), the baselines `"paste_only"` (true offsets, carry) and `"copy_first"`, and
-        `"measurement"` (M on the true frames: the floor of the control error). Each holds
-        `<metric>` (mean) and `<metric>_per_step` for `ROLLOUT_METRICS` (`lost`: fraction of
-        frames whose mask is empty).
+        A dict with `"steps"`, `"clips"`, `"ground_truth"` and one entry per `ROLLOUT_METHODS`:
+        `"true_carry"`, `"true_reestimate"` (true offsets, each mask mode), `"fitted_carry"`
+        (parameterized control), the baselines `"paste_only"` (true offsets, carry) and
+        `"copy_first"`, and `"measurement"` (M on the true frames: the floor of the control
+        error). Each holds `<metric>` (mean) and `<metric>_per_step` for `ROLLOUT_METRICS`
+        (`lost`: fraction of frames whose mask is empty). Without ground-truth offsets (real
+        video) only `"fitted_carry"` and `"copy_first"`, with the control error measured against
+        M's masks of the true frames.
     """
     config = run.config
-    num_clips = num_clips or config.train.num_test_clips
-    data_config = dataclasses.replace(loop.synthetic_config(config), clip_length=steps + 1)
-    clips = synthetic.make_split("test", num_clips, data_config, seed=config.train.seed)
+    clips = test_clips(config, num_clips, steps + 1)
+    num_clips = len(clips["frames"])
+    ground_truth = "offsets" in clips
+    methods = ROLLOUT_METHODS if ground_truth else ("fitted_carry", "copy_first")
     logging.info(
         "Rolling out %d steps from %d test clips with %s.", steps, num_clips, run.checkpoint
     )
@@ -201,11 +221,11 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
     paste_only = rollout.make_rollout_fn(run.mask_generator, _paste_only)
     masks_of = _binary_masks(run.mask_generator)
 
-    per_clip = {method: {name: [] for name in ROLLOUT_METRICS} for method in ROLLOUT_METHODS}
+    per_clip = {method: {name: [] for name in ROLLOUT_METRICS} for method in methods}
     for start in range(0, num_clips, batch_size):
-        frames = preprocess_frames(clips["frames"][start : start + batch_size])
-        centroids = clips["centroids"][start : start + batch_size, 1:]
-        offsets = clips["offsets"][start : start + batch_size]
+        frames = preprocess_frames(
+            clips["frames"][start : start + batch_size], config.model.image_size
+        )
         first, truth = frames[:, 0], frames[:, 1:]
         batch, size = frames.shape[0], frames.shape[2:4]
 
@@ -215,46 +235,65 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
             tf.reshape(true_masks[:, :-1], [-1, *size, 1]),
             tf.reshape(true_masks[:, 1:], [-1, *size, 1]),
         )
-        controls = {
-            "true": mask_ops.translation_controls(offsets),
-            "fitted": mask_ops.translation_controls(tf.reshape(fitted, [batch, steps, 2])),
-        }
+        controls = {"fitted": mask_ops.translation_controls(tf.reshape(fitted, [batch, steps, 2]))}
+        if ground_truth:
+            # Ground truth is in the clips' own pixels; the model may work at another size.
+            scale = size[1] / clips["frames"].shape[3], size[0] / clips["frames"].shape[2]
+            # Pixel centres: x -> (x + 0.5) * scale - 0.5.
+            centroids = (clips["centroids"][start : start + batch_size, 1:] + 0.5) * scale - 0.5
+            offsets = clips["offsets"][start : start + batch_size] * scale
+            controls["true"] = mask_ops.translation_controls(offsets)
+        else:
+            centroids, _ = mask_ops.mask_centroids(tf.reshape(true_masks[:, 1:], [-1, *size, 1]))
+            centroids = tf.reshape(centroids, [batch, steps, 2])
         generated = {}
-        for method in GENERATED:
-            source, mode = method.split("_")
-            generated[method] = rollouts[mode](first, controls[source])
-        generated["paste_only"] = paste_only(first, controls["true"])
+        for method in methods:
+            if method in GENERATED:
+                source, mode = method.split("_")
+                generated[method] = rollouts[mode](first, controls[source])
+        if ground_truth:
+            generated["paste_only"] = paste_only(first, controls["true"])
+            generated["measurement"] = {"frames": truth}
         generated["copy_first"] = {"frames": tf.repeat(first[:, None], steps, axis=1)}
-        generated["measurement"] = {"frames": truth}
         for method, outputs in generated.items():
             values = _step_metrics(masks_of, outputs["frames"], truth, centroids)
             for name, array in values.items():
                 per_clip[method][name].append(array)
         if gif_path and start == 0:
-            rows = _gif_rows(frames, generated["true_carry"], true_masks[:, 0])
+            shown = generated["true_carry" if ground_truth else "fitted_carry"]
+            rows = _gif_rows(frames, shown, true_masks[:, 0])
             # [T + 1, 3H, B * W, 3]: the clips side by side.
             write_frames(gif_path, to_uint8(tf.concat(rows, axis=2)).numpy())
 
-    results = {"checkpoint": run.checkpoint, "steps": steps, "clips": num_clips}
-    for method in ROLLOUT_METHODS:
+    results = {
+        "checkpoint": run.checkpoint,
+        "steps": steps,
+        "clips": num_clips,
+        "ground_truth": ground_truth,
+    }
+    for method in methods:
         results[method] = _summarize(per_clip[method])
     return results
 
 
 def format_table(results):
     """The one-step evaluation results as a small text table."""
-    rows = [
-        (
-            "mask IoU (binarised at 0.5)",
-            f"{results['mask_iou']:.3f}",
-            f"{results['diff_mask_iou']:.3f}",
-        ),
+    rows = []
+    if "mask_iou" in results:
+        rows.append(
+            (
+                "mask IoU (binarised at 0.5)",
+                f"{results['mask_iou']:.3f}",
+                f"{results['diff_mask_iou']:.3f}",
+            )
+        )
+    rows += [
         ("next-frame PSNR (dB)", f"{results['psnr']:.2f}", f"{results['copy_last_psnr']:.2f}"),
         ("next-frame SSIM", f"{results['ssim']:.3f}", f"{results['copy_last_ssim']:.3f}"),
     ]
     header = (
-        f"Phase {results.get('phase', 1)} evaluation, synthetic test split: {results['pairs']} "
-        f"pairs, checkpoint step {results['step']}"
+        f"Phase {results.get('phase', 1)} evaluation, {results.get('data', 'synthetic')} test "
+        f"split: {results['pairs']} pairs, checkpoint step {results['step']}"
     )
     lines = [header, f"{'metric':<30}{'fgbg':>10}{'baseline':>12}", "-" * 52]
     lines += [f"{name:<30}{model:>10}{baseline:>12}" for name, model, baseline in rows]
@@ -279,12 +318,13 @@ PER_STEP_COLUMNS = (
 
 
 def format_rollout_table(results, mask_mode=rollout.DEFAULT_MASK_MODE):
-    """The rollout results: averages per method, then per step the model (true offsets,
-    `mask_mode`) beside copy-first-frame."""
+    """The rollout results: averages per method, then per step the model (true offsets and
+    `mask_mode`; fitted offsets without ground truth) beside copy-first-frame."""
     width = 14
-    head = f"{'':<22}" + "".join(f"{label:>{width}}" for _, label in ROLLOUT_COLUMNS)
+    columns = [(method, label) for method, label in ROLLOUT_COLUMNS if method in results]
+    head = f"{'':<22}" + "".join(f"{label:>{width}}" for _, label in columns)
     lines = [
-        f"Controlled rollouts, synthetic test split: {results['clips']} clips x "
+        f"Controlled rollouts, test split: {results['clips']} clips x "
         f"{results['steps']} steps (controls / mask mode)",
         head,
         "-" * len(head),
@@ -295,15 +335,22 @@ def format_rollout_table(results, mask_mode=rollout.DEFAULT_MASK_MODE):
         ("control_error", "control error (px)", "{:.2f}"),
         ("lost", "object lost (frac.)", "{:.3f}"),
     ):
-        cells = "".join(
-            f"{fmt.format(results[method][name]):>{width}}" for method, _ in ROLLOUT_COLUMNS
-        )
+        cells = "".join(f"{fmt.format(results[method][name]):>{width}}" for method, _ in columns)
         lines.append(f"{label:<22}{cells}")
-    floor = results["measurement"]["control_error"]
-    lines.append(f"control error of M on the true frames (the measurement floor): {floor:.2f} px")
-
-    model, baseline = results[f"true_{mask_mode}"], results["copy_first"]
-    lines += ["", f"per step: fgbg (true offsets, {mask_mode}) / copy-first-frame"]
+    if "measurement" in results:
+        floor = results["measurement"]["control_error"]
+        lines.append(
+            f"control error of M on the true frames (the measurement floor): {floor:.2f} px"
+        )
+    else:
+        lines.append(
+            "no ground truth: controls fitted from M's masks of the true frames, control error "
+            "against M's centroids on them"
+        )
+    method = f"true_{mask_mode}" if f"true_{mask_mode}" in results else "fitted_carry"
+    model, baseline = results[method], results["copy_first"]
+    source = "true offsets" if method.startswith("true") else "fitted offsets"
+    lines += ["", f"per step: fgbg ({source}, {method.split('_')[1]}) / copy-first-frame"]
     lines.append(f"{'step':<6}" + "".join(f"{label:>18}" for _, label, _ in PER_STEP_COLUMNS))
     for k in range(results["steps"]):
         cells = []

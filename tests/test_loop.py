@@ -98,20 +98,19 @@ def test_same_seed_gives_identical_runs_and_another_seed_does_not(tmp_path):
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     model_dir = str(tmp_path / "nan")
-    real_triples = loop.pipeline.triples
+    real_pairs = loop.pipeline.pairs
 
     def poisoned(*args, **kwargs):
-        start = kwargs["start_step"]
-
+        # The run starts at step 0, so batch `index` is step `index`.
         def poison(index, batch):
             batch = dict(batch)
             poisoned_frame = batch["frame"] * float("nan")
-            batch["frame"] = tf.where(index + start >= 3, poisoned_frame, batch["frame"])
+            batch["frame"] = tf.where(index >= 3, poisoned_frame, batch["frame"])
             return batch
 
-        return real_triples(*args, **kwargs).enumerate().map(poison)
+        return real_pairs(*args, **kwargs).enumerate().map(poison)
 
-    monkeypatch.setattr(loop.pipeline, "triples", poisoned)
+    monkeypatch.setattr(loop.pipeline, "pairs", poisoned)
     with pytest.raises(loop.TrainingDiverged, match=r"step 4: \w+_loss is nan.*ckpt-2"):
         loop.train_and_evaluate(tiny_config(train_steps=6), model_dir, verbose=False)
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))

@@ -174,28 +174,46 @@ class PhaseTwoSwitches(keras.callbacks.Callback):
         self._switch()
 
 
+def fitted_offsets(mask_generator, frames):
+    """Offsets `[B, T - 1, 2]` fitted between binarize(M(.)) of consecutive frames
+    `[B, T, H, W, 3]`: the parameterized control of METHOD.md, which needs no ground truth."""
+    batch, length = frames.shape[0], frames.shape[1]
+    size = frames.shape[2:4]
+    masks = mask_ops.binarize(mask_generator(tf.reshape(frames, [-1, *size, 3]), training=False))
+    masks = tf.reshape(masks, [batch, length, *size, 1])
+    fitted = mask_ops.fit_translations(
+        tf.reshape(masks[:, :-1], [-1, *size, 1]), tf.reshape(masks[:, 1:], [-1, *size, 1])
+    )
+    return tf.reshape(fitted, [batch, length - 1, 2])
+
+
 class RolloutSummaries(keras.callbacks.Callback):
     """Writes a controlled rollout as a TensorBoard image every `every` steps.
 
     From the first frame of each of a few validation clips, the model rolls out the clip's
-    true offsets; the image stacks the true frames over the generated ones, left to right.
+    true offsets, or, for data without ground truth, the offsets fitted between the model's own
+    masks of consecutive true frames (METHOD.md's parameterized control); the image stacks the
+    true frames over the generated ones, left to right.
 
     Args:
         log_dir: the run's directory; images go to `validation/` under it.
-        clips: dict of arrays as returned by `synthetic.make_split`.
+        clips: dict of arrays as returned by `synthetic.make_split` (`offsets` optional).
         every: steps between rollouts.
         num_clips: clips shown.
         steps: rollout length (at most the clip length - 1).
+        image_size: the model's frame size, if the clips have another.
     """
 
-    def __init__(self, log_dir, clips, every, num_clips=3, steps=8):
+    def __init__(self, log_dir, clips, every, num_clips=3, steps=8, image_size=None):
         super().__init__()
         self.writer = tf.summary.create_file_writer(f"{log_dir}/validation")
         steps = min(steps, clips["frames"].shape[1] - 1)
-        self.frames = preprocess_frames(clips["frames"][:num_clips, : steps + 1])
-        self.controls = mask_ops.translation_controls(
-            tf.constant(clips["offsets"][:num_clips, :steps], tf.float32)
-        )
+        self.frames = preprocess_frames(clips["frames"][:num_clips, : steps + 1], image_size)
+        self.controls = None
+        if "offsets" in clips:
+            self.controls = mask_ops.translation_controls(
+                tf.constant(clips["offsets"][:num_clips, :steps], tf.float32)
+            )
         self.every = every
         self._last_step = None
         self._rollout = None
@@ -209,7 +227,12 @@ class RolloutSummaries(keras.callbacks.Callback):
             self._rollout = rollout.make_rollout_fn(
                 self.model.mask_generator, self.model.frame_generator
             )
-        generated = self._rollout(self.frames[:, 0], self.controls)["frames"]
+        controls = self.controls
+        if controls is None:
+            controls = mask_ops.translation_controls(
+                fitted_offsets(self.model.mask_generator, self.frames)
+            )
+        generated = self._rollout(self.frames[:, 0], controls)["frames"]
         generated = tf.concat([self.frames[:, :1], generated], axis=1)
 
         def strip(frames):

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from data_pipelines import pipeline, synthetic
+from data_pipelines import datasets, pipeline, synthetic
 from fgbg_keras.config import RunConfig
 from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
 from fgbg_keras.schedules import LinearDecaySchedule
@@ -244,19 +244,26 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         raise ValueError("--init_from is required with --phase=2: the Phase I run directory.")
     config.validate(phase)
     check_model_dir(model_dir)
+    datasets.check_data(config.train.data)
     if phase == 2:
         latest_checkpoint(init_from, flag="--init_from")
     write_config(config, model_dir, phase, init_from)
     setup_runtime(config)
     train = config.train
 
-    data_config = synthetic_config(config)
-    train_clips = synthetic.make_split("train", train.num_train_clips, data_config, seed=train.seed)
-    val_clips = synthetic.make_split(
-        "validation", train.num_val_clips, data_config, seed=train.seed
+    size = config.model.image_size
+    train_clips = None
+    if datasets.parse_data_flag(train.data)[0] == "synthetic":
+        train_clips = synthetic.make_split(
+            "train", train.num_train_clips, synthetic_config(config), seed=train.seed
+        )
+    val_clips = datasets.evaluation_clips(
+        train.data, "validation", train.num_val_clips, train.clip_length, size, train.seed
     )
     diff_args = {"diff_mode": config.loss.diff, "diff_threshold": config.loss.diff_threshold}
-    val_data = pipeline.eval_triples(val_clips, batch_size=train.pairs_per_batch, **diff_args)
+    val_data = pipeline.eval_triples(
+        val_clips, batch_size=train.pairs_per_batch, image_size=size, **diff_args
+    )
     image_batch = next(iter(val_data))
 
     model, optimizer = build_model_and_optimizer(config, image_batch, phase)
@@ -271,18 +278,20 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
         return {}
 
-    stream = {
-        "frames_per_clip": train.frames_per_clip,
-        "clips_per_batch": train.clips_per_batch,
-        "seed": train.seed,
-        "start_step": step,
-    }
+    windows = datasets.windows(
+        train.data,
+        train.frames_per_clip,
+        train.seed,
+        start_index=step * train.clips_per_batch,
+        synthetic_clips=train_clips,
+    )
+    batches = pipeline.batch_windows(windows, train.clips_per_batch, size)
     if phase == 1:
-        train_data = pipeline.triples(train_clips, **stream, **diff_args)
+        train_data = pipeline.pairs(batches, **diff_args)
         loss_terms = phase_one.LOSS_TERMS
         progress_names = ("loss", "background_loss", "sparsity_weight", "mask_mean")
     else:
-        train_data = pipeline.clip_batches(train_clips, **stream).prefetch(tf.data.AUTOTUNE)
+        train_data = batches.prefetch(tf.data.AUTOTUNE)
         loss_terms = phase_two.LOSS_TERMS
         progress_names = ("loss", "reconstruction_loss", "discriminator_loss", "ss_probability")
     nan_guard = fgbg_callbacks.NaNGuard(loss_terms)
@@ -301,7 +310,11 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
                 two.disc_start, two.resolved_ss_start(train.train_steps)
             ),
         )
-        callbacks.append(fgbg_callbacks.RolloutSummaries(model_dir, val_clips, train.image_every))
+        callbacks.append(
+            fgbg_callbacks.RolloutSummaries(
+                model_dir, val_clips, train.image_every, image_size=size
+            )
+        )
     if verbose:
         callbacks.append(fgbg_callbacks.Progress(train.train_steps, progress_names))
     epochs = -(-train.train_steps // train.log_every)

@@ -1,0 +1,113 @@
+"""What `--data` names: the built-in synthetic set or converted records, as training streams and
+as in-memory test clips.
+
+`--data=synthetic` (default) generates the built-in set; `--data=tfrecord:DIR` reads a folder
+written by `python -m data_pipelines.convert`. Both give the same streams (through
+`pipeline.batch_windows` / `pipeline.pairs`) and the same clip arrays for evaluation, so the
+training loop and the evaluation do not know where the frames came from. Ground truth
+(`"masks"`, `"centroids"`, `"offsets"`) is present only when the source has it.
+"""
+
+import os
+
+import numpy as np
+
+from data_pipelines import pipeline, records, spec, synthetic
+
+KINDS = ("synthetic", "tfrecord")
+
+
+def parse_data_flag(data):
+    """`--data` as `(kind, location)`: `("synthetic", None)` or `("tfrecord", DIR)`.
+
+    Raises:
+        ValueError: naming the flag when it is neither.
+    """
+    if data == "synthetic":
+        return "synthetic", None
+    kind, _, location = str(data).partition(":")
+    if kind == "tfrecord" and location:
+        return kind, location
+    if kind == "tfds":
+        raise ValueError(
+            f"--data={data!r}: TFDS copies are not read directly yet. Convert the original BAIR "
+            "records with `python -m data_pipelines.convert --source=bair` and pass "
+            "--data=tfrecord:OUT."
+        )
+    raise ValueError(f"--data={data!r}: must be 'synthetic' or 'tfrecord:DIR'.")
+
+
+def check_data(data):
+    """Checks `--data` before a run starts: a tfrecord folder must hold a converted data set
+    with a train and a test split. Returns its `DatasetInfo` (None for synthetic)."""
+    kind, location = parse_data_flag(data)
+    if kind == "synthetic":
+        return None
+    if not os.path.isdir(location):
+        raise ValueError(f"--data={data!r}: {location!r} is not a folder.")
+    info = spec.DatasetInfo.read(location)
+    for split in spec.SPLITS:
+        records.shard_files(location, split, info)
+        if not info.splits[split]["clips"]:
+            raise ValueError(
+                f"--data={data!r}: the {split} split has no clips; convert again with a "
+                "--test_fraction that leaves clips in both splits."
+            )
+    return info
+
+
+def windows(data, frames_per_clip, seed, start_index, synthetic_clips=None):
+    """An infinite stream of windows of `frames_per_clip` frames (uint8, with masks if any).
+
+    Synthetic: `pipeline.clip_windows` over `synthetic_clips` from element `start_index`, so
+    resuming is exact. Records: `records.record_windows` seeded by `(seed, start_index)`: a
+    resumed run gets a fresh deterministic stream, not the continuation of the old one.
+    """
+    kind, location = parse_data_flag(data)
+    if kind == "synthetic":
+        return pipeline.clip_windows(synthetic_clips, frames_per_clip, seed, start_index)
+    stream_seed = int(np.random.SeedSequence([seed, start_index]).generate_state(1)[0])
+    return records.record_windows(location, "train", frames_per_clip, seed=stream_seed)
+
+
+def record_clips(directory, split, num_clips, clip_length):
+    """The first `num_clips` clips of a split holding at least `clip_length` frames, cut to
+    `clip_length`, as arrays in `synthetic.make_split`'s layout (`"offsets"` from the
+    centroids when the data set has them).
+
+    Raises:
+        ValueError: naming the folder when the split has no clip that long.
+    """
+    info = spec.DatasetInfo.read(directory)
+    frames, masks, centroids = [], [], []
+    for clip in records.read_clips(directory, split, shuffle=False, repeat=False):
+        if int(clip["num_frames"]) < clip_length:
+            continue
+        frames.append(clip["frames"][:clip_length].numpy())
+        if "masks" in info.features:
+            masks.append(clip["masks"][:clip_length].numpy())
+        if "centroids" in info.features:
+            centroids.append(clip["centroids"][:clip_length].numpy())
+        if len(frames) == num_clips:
+            break
+    if not frames:
+        raise ValueError(
+            f"{directory!r}: the {split} split has no clip of {clip_length} frames or more."
+        )
+    out = {"frames": np.stack(frames)}
+    if masks:
+        out["masks"] = np.stack(masks)
+    if centroids:
+        out["centroids"] = np.stack(centroids).astype(np.float32)
+        out["offsets"] = np.diff(out["centroids"], axis=1)
+    return out
+
+
+def evaluation_clips(data, split, num_clips, clip_length, image_size, seed):
+    """Clips for evaluation: synthetic `split` ("validation" or "test") or, for records, the
+    test split (validation uses its first clips too)."""
+    kind, location = parse_data_flag(data)
+    if kind == "synthetic":
+        config = synthetic.scaled_config(image_size, clip_length)
+        return synthetic.make_split(split, num_clips, config, seed=seed)
+    return record_clips(location, "test", num_clips, clip_length)
