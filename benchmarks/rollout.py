@@ -34,7 +34,7 @@ def time_rollout(config, size, mask_mode):
     from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
 
     mask_generator = build_mask_generator(config.model)
-    frame_generator = build_frame_generator(config.model)
+    frame_generator = build_frame_generator(config.model, phase=2)
     frames = tf.random.uniform([FLAGS.batch, size, size, 3], -1.0, 1.0, seed=0)
     masks = mask_generator(frames)
     frame_generator({"frame": frames, "mask": masks, "target_mask": masks})

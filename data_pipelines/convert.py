@@ -8,9 +8,10 @@ class) per split, and every skipped input with its reason.
 
 The conversion is an Apache Beam pipeline. It runs on the DirectRunner by default; flags this
 program does not define are Beam pipeline options, passed on unchanged, e.g.
-`--direct_running_mode=multi_processing --direct_num_workers=4`, or `--runner=DataflowRunner
---project=... --temp_location=gs://...` with `--output=gs://...` (every file is written and
-read through `tf.io.gfile`).
+`--direct_running_mode=multi_processing --direct_num_workers=4`, or another runner's options.
+Outputs are written through Beam's file sinks and `tf.io.gfile`, so `--output` may be a
+`gs://` path; inputs are read with local file calls (PyAV, Pillow), so on a cluster they must
+be on a file system that every worker mounts at the same path.
 """
 
 import collections
@@ -18,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -93,18 +95,31 @@ class ReadInput(beam.DoFn):
     def setup(self):
         self.done, self.started = 0, time.perf_counter()
 
+    def _skip(self, path, reason):
+        self.skipped.inc()
+        logging.warning("Skipped %s: %s", path, reason)
+        return beam.pvalue.TaggedOutput("skipped", {"path": path, "reason": reason})
+
     def process(self, item):
-        for result in sources.read_input(self.source, item, self.root, self.options):
+        results = sources.read_input(self.source, item, self.root, self.options)
+        while True:
+            try:
+                result = next(results)
+            except StopIteration:
+                break
+            except Exception as error:  # a reader bug must not stop the other inputs
+                yield self._skip(str(item), f"unexpected {type(error).__name__}: {error}")
+                break
             if isinstance(result, sources.Skipped):
-                self.skipped.inc()
-                logging.warning("Skipped %s: %s", result.path, result.reason)
-                yield beam.pvalue.TaggedOutput(
-                    "skipped", {"path": result.path, "reason": result.reason}
-                )
+                yield self._skip(result.path, result.reason)
+                continue
+            try:
+                example = spec.clip_to_example(result, self.encoding, self.jpeg_quality)
+            except ValueError as error:
+                yield self._skip(result.clip_id, str(error))
                 continue
             self.clips.inc()
-            split = split_of(result.group or result.clip_id, self.test_fraction)
-            example = spec.clip_to_example(result, self.encoding, self.jpeg_quality)
+            split = result.split or split_of(result.group or result.clip_id, self.test_fraction)
             stats = {
                 "label": result.label,
                 "frames": int(len(result.frames)),
@@ -123,11 +138,23 @@ class ReadInput(beam.DoFn):
 
 def _summarize(stats):
     """Counts of an iterable of `(split, stats)`: clips, frames, per class, features seen."""
-    splits = {s: {"clips": 0, "frames": 0, "per_class": collections.Counter()} for s in spec.SPLITS}
+    splits = {
+        s: {
+            "clips": 0,
+            "frames": 0,
+            "min_frames": 0,
+            "max_frames": 0,
+            "per_class": collections.Counter(),
+        }
+        for s in spec.SPLITS
+    }
     features = collections.Counter()
     for split, item in stats:
-        splits[split]["clips"] += 1
-        splits[split]["frames"] += item["frames"]
+        counts = splits[split]
+        counts["min_frames"] = min(counts["min_frames"] or item["frames"], item["frames"])
+        counts["max_frames"] = max(counts["max_frames"], item["frames"])
+        counts["clips"] += 1
+        counts["frames"] += item["frames"]
         splits[split]["per_class"][item["label"] or "(none)"] += 1
         features[tuple(item["features"])] += 1
     for value in splits.values():
@@ -135,8 +162,12 @@ def _summarize(stats):
     return splits, features
 
 
+# The files a conversion writes; only these are ever replaced by --overwrite.
+_OUTPUT_NAME = re.compile(r"^((train|test)-\d{5}-of-\d{5}\.tfrecord|dataset\.json|_convert_.*)$")
+
+
 def existing_outputs(output):
-    """Files of an earlier conversion in `output`: shards and dataset.json."""
+    """Files of an earlier conversion in `output`: its shards, dataset.json, side files."""
     import tensorflow as tf
 
     if not tf.io.gfile.isdir(output):
@@ -144,8 +175,54 @@ def existing_outputs(output):
     return sorted(
         os.path.join(output, name)
         for name in tf.io.gfile.listdir(output)
-        if ".tfrecord" in name or name == spec.INFO_FILE or name.startswith("_convert")
+        if _OUTPUT_NAME.match(name)
     )
+
+
+def check_options(source, root, output, options, jpeg_quality, test_fraction, num_shards):
+    """Every setting checked before the pipeline starts, each error naming its flag."""
+
+    def fail(flag, value, requirement):
+        raise ValueError(f"--{flag}={value!r}: {requirement}")
+
+    if not output:
+        raise ValueError("--output is required.")
+    if not 0.0 <= test_fraction < 1.0:
+        fail("test_fraction", test_fraction, "must be in [0, 1)")
+    if num_shards < 1:
+        fail("num_shards", num_shards, "must be >= 1")
+    if options.size < 1:
+        fail("size", options.size, "must be >= 1")
+    if options.resize not in sources.RESIZE_MODES:
+        fail("resize", options.resize, f"must be one of {sources.RESIZE_MODES}")
+    if options.min_frames < 2:
+        fail("frames_per_clip", options.min_frames, "must be >= 2 (one pair of frames)")
+    if options.clip_length < 0 or 0 < options.clip_length < options.min_frames:
+        fail(
+            "clip_length",
+            options.clip_length,
+            f"must be 0 (whole inputs) or >= --frames_per_clip={options.min_frames}",
+        )
+    if options.fps < 0:
+        fail("fps", options.fps, "must be >= 0")
+    if options.max_frames < 0:
+        fail("max_frames", options.max_frames, "must be >= 0")
+    if not 1 <= jpeg_quality <= 100:
+        fail("jpeg_quality", jpeg_quality, "must be in [1, 100]")
+    if options.synthetic_clips < 1:
+        fail("synthetic_clips", options.synthetic_clips, "must be >= 1")
+    if source == "synthetic":
+        length = options.clip_length or sources.SYNTHETIC_CLIP_LENGTH
+        if length < options.min_frames:
+            fail("frames_per_clip", options.min_frames, f"must be <= the clips' {length} frames")
+        try:
+            sources.synthetic_config(options)
+        except ValueError as error:
+            fail("size", options.size, f"too small for the synthetic set's sprites: {error}")
+    elif root and not output.startswith(("gs://", "s3://")):
+        inside = os.path.realpath(output) + os.sep
+        if inside.startswith(os.path.realpath(root) + os.sep):
+            fail("output", output, f"must not be --input={root!r} or inside it")
 
 
 def convert(
@@ -163,23 +240,13 @@ def convert(
     """Runs the conversion pipeline and writes `dataset.json`; returns its `DatasetInfo`.
 
     Raises:
-        ValueError: naming the flag or path when the input is missing or empty, the output
-            already holds records (without `overwrite`), or no clip could be converted.
+        ValueError: naming the flag or path when a setting is out of range, the input is
+            missing or empty, the output is inside the input or already holds records (without
+            `overwrite`), or no clip could be converted.
     """
     import tensorflow as tf
 
-    if not output:
-        raise ValueError("--output is required.")
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"--test_fraction={test_fraction}: must be in [0, 1).")
-    if num_shards < 1:
-        raise ValueError(f"--num_shards={num_shards}: must be >= 1.")
-    if options.size < 1 or options.min_frames < 2:
-        raise ValueError("--size must be >= 1 and --frames_per_clip >= 2.")
-    if source == "synthetic":
-        from data_pipelines import synthetic
-
-        synthetic.scaled_config(options.size, options.clip_length or 16)  # fails here, not in Beam
+    check_options(source, root, output, options, jpeg_quality, test_fraction, num_shards)
     inputs = sources.list_inputs(source, root, options)
     old = existing_outputs(output)
     if old and not overwrite:

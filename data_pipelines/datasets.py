@@ -8,14 +8,10 @@ training loop and the evaluation do not know where the frames came from. Ground 
 (`"masks"`, `"centroids"`, `"offsets"`) is present only when the source has it.
 """
 
-import os
-
 import numpy as np
+import tensorflow as tf
 
 from data_pipelines import pipeline, records, spec, synthetic
-
-KINDS = ("synthetic", "tfrecord")
-
 
 def parse_data_flag(data):
     """`--data` as `(kind, location)`: `("synthetic", None)` or `("tfrecord", DIR)`.
@@ -37,13 +33,14 @@ def parse_data_flag(data):
     raise ValueError(f"--data={data!r}: must be 'synthetic' or 'tfrecord:DIR'.")
 
 
-def check_data(data):
+def check_data(data, frames_per_clip=2):
     """Checks `--data` before a run starts: a tfrecord folder must hold a converted data set
-    with a train and a test split. Returns its `DatasetInfo` (None for synthetic)."""
+    whose train and test splits have clips, and train clips of `frames_per_clip` frames (else
+    the training stream would never yield). Returns its `DatasetInfo` (None for synthetic)."""
     kind, location = parse_data_flag(data)
     if kind == "synthetic":
         return None
-    if not os.path.isdir(location):
+    if not tf.io.gfile.isdir(location):
         raise ValueError(f"--data={data!r}: {location!r} is not a folder.")
     info = spec.DatasetInfo.read(location)
     for split in spec.SPLITS:
@@ -53,6 +50,12 @@ def check_data(data):
                 f"--data={data!r}: the {split} split has no clips; convert again with a "
                 "--test_fraction that leaves clips in both splits."
             )
+    longest = info.splits["train"].get("max_frames", frames_per_clip)
+    if longest < frames_per_clip:
+        raise ValueError(
+            f"--frames_per_clip={frames_per_clip}: the train clips of {location!r} have at most "
+            f"{longest} frames."
+        )
     return info
 
 

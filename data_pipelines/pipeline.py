@@ -1,8 +1,10 @@
 """`tf.data` pipelines over in-memory clips: training windows, Phase I triples, evaluation pairs.
 
-Training streams are pure functions of the element index: element `k` is computed from
-`(seed, k)` alone, never from iterator state, so a run resumed at step `s` sees exactly the
-batches an uninterrupted run sees from step `s` on.
+Streams over in-memory clips (`clip_windows`) are pure functions of the element index: element
+`k` is computed from `(seed, k)` alone, never from iterator state, so a run resumed at step `s`
+sees exactly the batches an uninterrupted run sees from step `s` on. `batch_windows` and `pairs`
+also serve the streams of converted records (`records.record_windows`), which restart with a
+fresh seed instead.
 """
 
 import tensorflow as tf

@@ -24,8 +24,10 @@ def shard_files(directory, split, info=None):
     if split not in info.splits:
         raise ValueError(f"Unknown split {split!r}; {directory!r} has {sorted(info.splits)}.")
     files = [os.path.join(directory, name) for name in info.splits[split]["files"]]
+    if not files:
+        raise ValueError(f"{directory!r}: the {split} split has no shards.")
     missing = [f for f in files if not tf.io.gfile.exists(f)]
-    if missing or not files:
+    if missing:
         raise ValueError(
             f"{directory!r}: the {split} split lists {len(files)} shards and {len(missing)} of "
             f"them are missing (e.g. {missing[:1]}). Convert the data again."
@@ -33,8 +35,8 @@ def shard_files(directory, split, info=None):
     return files
 
 
-def read_clips(directory, split, seed=0, shuffle=True, repeat=True, cycle_length=4):
-    """Parsed clips (dicts of `spec.parse_clip`) of one split.
+def read_clips(directory, split, seed=0, shuffle=True, repeat=True, cycle_length=4, decode=True):
+    """Parsed clips (dicts of `spec.parse_clip`, images encoded unless `decode`) of one split.
 
     Shards are interleaved `cycle_length` at a time and parsed in parallel; with `shuffle` the
     shard order is shuffled every epoch and clips pass a shuffle buffer, both seeded, so a
@@ -56,7 +58,7 @@ def read_clips(directory, split, seed=0, shuffle=True, repeat=True, cycle_length
     if shuffle:
         records = records.shuffle(256, seed=seed)
     return records.map(
-        lambda s: spec.parse_clip(s, info.features),
+        lambda s: spec.parse_clip(s, info.features, decode=decode),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     ).ignore_errors(log_warning=True)
@@ -66,8 +68,8 @@ def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repe
     """Windows of `frames_per_clip` consecutive frames, one per clip, at a random offset.
 
     The offset of the k-th clip of the stream is drawn with `tf.random.stateless_uniform` seeded
-    by `(seed, k)`. Clips shorter than `frames_per_clip` are left out (the conversion's
-    `--frames_per_clip` normally keeps them out already).
+    by `(seed, k)`. Only the window's frames are decoded. Clips shorter than `frames_per_clip`
+    are left out (the conversion's `--frames_per_clip` normally keeps them out already).
 
     Returns:
         A `tf.data.Dataset` of dicts: `"frames"` uint8 `[F, H, W, 3]`, plus `"masks"` uint8
@@ -76,9 +78,11 @@ def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repe
     info = spec.DatasetInfo.read(directory)
     if frames_per_clip < 2:
         raise ValueError(f"--frames_per_clip={frames_per_clip}: must be >= 2.")
-    clips = read_clips(directory, split, seed, shuffle, repeat)
+    clips = read_clips(directory, split, seed, shuffle, repeat, decode=False)
     clips = clips.filter(lambda c: tf.shape(c["frames"])[0] >= frames_per_clip)
-    keys = ["frames"] + (["masks"] if "masks" in info.features else [])
+    channels = {"frames": 3}
+    if "masks" in info.features:
+        channels["masks"] = 1
 
     def window(k, clip):
         length = tf.shape(clip["frames"], out_type=tf.int64)[0]
@@ -88,15 +92,12 @@ def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repe
             maxval=length - frames_per_clip + 1,
             dtype=tf.int64,
         )
-        out = {key: clip[key][start : start + frames_per_clip] for key in keys}
-        out["frames"] = tf.ensure_shape(
-            out["frames"], [frames_per_clip, info.height, info.width, 3]
-        )
-        if "masks" in out:
-            out["masks"] = tf.ensure_shape(
-                out["masks"], [frames_per_clip, info.height, info.width, 1]
-            )
-        return out
+        cut = {key: clip[key][start : start + frames_per_clip] for key in channels}
+        decoded = spec.decode_clip({**cut, "height": clip["height"], "width": clip["width"]})
+        return {
+            key: tf.ensure_shape(decoded[key], [frames_per_clip, info.height, info.width, c])
+            for key, c in channels.items()
+        }
 
-    logging.info("Reading %s clips of %s (%s).", split, directory, ", ".join(keys))
+    logging.info("Reading %s clips of %s (%s).", split, directory, ", ".join(channels))
     return clips.enumerate().map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -161,7 +161,7 @@ def list_inputs(source, root, options=Options()):
 def _cut(frames, clip_id, path, options):
     """Cuts a frame list into clips `(clip_id#k, frames)` of `options.clip_length`; pieces
     shorter than `options.min_frames` are skipped as `path#k`."""
-    length = options.clip_length or len(frames)
+    length = options.clip_length or max(len(frames), 1)
     for k, start in enumerate(range(0, max(len(frames), 1), length)):
         piece = frames[start : start + length]
         if len(piece) < options.min_frames:
@@ -208,13 +208,13 @@ def read_video(path, root, options):
                     break
     except (av.error.FFmpegError, OSError, ValueError) as error:
         problem = f"{type(error).__name__}: {error}"
-    if problem and not frames:
-        yield Skipped(path, f"unreadable video: {problem}")
+    if not frames:
+        yield Skipped(path, f"unreadable video: {problem or 'no frame could be decoded'}")
         return
     if problem:
         yield Skipped(path, f"decoding stopped after {len(frames)} frames ({problem}); kept them")
     if options.fps:
-        fps = options.fps
+        fps = min(fps, options.fps) if fps else options.fps  # resampling never adds frames
     group = _relative(path, root)
     for item in _cut(frames, group, path, options):
         if isinstance(item, Skipped):
@@ -277,13 +277,17 @@ def _bair_clip(example, path, index, options):
 def read_bair(path, root, options):
     """The videos of one original BAIR softmotion TFRecord file (30 frames each).
 
-    Each record is a `SequenceExample` whose context holds, for frame i, `{i}/image_main/encoded`
-    (raw 64x64x3 uint8 bytes), `{i}/action` (4 floats) and `{i}/endeffector_pos` (3 floats).
-    A record file cut short keeps the videos before the cut.
+    Each record is a `tf.train.Example` whose features hold, for frame i,
+    `{i}/image_main/encoded` (raw 64x64x3 uint8 bytes), `{i}/action` (4 floats) and
+    `{i}/endeffector_pos` (3 floats); it is parsed as a `SequenceExample`, whose context has the
+    same wire format, so records written either way read the same. The official split is kept:
+    files under a `test` folder go to the test split, the others to train. A record file cut
+    short keeps the videos before the cut.
     """
     import tensorflow as tf
 
     group = _relative(path, root)
+    split = "test" if "test" in os.path.normpath(group).split(os.sep)[:-1] else "train"
     index, consumed = 0, 0
     try:
         for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
@@ -305,6 +309,7 @@ def read_bair(path, root, options):
                     np.stack(frames),
                     actions=actions,
                     endeffector_pos=positions,
+                    split=split,
                 )
             index += 1
     except tf.errors.OpError as error:
@@ -320,11 +325,21 @@ def read_bair(path, root, options):
         )
 
 
+SYNTHETIC_CLIP_LENGTH = 16
+
+
+def synthetic_config(options):
+    """The `SyntheticConfig` the synthetic source makes clips with (16 frames by default)."""
+    from data_pipelines import synthetic
+
+    return synthetic.scaled_config(options.size, options.clip_length or SYNTHETIC_CLIP_LENGTH)
+
+
 def read_synthetic(index, root, options):
     """Synthetic clip `index`, with its ground-truth masks and centroids."""
     from data_pipelines import synthetic
 
-    config = synthetic.scaled_config(options.size, options.clip_length or 16)
+    config = synthetic_config(options)
     values = synthetic.generate_clip(np.random.SeedSequence([options.seed, 3, index]), config)
     yield spec.Clip(
         f"synthetic/{index:06d}",

@@ -60,7 +60,8 @@ class Clip:
     `[T, H, W, 1]` in {0, 1}, `centroids` `[T, 2]`, `actions` `[T, 4]`, `endeffector_pos`
     `[T, 3]`. `group` is the unit of the train/test split, not written: clips cut from one video
     or one frame folder share it, so the split never puts parts of one recording on both sides;
-    `None` means the clip is its own group.
+    `None` means the clip is its own group. `split`, also not written, is set by sources that
+    come with an official split (BAIR); `None` lets the conversion choose by `group`.
     """
 
     clip_id: str
@@ -73,6 +74,7 @@ class Clip:
     actions: np.ndarray = None
     endeffector_pos: np.ndarray = None
     group: str = None
+    split: str = None
 
     def optional_features(self):
         """Names of the optional feature lists this clip holds."""
@@ -144,6 +146,11 @@ def clip_to_example(clip, encoding="png", jpeg_quality=95):
             raise ValueError(
                 f"Clip {clip.clip_id!r}: {feature.name} has {len(value)} rows for {length} frames."
             )
+        if feature.name == "masks" and value.shape != (length, height, width, 1):
+            raise ValueError(
+                f"Clip {clip.clip_id!r}: masks must have shape {(length, height, width, 1)} "
+                f"like its frames. Received: {value.shape}"
+            )
         for row in value:
             if feature.dtype == "string":  # masks: lossless, whatever the frame encoding
                 lists[feature.name].feature.append(_bytes([encode_image(row, "png")]))
@@ -168,12 +175,27 @@ def _parse_spec(feature, sequence):
     return tf.io.FixedLenFeature(feature.shape, dtype, default_value=default)
 
 
-def parse_clip(serialized, optional_features=()):
-    """Parses and decodes one serialized clip inside a `tf.data` graph.
+def decode_images(encoded, height, width, channels):
+    """Encoded images `[T]` (PNG or JPEG) to uint8 `[T, height, width, channels]`."""
+    images = tf.map_fn(
+        lambda e: tf.ensure_shape(
+            tf.io.decode_image(e, channels=channels, expand_animations=False),
+            [None, None, channels],
+        ),
+        encoded,
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
+    )
+    return tf.reshape(images, tf.stack([-1, height, width, channels]))
+
+
+def parse_clip(serialized, optional_features=(), decode=True):
+    """Parses one serialized clip inside a `tf.data` graph, decoding its images if asked.
 
     Args:
         serialized: a scalar string tensor, one `SequenceExample` of this spec.
         optional_features: the optional feature lists to read (`DatasetInfo.features`).
+        decode: decode `"frames"` (and `"masks"`); `False` leaves them encoded, `[T]` strings,
+            for a reader that decodes only the frames it keeps (`decode_clip`).
 
     Returns:
         A dict: `"frames"` uint8 `[T, H, W, 3]`, the context features (`"clip_id"`, `"label"`,
@@ -189,29 +211,18 @@ def parse_clip(serialized, optional_features=()):
         context_features={f.name: _parse_spec(f, False) for f in CONTEXT},
         sequence_features={f.name: _parse_spec(f, True) for f in sequence},
     )
-    height, width = context["height"], context["width"]
+    clip = {**context, **lists}
+    return decode_clip(clip) if decode else clip
 
-    def decode(encoded, channels):
-        image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-        return tf.ensure_shape(image, [None, None, channels])
 
-    frames = tf.map_fn(
-        lambda e: decode(e, 3),
-        lists["frames"],
-        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
-    )
-    clip = dict(context)
-    clip["frames"] = tf.reshape(frames, tf.stack([-1, height, width, 3]))
-    for feature in sequence[1:]:
-        value = lists[feature.name]
-        if feature.name == "masks":
-            value = tf.map_fn(
-                lambda e: decode(e, 1),
-                value,
-                fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8),
-            )
-            value = tf.reshape(value, tf.stack([-1, height, width, 1]))
-        clip[feature.name] = value
+def decode_clip(clip):
+    """A clip of `parse_clip(..., decode=False)` (or any slice of its frames) with its images
+    decoded: `"frames"` uint8 `[T, H, W, 3]`, `"masks"` uint8 `[T, H, W, 1]`."""
+    clip = dict(clip)
+    height, width = clip["height"], clip["width"]
+    clip["frames"] = decode_images(clip["frames"], height, width, 3)
+    if "masks" in clip:
+        clip["masks"] = decode_images(clip["masks"], height, width, 1)
     return clip
 
 
@@ -275,5 +286,8 @@ class DatasetInfo:
                 f"{FORMAT_VERSION}. Convert the data again."
             )
         values.pop("spec", None)
-        values["features"] = tuple(values["features"])
-        return cls(**values)
+        try:
+            values["features"] = tuple(values["features"])
+            return cls(**values)
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{path!r} is not a complete {INFO_FILE}: {error}") from None

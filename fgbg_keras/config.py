@@ -350,8 +350,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values):
+        model = dict(values.get("model", {}))
+        # Runs saved before --unet_keep_pasted existed composited as it does with 0.
+        model.setdefault("unet_keep_pasted", 0)
         return cls(
-            model=ModelConfig(**values.get("model", {})),
+            model=ModelConfig(**model),
             loss=LossConfig(**values.get("loss", {})),
             train=TrainConfig(**values.get("train", {})),
             phase_two=PhaseTwoConfig(**values.get("phase_two", {})),

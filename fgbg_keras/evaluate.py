@@ -231,20 +231,21 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
 
         true_masks = masks_of(tf.reshape(frames, [-1, *size, 3]))
         true_masks = tf.reshape(true_masks, [batch, steps + 1, *size, 1])
-        fitted = mask_ops.fit_translations(
-            tf.reshape(true_masks[:, :-1], [-1, *size, 1]),
-            tf.reshape(true_masks[:, 1:], [-1, *size, 1]),
-        )
-        controls = {"fitted": mask_ops.translation_controls(tf.reshape(fitted, [batch, steps, 2]))}
+        controls = {"fitted": mask_ops.translation_controls(mask_ops.clip_translations(true_masks))}
         if ground_truth:
             # Ground truth is in the clips' own pixels; the model may work at another size.
-            scale = size[1] / clips["frames"].shape[3], size[0] / clips["frames"].shape[2]
-            # Pixel centres: x -> (x + 0.5) * scale - 0.5.
-            centroids = (clips["centroids"][start : start + batch_size, 1:] + 0.5) * scale - 0.5
-            offsets = clips["offsets"][start : start + batch_size] * scale
+            data_size = clips["frames"].shape[2:4]
+            centroids = clips["centroids"][start : start + batch_size, 1:]
+            centroids = mask_ops.rescale_points(centroids, data_size, size)
+            offsets = clips["offsets"][start : start + batch_size]
+            offsets = offsets * mask_ops.resize_scale(data_size, size)
             controls["true"] = mask_ops.translation_controls(offsets)
         else:
-            centroids, _ = mask_ops.mask_centroids(tf.reshape(true_masks[:, 1:], [-1, *size, 1]))
+            centroids, valid = mask_ops.mask_centroids(
+                tf.reshape(true_masks[:, 1:], [-1, *size, 1])
+            )
+            # Where M finds nothing in the true frame there is no reference: NaN, left out.
+            centroids = tf.where(valid[:, None], centroids, np.nan)
             centroids = tf.reshape(centroids, [batch, steps, 2])
         generated = {}
         for method in methods:

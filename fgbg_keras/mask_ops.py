@@ -8,6 +8,7 @@ and `L = [[cos a, -sin a], [sin a, cos a]]` turns the object in place by `a` (cl
 since y points down).
 """
 
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -134,6 +135,32 @@ def fit_translations(masks, next_masks):
     end, end_valid = mask_centroids(next_masks)
     valid = ops.logical_and(start_valid, end_valid)[:, None]
     return ops.where(valid, end - start, 0.0)
+
+
+def resize_scale(from_size, to_size):
+    """The (x, y) scale factors `[2]` of resizing an image of `from_size` (height, width) to
+    `to_size`; an offset (dx, dy) scales by them."""
+    return np.array([to_size[1] / from_size[1], to_size[0] / from_size[0]], np.float32)
+
+
+def rescale_points(points, from_size, to_size):
+    """(x, y) pixel coordinates `[..., 2]` in an image of `from_size` (height, width) moved to
+    the same place in the image resized to `to_size`: `(p + 0.5) * scale - 0.5`, since pixel
+    centres sit at half-pixels of the resized grid."""
+    return (np.asarray(points, np.float32) + 0.5) * resize_scale(from_size, to_size) - 0.5
+
+
+def clip_translations(masks):
+    """`fit_translations` between consecutive masks of clips: `[B, T, H, W, 1]` -> offsets
+    `[B, T - 1, 2]`, the parameterized control of METHOD.md."""
+    shape = ops.shape(masks)
+    batch, length = shape[0], shape[1]
+    height, width = masks.shape[2], masks.shape[3]
+    fitted = fit_translations(
+        ops.reshape(masks[:, :-1], (-1, height, width, 1)),
+        ops.reshape(masks[:, 1:], (-1, height, width, 1)),
+    )
+    return ops.reshape(fitted, (batch, length - 1, 2))
 
 
 def shift_images(images, offsets):

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -143,9 +144,10 @@ def test_frame_folders_keep_the_class_and_convert_every_image_mode(tmp_path):
 
 
 def bair_record(rng, frames=30, size=64):
-    example = tf.train.SequenceExample()
+    """One video as the original BAIR files store it: a `tf.train.Example`."""
+    example = tf.train.Example()
     for i in range(frames):
-        context = example.context.feature
+        context = example.features.feature
         image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8).tobytes()
         context[f"{i}/image_main/encoded"].bytes_list.value.append(image)
         context[f"{i}/image_aux1/encoded"].bytes_list.value.append(image)
@@ -154,9 +156,12 @@ def bair_record(rng, frames=30, size=64):
     return example.SerializeToString()
 
 
-def test_bair_records_keep_actions_and_a_cut_file_keeps_its_first_videos(tmp_path):
+def test_bair_records_keep_actions_the_official_split_and_a_cut_files_first_videos(tmp_path):
     root = tmp_path / "softmotion30_44k" / "train"
     root.mkdir(parents=True)
+    (tmp_path / "softmotion30_44k" / "test").mkdir()
+    with tf.io.TFRecordWriter(str(root.parent / "test" / "traj_0_to_1.tfrecords")) as writer:
+        writer.write(bair_record(np.random.default_rng(9)))
     rng = np.random.default_rng(0)
     records = [bair_record(rng) for _ in range(3)]
     with tf.io.TFRecordWriter(str(root / "traj_0_to_255.tfrecords")) as writer:
@@ -169,10 +174,14 @@ def test_bair_records_keep_actions_and_a_cut_file_keeps_its_first_videos(tmp_pat
     options = sources.Options(size=64, min_frames=3)
     info = run_convert("bair", root.parent, tmp_path / "out", options, test_fraction=0.0)
     assert info.features == ("actions", "endeffector_pos")
+    # The official split, whatever --test_fraction says.
+    assert [c["clip_id"] for c in read_split(str(tmp_path / "out"), "test", info)] == [
+        b"test/traj_0_to_1.tfrecords#0"
+    ]
     clips = read_split(str(tmp_path / "out"), "train", info)
     assert len(clips) == 5  # 3 from the whole file, 2 before the cut of the other
     first = next(c for c in clips if c["clip_id"] == b"train/traj_0_to_255.tfrecords#0")
-    original = tf.train.SequenceExample.FromString(records[0]).context.feature
+    original = tf.train.Example.FromString(records[0]).features.feature
     np.testing.assert_array_equal(
         first["frames"][7].reshape(-1),
         np.frombuffer(original["7/image_main/encoded"].bytes_list.value[0], np.uint8),
@@ -229,8 +238,15 @@ def test_existing_output_is_refused_unless_overwrite_and_empty_input_is_named(tm
     assert len(glob.glob(str(output / "*.tfrecord"))) == len(info.splits["train"]["files"]) + len(
         info.splits["test"]["files"]
     )
+    # --overwrite replaces only what a conversion writes.
+    (output / "notes.txt").write_text("mine")
+    (output / "mine.tfrecord").write_text("mine too")
+    run_convert("synthetic", None, output, options, overwrite=True)
+    assert (output / "notes.txt").exists() and (output / "mine.tfrecord").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
+    with pytest.raises(ValueError, match="must not be --input=.* or inside it"):
+        run_convert("frames", empty, empty / "out")
     with pytest.raises(ValueError, match=f"--input='{empty}' holds no video files"):
         run_convert("videos", empty, tmp_path / "o2")
     with pytest.raises(ValueError, match="is not a folder"):
@@ -268,3 +284,41 @@ def test_cli_runs_on_beam_with_pipeline_options_and_names_unknown_flags(tmp_path
     assert result.returncode != 0 and "--sizee" in result.stderr
     result = run("--source=videos", f"--input={tmp_path / 'nowhere'}", f"--output={tmp_path}")
     assert result.returncode != 0 and "is not a folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "options, flag",
+    [
+        (sources.Options(size=16, clip_length=2, min_frames=3), "--clip_length=2"),
+        (sources.Options(size=16, clip_length=-1), "--clip_length=-1"),
+        (sources.Options(size=16, fps=-5.0), "--fps=-5.0"),
+        (sources.Options(size=16, max_frames=-1), "--max_frames=-1"),
+        (sources.Options(size=16, resize="stretch"), "--resize='stretch'"),
+        (sources.Options(size=16, min_frames=1), "--frames_per_clip=1"),
+        (sources.Options(size=8), "--size=8: too small"),
+    ],
+)
+def test_bad_options_are_named_before_anything_runs(options, flag, tmp_path):
+    with pytest.raises(ValueError, match=re.escape(flag)):
+        run_convert("synthetic", None, tmp_path / "out", options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_videos_cut_anywhere_never_stop_the_conversion(tmp_path):
+    source = tmp_path / "whole.mkv"
+    write_video(source, moving_square(12, 16, 16, seed=4))
+    data = source.read_bytes()
+    root = tmp_path / "cut"
+    root.mkdir()
+    cuts = sorted({len(data) * k // 40 for k in range(1, 40)})
+    for cut in cuts:
+        (root / f"cut{cut:06d}.mkv").write_bytes(data[:cut])
+    (root / "whole.mkv").write_bytes(data)
+    options = sources.Options(size=16, min_frames=2)
+    info = run_convert("videos", root, tmp_path / "out", options, test_fraction=0.0)
+    converted = {c["source"].decode() for c in read_split(str(tmp_path / "out"), "train", info)}
+    skipped = {s["path"] for s in info.skipped if "#" not in s["path"]}
+    # Every input is accounted for: converted, or skipped with a reason (or both when cut short).
+    for name in os.listdir(root):
+        assert str(root / name) in converted | skipped, name
+    assert str(root / "whole.mkv") in converted

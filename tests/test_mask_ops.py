@@ -137,6 +137,25 @@ def test_paste_foreground_moves_the_object_and_fills_where_it_was():
     np.testing.assert_array_equal(mask_ops.paste_foreground(frame, empty, empty), frame)
 
 
+def test_rescale_points_keeps_a_shapes_centroid_through_a_resize():
+    # A 32x32 block of a 64x64 mask is a 8x8 block of its 16x16 resize, pixel for pixel.
+    mask = np.zeros((1, 64, 64, 1), np.float32)
+    mask[0, 16:48, 8:40] = 1.0
+    small = np.zeros((1, 16, 16, 1), np.float32)
+    small[0, 4:12, 2:10] = 1.0
+    big_centroid, _ = mask_ops.mask_centroids(mask)
+    small_centroid, _ = mask_ops.mask_centroids(small)
+    moved = mask_ops.rescale_points(np.asarray(big_centroid), (64, 64), (16, 16))
+    np.testing.assert_allclose(moved, small_centroid, atol=1e-6)
+    np.testing.assert_allclose(mask_ops.resize_scale((64, 32), (16, 16)), [0.5, 0.25])
+
+
+def test_clip_translations_fit_each_step_of_each_clip():
+    clip = np.concatenate([pixels([(2, 2)]), pixels([(2, 4)]), pixels([(5, 4)])])
+    offsets = np.asarray(mask_ops.clip_translations(np.stack([clip, clip[::-1]])))
+    np.testing.assert_allclose(offsets, [[[2, 0], [0, 3]], [[0, -3], [-2, 0]]])
+
+
 def test_erode_masks_peels_whole_pixels_but_not_along_the_border():
     mask = np.zeros((1, 8, 10, 1), np.float32)
     mask[0, 1:6, 2:9] = 1.0  # 5 x 7 block

@@ -16,12 +16,13 @@ def converted(tmp_path_factory):
     output = tmp_path_factory.mktemp("records") / "synthetic"
     options = sources.Options(size=32, clip_length=LENGTH, synthetic_clips=8, seed=1)
     info = convert.convert("synthetic", None, str(output), options, test_fraction=0.0, num_shards=4)
-    clips = {}
+    clips, masks = {}, {}
     for name in info.splits["train"]["files"]:
         for serialized in tf.data.TFRecordDataset(str(output / name)):
             clip = spec.parse_clip(serialized, info.features)
             clips[clip["clip_id"].numpy()] = clip["frames"].numpy()
-    return str(output), clips
+            masks[clip["clip_id"].numpy()] = clip["masks"].numpy()
+    return str(output), clips, masks
 
 
 def take(dataset, n):
@@ -29,17 +30,19 @@ def take(dataset, n):
 
 
 def test_windows_are_consecutive_frames_of_one_clip_and_seeded(converted):
-    directory, clips = converted
+    directory, clips, masks = converted
     windows = take(records.record_windows(directory, "train", 4, seed=5), 12)
     for window in windows:
         assert window["frames"].shape == (4, 32, 32, 3) and window["masks"].shape == (4, 32, 32, 1)
         found = [
-            start
-            for frames in clips.values()
+            (clip_id, start)
+            for clip_id, frames in clips.items()
             for start in range(LENGTH - 3)
             if np.array_equal(frames[start : start + 4], window["frames"])
         ]
         assert found, "a window is not 4 consecutive frames of any clip"
+        clip_id, start = found[0]
+        np.testing.assert_array_equal(window["masks"], masks[clip_id][start : start + 4])
     again = take(records.record_windows(directory, "train", 4, seed=5), 12)
     for a, b in zip(windows, again):
         np.testing.assert_array_equal(a["frames"], b["frames"])
@@ -48,7 +51,7 @@ def test_windows_are_consecutive_frames_of_one_clip_and_seeded(converted):
 
 
 def test_triples_from_records_match_the_built_in_pipeline_contract(converted):
-    directory, _ = converted
+    directory, _, _ = converted
     windows = records.record_windows(directory, "train", 3, seed=0)
     batch = next(iter(pipeline.pairs(pipeline.batch_windows(windows, 2))))
     assert batch["frame"].shape == (4, 32, 32, 3) and batch["diff"].shape == (4, 32, 32, 1)
@@ -61,7 +64,7 @@ def test_triples_from_records_match_the_built_in_pipeline_contract(converted):
 
 
 def test_a_corrupt_shard_is_skipped_and_the_others_are_read(converted, tmp_path):
-    directory, clips = converted
+    directory, clips, _ = converted
     copy = tmp_path / "copy"
     tf.io.gfile.makedirs(str(copy))
     for name in tf.io.gfile.listdir(directory):
@@ -80,7 +83,7 @@ def test_a_corrupt_shard_is_skipped_and_the_others_are_read(converted, tmp_path)
 def test_missing_data_set_and_shards_are_named(converted, tmp_path):
     with pytest.raises(ValueError, match="has no dataset.json"):
         records.record_windows(str(tmp_path), "train", 2)
-    directory, _ = converted
+    directory, _, _ = converted
     copy = tmp_path / "copy"
     tf.io.gfile.makedirs(str(copy))
     tf.io.gfile.copy(os.path.join(directory, spec.INFO_FILE), str(copy / spec.INFO_FILE))

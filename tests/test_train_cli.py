@@ -115,3 +115,22 @@ def test_phase_two_without_a_usable_init_from_is_named(tmp_path):
     assert result.returncode != 0
     assert f"--init_from='{missing}' does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name", sorted(f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".flags"))
+)
+def test_every_shipped_flagfile_parses_and_validates(name, monkeypatch):
+    import train
+
+    monkeypatch.chdir(ROOT)  # flag files name each other relative to the repository root
+    train.FLAGS.unparse_flags()
+    try:
+        train.FLAGS(["train.py", "--flagfile=" + os.path.join(ROOT, "configs", name)])
+        phase = 2 if "phase2" in name else 1
+        config = train.config_from_flags().validate(phase)
+    finally:
+        train.FLAGS.unparse_flags()
+    assert config.model.image_size == 64 and config.model.generator == "unet"
+    if name.startswith(("bair", "videos")):
+        assert config.train.data.startswith("tfrecord:")

@@ -24,7 +24,7 @@ def frame_folders(tmp_path_factory):
         folder.mkdir(parents=True)
         for t, frame in enumerate(frames):
             Image.fromarray(frame).save(folder / f"{t:03d}.png")
-    output = root / "converted"
+    output = tmp_path_factory.mktemp("converted")
     options = sources.Options(size=48, min_frames=3)
     convert.convert("frames", str(root), str(output), options, test_fraction=0.4, num_shards=2)
     return str(output)

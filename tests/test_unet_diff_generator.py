@@ -153,6 +153,7 @@ def test_output_kernel_is_the_last_convolution():
         ({"max_filters": 2.5}, "max_filters"),
         ({"norm_groups": 3}, "norm_groups"),
         ({"keep_pasted": -1}, "keep_pasted"),
+        ({"keep_pasted": 1.5}, "keep_pasted"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, name):
@@ -179,7 +180,22 @@ def test_keep_pasted_keeps_the_moved_object_and_changes_only_its_edge_and_old_pl
     band_and_old = np.maximum(mask, target)[0, ..., 0] == 1
     band_and_old[3:7, 10:14] = False
     np.testing.assert_allclose(kept[0][band_and_old], changed[0][band_and_old], atol=1e-6)
-    # Unmoved masks (Phase I) keep nothing: both generators give the same frame.
-    still = inputs(batch=1, mask=mask)
-    np.testing.assert_array_equal(keeping(still)["frame"], free(still)["frame"])
+    # Per sample, in one batch: a still object keeps its interior too (the frame's own).
+    both = {
+        "frame": np.concatenate([data["frame"], data["frame"]]),
+        "mask": np.concatenate([mask, mask]),
+        "target_mask": np.concatenate([target, mask]),
+    }
+    out = np.asarray(keeping(both)["frame"])
+    np.testing.assert_array_equal(out[0, 3:7, 10:14], base[0, 3:7, 10:14])
+    np.testing.assert_array_equal(out[1, 3:7, 3:7], data["frame"][0, 3:7, 3:7])
     assert UNetDiffGenerator.from_config(keeping.get_config()).keep_pasted == 1
+
+
+def test_phase_one_generator_keeps_nothing_and_phase_two_keeps_the_configured_band():
+    from fgbg_keras.config import ModelConfig
+    from fgbg_keras.models import factory
+
+    config = ModelConfig(image_size=16, unet_filters=8, unet_max_filters=16, unet_keep_pasted=2)
+    assert factory.build_frame_generator(config, phase=1).keep_pasted == 0
+    assert factory.build_frame_generator(config, phase=2).keep_pasted == 2

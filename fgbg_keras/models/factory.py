@@ -50,23 +50,25 @@ def _build_vqvae(config):
     )
 
 
-def _build_unet(config):
+def _build_unet(config, phase):
     return UNetDiffGenerator(
         num_levels=config.resolved_unet_levels,
         filters=config.unet_filters,
         max_filters=config.unet_max_filters,
         paste=config.unet_paste,
-        keep_pasted=config.unet_keep_pasted,
+        # Phase I learns to redraw the object: nothing of it is kept as pasted.
+        keep_pasted=config.unet_keep_pasted if phase == 2 else 0,
         name="frame_generator",
     )
 
 
-FRAME_GENERATORS = {"vqvae": _build_vqvae, "unet": _build_unet}
-
-
-def build_frame_generator(config):
-    """The frame generator G of a `ModelConfig`: `VQFrameGenerator` or `UNetDiffGenerator`."""
-    return FRAME_GENERATORS[config.generator](config)
+def build_frame_generator(config, phase):
+    """The frame generator G of a `ModelConfig` for `phase` (1, or 2 for Phase II and
+    generation): `VQFrameGenerator` or `UNetDiffGenerator`. Both phases' generators have the
+    same weights; they differ only in `ModelConfig.PHASE_TWO_ONLY` settings."""
+    if config.generator == "unet":
+        return _build_unet(config, phase)
+    return _build_vqvae(config)
 
 
 def build_discriminators(config):

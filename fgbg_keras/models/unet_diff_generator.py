@@ -8,14 +8,11 @@ from fgbg_keras.mask_ops import erode_masks, paste_foreground
 from fgbg_keras.models.network import Network, check_positive_int
 
 
-def kept_interior(mask, target_mask, pixels):
-    """Where a pasted foreground is kept as it is: the target mask eroded by `pixels`.
-
-    Only for samples whose masks differ (a paste happened); zero for the others and for
-    `pixels == 0`.
+def kept_interior(target_mask, pixels):
+    """Where a pasted foreground is kept as it is: the target mask eroded by `pixels` (zero
+    for `pixels == 0`).
 
     Args:
-        mask: m_t `[B, H, W, 1]`.
         target_mask: `[B, H, W, 1]`.
         pixels: int >= 0, the band inside the target mask's edge that stays changeable.
 
@@ -24,8 +21,7 @@ def kept_interior(mask, target_mask, pixels):
     """
     if not pixels:
         return ops.zeros_like(ops.cast(target_mask, "float32"))
-    moved = ops.any(ops.not_equal(mask, target_mask), axis=(1, 2, 3), keepdims=True)
-    return erode_masks(target_mask, pixels) * ops.cast(moved, "float32")
+    return erode_masks(target_mask, pixels)
 
 
 def level_widths(num_levels, filters, max_filters):
@@ -161,8 +157,10 @@ class UNetDiffGenerator(keras.Model):
     eroded by k pixels) is kept as pasted: `r` drops it, so the U-Net changes only the background
     the object uncovered and a band of k pixels inside the target mask's edge. Measured on the
     synthetic set, this stops the slow drift of the object's appearance that a U-Net free to
-    repaint it accumulates over a long rollout. Equal masks (Phase I) paste nothing and keep
-    nothing. Same call interface as `VQFrameGenerator`.
+    repaint it accumulates over a long rollout. A still object (equal masks) keeps its interior
+    too. Phase I, where the generator must learn to redraw the object, is built with
+    `keep_pasted=0` (`factory.build_frame_generator`). Same call interface as
+    `VQFrameGenerator`.
 
     Args:
         num_levels: stride-2 levels of the U-Net; frame sizes must be divisible by
@@ -198,8 +196,10 @@ class UNetDiffGenerator(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if keep_pasted < 0:
-            raise ValueError(f"`keep_pasted` must be >= 0. Received: keep_pasted={keep_pasted}")
+        if isinstance(keep_pasted, bool) or not isinstance(keep_pasted, int) or keep_pasted < 0:
+            raise ValueError(
+                f"`keep_pasted` must be an int >= 0. Received: keep_pasted={keep_pasted!r}"
+            )
         self.unet = UNet(
             num_levels, filters, max_filters, norm_groups, input_channels=5, name="unet"
         )
@@ -235,7 +235,7 @@ class UNetDiffGenerator(keras.Model):
         difference = self.unet(features, training=training)
         region = ops.maximum(mask, target_mask)
         if self.paste:
-            region = region * (1.0 - kept_interior(mask, target_mask, self.keep_pasted))
+            region = region * (1.0 - kept_interior(target_mask, self.keep_pasted))
         return {"frame": composite(base, difference, region)}
 
     def get_config(self):

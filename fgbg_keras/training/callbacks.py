@@ -174,19 +174,6 @@ class PhaseTwoSwitches(keras.callbacks.Callback):
         self._switch()
 
 
-def fitted_offsets(mask_generator, frames):
-    """Offsets `[B, T - 1, 2]` fitted between binarize(M(.)) of consecutive frames
-    `[B, T, H, W, 3]`: the parameterized control of METHOD.md, which needs no ground truth."""
-    batch, length = frames.shape[0], frames.shape[1]
-    size = frames.shape[2:4]
-    masks = mask_ops.binarize(mask_generator(tf.reshape(frames, [-1, *size, 3]), training=False))
-    masks = tf.reshape(masks, [batch, length, *size, 1])
-    fitted = mask_ops.fit_translations(
-        tf.reshape(masks[:, :-1], [-1, *size, 1]), tf.reshape(masks[:, 1:], [-1, *size, 1])
-    )
-    return tf.reshape(fitted, [batch, length - 1, 2])
-
-
 class RolloutSummaries(keras.callbacks.Callback):
     """Writes a controlled rollout as a TensorBoard image every `every` steps.
 
@@ -229,9 +216,11 @@ class RolloutSummaries(keras.callbacks.Callback):
             )
         controls = self.controls
         if controls is None:
-            controls = mask_ops.translation_controls(
-                fitted_offsets(self.model.mask_generator, self.frames)
-            )
+            batch, length, height, width = self.frames.shape[:4]
+            flat = tf.reshape(self.frames, [-1, height, width, 3])
+            masks = mask_ops.binarize(self.model.mask_generator(flat, training=False))
+            masks = tf.reshape(masks, [batch, length, height, width, 1])
+            controls = mask_ops.translation_controls(mask_ops.clip_translations(masks))
         generated = self._rollout(self.frames[:, 0], controls)["frames"]
         generated = tf.concat([self.frames[:, :1], generated], axis=1)
 

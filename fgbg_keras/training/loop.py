@@ -138,17 +138,17 @@ def restore_networks(model_dir):
         ValueError: naming `model_dir` when it is not a run or holds no checkpoint.
     """
     config, latest = latest_checkpoint(model_dir)
+    with open(os.path.join(model_dir, CONFIG_FILE)) as f:
+        phase = int(json.load(f).get("phase", 1))
     keras.config.set_dtype_policy(config.train.precision)
     mask_generator = build_mask_generator(config.model)
-    frame_generator = build_frame_generator(config.model)
+    frame_generator = build_frame_generator(config.model, phase)
     size = config.model.image_size
     frame = tf.zeros([1, size, size, 3])
     mask = mask_generator(frame)
     frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
     status = _networks_checkpoint(mask_generator, frame_generator).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
-    with open(os.path.join(model_dir, CONFIG_FILE)) as f:
-        phase = int(json.load(f).get("phase", 1))
     return RestoredRun(config, latest, phase, mask_generator, frame_generator)
 
 
@@ -244,7 +244,7 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         raise ValueError("--init_from is required with --phase=2: the Phase I run directory.")
     config.validate(phase)
     check_model_dir(model_dir)
-    datasets.check_data(config.train.data)
+    datasets.check_data(config.train.data, config.train.frames_per_clip)
     if phase == 2:
         latest_checkpoint(init_from, flag="--init_from")
     write_config(config, model_dir, phase, init_from)

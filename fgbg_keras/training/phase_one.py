@@ -242,7 +242,7 @@ def build_phase_one(config):
     loss = config.loss
     return PhaseOne(
         build_mask_generator(config.model),
-        build_frame_generator(config.model),
+        build_frame_generator(config.model, phase=1),
         bg_mask=loss.bg_mask,
         two_sided_sparsity=loss.two_sided_sparsity,
         reconstruction_weight=loss.reconstruction_weight,

@@ -369,7 +369,7 @@ def build_phase_two(config):
     loss, two = config.loss, config.phase_two
     return PhaseTwo(
         build_mask_generator(config.model),
-        build_frame_generator(config.model),
+        build_frame_generator(config.model, phase=2),
         build_discriminators(two),
         gan_loss=two.gan_loss,
         gan_weight=two.gan_weight,
