@@ -2,6 +2,8 @@
 
     python benchmarks/input_pipeline.py
     python benchmarks/input_pipeline.py --sizes=64,256 --encodings=png,jpeg --clips=200
+    python benchmarks/input_pipeline.py --encodings=png \
+        --beam_args=--direct_running_mode=multi_processing,--direct_num_workers=2
 
 For each size and encoding, converts `--clips` synthetic clips on Beam's DirectRunner into a
 temporary folder (timing the whole conversion: generation, resizing, encoding, writing), then
@@ -30,6 +32,9 @@ flags.DEFINE_integer("clips_per_batch", 6, "Windows per batch (Phase I: 6).")
 flags.DEFINE_integer("frames_per_clip", 4, "Frames per window (Phase I: 4).")
 flags.DEFINE_integer("batches", 100, "Timed batches per row.")
 flags.DEFINE_integer("warmup", 10, "Untimed batches before timing.")
+flags.DEFINE_list(
+    "beam_args", [], "Beam pipeline options for the conversion, e.g. the multi-process runner."
+)
 
 
 def time_reader(directory):
@@ -59,7 +64,13 @@ def main(argv):
                 )
                 start = time.perf_counter()
                 info = convert.convert(
-                    "synthetic", None, output, options, encoding=encoding, test_fraction=0.0
+                    "synthetic",
+                    None,
+                    output,
+                    options,
+                    encoding=encoding,
+                    test_fraction=0.0,
+                    beam_args=FLAGS.beam_args,
                 )
                 seconds = time.perf_counter() - start
                 frames = info.splits["train"]["frames"]
@@ -78,7 +89,7 @@ def main(argv):
                 )
     print(
         f"\n{os.cpu_count()} CPUs; batches of {FLAGS.clips_per_batch} windows x "
-        f"{FLAGS.frames_per_clip} frames"
+        f"{FLAGS.frames_per_clip} frames; Beam options: {' '.join(FLAGS.beam_args) or 'none'}"
     )
     print(f"{'size':>9} {'encoding':>8} {'convert frames/s':>17} {'MiB':>7} {'read triples/s':>15}")
     for size, encoding, fps, megabytes, triples in rows:
