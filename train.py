@@ -98,9 +98,13 @@ HELP = {
     "deterministic": "Enable TensorFlow's op determinism, so two runs with one seed are "
     "identical.",
     "data": "synthetic: the built-in set, generated on the fly. tfrecord:DIR: a folder written by "
-    "`python -m data_pipelines.convert` (its train split trains, the first --num_val_clips of "
+    "`python -m data_pipelines.convert`; tfds:NAME: a TFDS-prepared copy in --tfds_data_dir "
+    "(its train split trains, the first --num_val_clips of "
     "its test split validate, the first --num_test_clips evaluate; mask IoU and control error "
     "against ground truth only where the data has it).",
+    "tfds_data_dir": "With --data=tfds:NAME (e.g. bair_robot_pushing_small): the folder holding "
+    "the copy `tfds build NAME --data_dir=...` prepared; never downloaded. Needs pip install -e "
+    "'.[tfds]'.",
     "num_train_clips": "Synthetic clips in the training split.",
     "num_val_clips": "Clips that validate during training (synthetic: its validation split; "
     "tfrecord: the first clips of the test split).",

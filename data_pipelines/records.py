@@ -64,25 +64,27 @@ def read_clips(directory, split, seed=0, shuffle=True, repeat=True, cycle_length
     ).ignore_errors(log_warning=True)
 
 
-def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repeat=True):
-    """Windows of `frames_per_clip` consecutive frames, one per clip, at a random offset.
+def random_windows(clips, frames_per_clip, seed, decode=None, shape=None):
+    """One window of `frames_per_clip` consecutive frames per clip, at a random offset.
 
     The offset of the k-th clip of the stream is drawn with `tf.random.stateless_uniform` seeded
-    by `(seed, k)`. Only the window's frames are decoded. Clips shorter than `frames_per_clip`
-    are left out (the conversion's `--frames_per_clip` normally keeps them out already).
+    by `(seed, k)`. Clips shorter than `frames_per_clip` are left out.
+
+    Args:
+        clips: a `tf.data.Dataset` of dicts with `"frames"` `[T, ...]` (and other per-frame
+            entries to cut alike, e.g. `"masks"`; other entries are passed to `decode` only).
+        frames_per_clip: window length `F`, >= 2.
+        seed: int seed of the offsets.
+        decode: maps the cut clip to decoded frames (records: `spec.decode_clip`); None when the
+            frames are decoded already.
+        shape: `{key: [H, W, C]}` of the decoded windows, to give them static shapes.
 
     Returns:
-        A `tf.data.Dataset` of dicts: `"frames"` uint8 `[F, H, W, 3]`, plus `"masks"` uint8
-        `[F, H, W, 1]` if the data set has them.
+        A `tf.data.Dataset` of dicts `{key: [F, ...]}` for the per-frame keys of `shape`.
     """
-    info = spec.DatasetInfo.read(directory)
     if frames_per_clip < 2:
         raise ValueError(f"--frames_per_clip={frames_per_clip}: must be >= 2.")
-    clips = read_clips(directory, split, seed, shuffle, repeat, decode=False)
     clips = clips.filter(lambda c: tf.shape(c["frames"])[0] >= frames_per_clip)
-    channels = {"frames": 3}
-    if "masks" in info.features:
-        channels["masks"] = 1
 
     def window(k, clip):
         length = tf.shape(clip["frames"], out_type=tf.int64)[0]
@@ -92,12 +94,27 @@ def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repe
             maxval=length - frames_per_clip + 1,
             dtype=tf.int64,
         )
-        cut = {key: clip[key][start : start + frames_per_clip] for key in channels}
-        decoded = spec.decode_clip({**cut, "height": clip["height"], "width": clip["width"]})
-        return {
-            key: tf.ensure_shape(decoded[key], [frames_per_clip, info.height, info.width, c])
-            for key, c in channels.items()
-        }
+        cut = dict(clip)
+        for key in shape:
+            cut[key] = clip[key][start : start + frames_per_clip]
+        if decode is not None:
+            cut = decode(cut)
+        return {key: tf.ensure_shape(cut[key], [frames_per_clip, *shape[key]]) for key in shape}
 
-    logging.info("Reading %s clips of %s (%s).", split, directory, ", ".join(channels))
     return clips.enumerate().map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repeat=True):
+    """`random_windows` over a converted split; only the window's frames are decoded.
+
+    Returns:
+        A `tf.data.Dataset` of dicts: `"frames"` uint8 `[F, H, W, 3]`, plus `"masks"` uint8
+        `[F, H, W, 1]` if the data set has them.
+    """
+    info = spec.DatasetInfo.read(directory)
+    shape = {"frames": [info.height, info.width, 3]}
+    if "masks" in info.features:
+        shape["masks"] = [info.height, info.width, 1]
+    clips = read_clips(directory, split, seed, shuffle, repeat, decode=False)
+    logging.info("Reading %s clips of %s (%s).", split, directory, ", ".join(shape))
+    return random_windows(clips, frames_per_clip, seed, spec.decode_clip, shape)

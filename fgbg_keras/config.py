@@ -223,6 +223,7 @@ class TrainConfig:
     jit_compile: bool = False
     deterministic: bool = True
     data: str = "synthetic"
+    tfds_data_dir: str = ""
     num_train_clips: int = 1000
     num_val_clips: int = 16
     num_test_clips: int = 64

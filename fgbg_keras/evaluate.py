@@ -134,6 +134,7 @@ def test_clips(config, num_clips, clip_length):
         clip_length,
         config.model.image_size,
         train.seed,
+        tfds_data_dir=train.tfds_data_dir,
     )
 
 

@@ -244,7 +244,7 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         raise ValueError("--init_from is required with --phase=2: the Phase I run directory.")
     config.validate(phase)
     check_model_dir(model_dir)
-    datasets.check_data(config.train.data, config.train.frames_per_clip)
+    datasets.check_data(config.train.data, config.train.frames_per_clip, config.train.tfds_data_dir)
     if phase == 2:
         latest_checkpoint(init_from, flag="--init_from")
     write_config(config, model_dir, phase, init_from)
@@ -258,7 +258,13 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
             "train", train.num_train_clips, synthetic_config(config), seed=train.seed
         )
     val_clips = datasets.evaluation_clips(
-        train.data, "validation", train.num_val_clips, train.clip_length, size, train.seed
+        train.data,
+        "validation",
+        train.num_val_clips,
+        train.clip_length,
+        size,
+        train.seed,
+        tfds_data_dir=train.tfds_data_dir,
     )
     diff_args = {"diff_mode": config.loss.diff, "diff_threshold": config.loss.diff_threshold}
     val_data = pipeline.eval_triples(
@@ -284,6 +290,7 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         train.seed,
         start_index=step * train.clips_per_batch,
         synthetic_clips=train_clips,
+        tfds_data_dir=train.tfds_data_dir,
     )
     batches = pipeline.batch_windows(windows, train.clips_per_batch, size)
     if phase == 1:
