@@ -387,9 +387,9 @@ def main(argv):
         )
     except ValueError as error:
         sys.exit(f"Error: {error}")
-    print(
+    sys.stdout.write(
         f"{info.splits['train']['clips']} train / {info.splits['test']['clips']} test clips, "
-        f"{len(info.skipped)} skipped: {os.path.join(FLAGS.output, spec.INFO_FILE)}"
+        f"{len(info.skipped)} skipped: {os.path.join(FLAGS.output, spec.INFO_FILE)}\n"
     )
 
 

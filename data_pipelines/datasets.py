@@ -88,26 +88,10 @@ def record_clips(directory, split, num_clips, clip_length):
         ValueError: naming the folder when the split has no clip that long.
     """
     info = spec.DatasetInfo.read(directory)
-    frames, masks, centroids = [], [], []
-    for clip in records.read_clips(directory, split, shuffle=False, repeat=False):
-        if int(clip["num_frames"]) < clip_length:
-            continue
-        frames.append(clip["frames"][:clip_length].numpy())
-        if "masks" in info.features:
-            masks.append(clip["masks"][:clip_length].numpy())
-        if "centroids" in info.features:
-            centroids.append(clip["centroids"][:clip_length].numpy())
-        if len(frames) == num_clips:
-            break
-    if not frames:
-        raise ValueError(
-            f"{directory!r}: the {split} split has no clip of {clip_length} frames or more."
-        )
-    out = {"frames": np.stack(frames)}
-    if masks:
-        out["masks"] = np.stack(masks)
-    if centroids:
-        out["centroids"] = np.stack(centroids).astype(np.float32)
+    keys = ["frames"] + [k for k in ("masks", "centroids") if k in info.features]
+    clips = records.read_clips(directory, split, shuffle=False, repeat=False)
+    out = records.first_clips(clips, num_clips, clip_length, keys, f"{directory!r}: the {split}")
+    if "centroids" in out:
         out["offsets"] = np.diff(out["centroids"], axis=1)
     return out
 

@@ -7,6 +7,7 @@ clip batches and Phase I (f_t, f_{t+1}, d) triples exactly as for the built-in s
 
 import os
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -62,6 +63,26 @@ def read_clips(directory, split, seed=0, shuffle=True, repeat=True, cycle_length
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     ).ignore_errors(log_warning=True)
+
+
+def first_clips(clips, num_clips, clip_length, keys, where):
+    """The first `num_clips` clips of at least `clip_length` frames, cut to it: `{key: array
+    [N, clip_length, ...]}` for `keys`, stacked in memory (evaluation clips).
+
+    Raises:
+        ValueError: starting with `where` ("<data set>: the <split>") when no clip is that long.
+    """
+    out = {key: [] for key in keys}
+    for clip in clips:
+        if int(tf.shape(clip["frames"])[0]) < clip_length:
+            continue
+        for key in keys:
+            out[key].append(clip[key][:clip_length].numpy())
+        if len(out["frames"]) == num_clips:
+            break
+    if not out["frames"]:
+        raise ValueError(f"{where} split has no clip of {clip_length} frames or more.")
+    return {key: np.stack(values) for key, values in out.items()}
 
 
 def random_windows(clips, frames_per_clip, seed, decode=None, shape=None):

@@ -7,7 +7,6 @@ example's video is its first feature of uint8 frames `[T, H, W, 3]` (`image_main
 then `video`, then any); its `train` split trains and its `test` split evaluates.
 """
 
-import numpy as np
 import tensorflow as tf
 
 PREFERRED_KEYS = ("image_main", "video")
@@ -101,14 +100,9 @@ def frame_shape(name, data_dir):
 def test_clips(name, data_dir, num_clips, clip_length):
     """The first `num_clips` test videos of at least `clip_length` frames, cut to it, as
     `{"frames": uint8 [N, clip_length, H, W, 3]}`."""
-    frames = []
-    for clip in clips(name, data_dir, "test", shuffle=False, repeat=False):
-        if clip["frames"].shape[0] >= clip_length:
-            frames.append(clip["frames"][:clip_length].numpy())
-        if len(frames) == num_clips:
-            break
-    if not frames:
-        raise ValueError(
-            f"--data=tfds:{name}: the test split has no video of {clip_length} frames or more."
-        )
-    return {"frames": np.stack(frames)}
+    from data_pipelines import records
+
+    videos = clips(name, data_dir, "test", shuffle=False, repeat=False)
+    return records.first_clips(
+        videos, num_clips, clip_length, ["frames"], f"--data=tfds:{name}: the test"
+    )

@@ -64,13 +64,13 @@ def test_records_with_ground_truth_report_mask_iou(tmp_path):
 
 def test_bad_data_flags_are_named(tmp_path):
     for data, message in (
-        ("videos", "--data='videos': must be 'synthetic' or 'tfrecord:DIR'"),
-        ("tfds:bair_robot_pushing_small", "--source=bair"),
+        ("videos", "--data='videos': must be 'synthetic', 'tfrecord:DIR' or 'tfds:NAME'"),
+        ("tfds:bair_robot_pushing_small", "needs --tfds_data_dir"),
         (f"tfrecord:{tmp_path / 'missing'}", "is not a folder"),
         (f"tfrecord:{tmp_path}", "has no dataset.json"),
     ):
         with pytest.raises(ValueError, match=message):
             loop.train_and_evaluate(tiny_config(data=data), str(tmp_path / "run"), verbose=False)
         assert not os.path.exists(tmp_path / "run" / loop.CONFIG_FILE)
-    with pytest.raises(ValueError, match="must be 'synthetic' or 'tfrecord:DIR'"):
+    with pytest.raises(ValueError, match="must be 'synthetic', 'tfrecord:DIR' or 'tfds:NAME'"):
         datasets.parse_data_flag("tfrecord:")
