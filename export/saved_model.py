@@ -1,0 +1,37 @@
+r"""Exports a trained run as a SavedModel for TF Serving.
+
+    python -m export.saved_model --model_dir=runs/synthetic/phase2 --output=exports/fgbg/1
+
+Signatures `generate` (also `serving_default`), `mask` and `step`; see `export.serving`.
+"""
+
+import sys
+
+from absl import app, flags
+
+from export import serving
+from fgbg_keras.training import loop
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        run = loop.restore_networks(FLAGS.model_dir)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    serving.export(run, FLAGS.output)
+    sys.stdout.write(
+        f"Exported {run.checkpoint} (Phase {run.phase}, {run.config.model.image_size}x"
+        f"{run.config.model.image_size}) to {FLAGS.output}: signatures generate "
+        "(serving_default), mask, step.\n"
+    )
+
+
+if __name__ == "__main__":
+    flags.DEFINE_string("model_dir", None, "The run directory of train.py.")
+    flags.DEFINE_string("output", None, "The SavedModel directory, e.g. exports/fgbg/1.")
+    flags.mark_flags_as_required(["model_dir", "output"])
+    app.run(main)

@@ -1,0 +1,142 @@
+"""The serving graph of a trained run: named signatures over raw uint8 images, in input pixels.
+
+- `generate` (also `serving_default`): `image` uint8 `[H, W, 3]` of any size and `controls`
+  float32 `[T, 2]` ((dx, dy) per step, in pixels of the image) -> `frames` uint8
+  `[T, H, W, 3]` and `masks` uint8 `[T, H, W, 1]` in {0, 1}. One `tf.while_loop` rollout
+  (`fgbg_keras.rollout`, mask carried): T is dynamic and memory does not grow with it.
+- `mask`: `image` -> `mask` uint8 `[H, W, 1]` in {0, 1}, binarize(M(image)).
+- `step`: `frame` uint8 `[H, W, 3]`, its `mask` uint8 `[H, W, 1]` and one `control` `[2]` ->
+  the next `frame` and `mask`, for clients that drive the loop themselves. Each step moves the
+  mask it is given by the control rounded to whole model pixels; `generate` instead composes
+  the controls exactly from the first mask, so sub-pixel steps add up there.
+
+The networks work at the run's frame size S: inputs are resized by `preprocess_frames`, the
+very function training uses, and outputs are resized back to H x W (frames bilinearly, masks by
+nearest neighbour). Bad inputs (not 3 channels, an empty image, controls that are not
+finite, no step) stop the call with an InvalidArgument error that says what is wrong.
+"""
+
+import tensorflow as tf
+
+from data_pipelines.preprocess import preprocess_frames, to_uint8
+from fgbg_keras import mask_ops, rollout
+
+IMAGE = tf.TensorSpec([None, None, None], tf.uint8, name="image")
+
+
+def _checked_image(image, name="image"):
+    """Asserts a uint8 image is `[H, W, 3]` with H, W >= 1; returns `(image, (H, W))`."""
+    shape = tf.shape(image)
+    checks = [
+        tf.debugging.assert_equal(
+            shape[2], 3, message=f"`{name}` must have 3 channels (RGB), [H, W, 3]"
+        ),
+        tf.debugging.assert_positive(shape[:2], message=f"`{name}` must not be empty"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(image), shape[:2]
+
+
+def _resize(images, size, method):
+    return tf.image.resize(images, size, method=method)
+
+
+class Exported(tf.Module):
+    """The signatures of one trained run (see the module docstring).
+
+    Args:
+        mask_generator: M.
+        frame_generator: G (the Phase II one for a Phase II run).
+        image_size: the run's frame size S.
+    """
+
+    def __init__(self, mask_generator, frame_generator, image_size):
+        super().__init__(name="fgbg")
+        self.mask_generator = mask_generator
+        self.frame_generator = frame_generator
+        self.image_size = int(image_size)
+
+    def _frame(self, image):
+        return preprocess_frames(image[None], self.image_size)
+
+    def _to_model_pixels(self, offsets, input_size):
+        size = tf.cast(input_size, tf.float32)
+        scale = tf.stack([self.image_size / size[1], self.image_size / size[0]])
+        return tf.cast(offsets, tf.float32) * scale
+
+    def _masks_out(self, masks, input_size):
+        return tf.cast(_resize(masks, input_size, "nearest") > 0.5, tf.uint8)
+
+    @tf.function(input_signature=[IMAGE])
+    def mask(self, image):
+        image, input_size = _checked_image(image)
+        masks = mask_ops.binarize(self.mask_generator(self._frame(image), training=False))
+        return {"mask": self._masks_out(masks, input_size)[0]}
+
+    @tf.function(input_signature=[IMAGE, tf.TensorSpec([None, 2], tf.float32, name="controls")])
+    def generate(self, image, controls):
+        image, input_size = _checked_image(image)
+        checks = [
+            tf.debugging.assert_positive(
+                tf.shape(controls)[0], message="`controls` must hold at least one step [T, 2]"
+            ),
+            tf.debugging.assert_all_finite(controls, "`controls` must be finite numbers"),
+        ]
+        with tf.control_dependencies(checks):
+            offsets = self._to_model_pixels(controls, input_size)
+        out = rollout.rollout(
+            self.mask_generator,
+            self.frame_generator,
+            self._frame(image),
+            mask_ops.translation_controls(offsets)[None],
+            mask_mode="carry",
+        )
+        frames = to_uint8(_resize(out["frames"][0], input_size, "bilinear"))
+        return {"frames": frames, "masks": self._masks_out(out["masks"][0], input_size)}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, None], tf.uint8, name="frame"),
+            tf.TensorSpec([None, None, 1], tf.uint8, name="mask"),
+            tf.TensorSpec([2], tf.float32, name="control"),
+        ]
+    )
+    def step(self, frame, mask, control):
+        frame, input_size = _checked_image(frame, "frame")
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(mask)[:2],
+                input_size,
+                message="`mask` must have the same H and W as `frame`",
+            ),
+            tf.debugging.assert_all_finite(control, "`control` must be finite numbers"),
+        ]
+        with tf.control_dependencies(checks):
+            size = [self.image_size, self.image_size]
+            current = _resize(tf.cast(mask[None], tf.float32), size, "nearest")
+            offset = tf.round(self._to_model_pixels(control[None], input_size))
+        current = mask_ops.binarize(current)
+        target = mask_ops.warp_masks(current, mask_ops.translation_controls(offset))
+        inputs = {"frame": self._frame(frame), "mask": current, "target_mask": target}
+        generated = self.frame_generator(inputs, training=False)["frame"]
+        return {
+            "frame": to_uint8(_resize(generated, input_size, "bilinear"))[0],
+            "mask": self._masks_out(target, input_size)[0],
+        }
+
+    def signatures(self):
+        """The concrete functions to save, by signature name."""
+        generate = self.generate.get_concrete_function()
+        return {
+            "serving_default": generate,
+            "generate": generate,
+            "mask": self.mask.get_concrete_function(),
+            "step": self.step.get_concrete_function(),
+        }
+
+
+def export(run, output):
+    """Writes the SavedModel of a `loop.RestoredRun` to `output`; returns the module."""
+    module = Exported(run.mask_generator, run.frame_generator, run.config.model.image_size)
+    tf.saved_model.save(module, output, signatures=module.signatures())
+    return module

@@ -1,0 +1,147 @@
+"""The SavedModel: its signatures reloaded in a fresh process match the Keras model; bad inputs
+are InvalidArgument errors that say what is wrong."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipelines.preprocess import preprocess_frames, to_uint8
+from export import serving
+from fgbg_keras import mask_ops, rollout
+from fgbg_keras.training import loop
+from tests.tiny import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNET = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
+
+RELOAD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+model = tf.saved_model.load(sys.argv[1])
+inputs = np.load(sys.argv[2])
+out = {}
+for name, image, controls in (("same", inputs["image"], inputs["controls"]),
+                              ("other", inputs["other_image"], inputs["other_controls"])):
+    result = model.signatures["generate"](image=tf.constant(image), controls=tf.constant(controls))
+    out[name + "_frames"] = result["frames"].numpy()
+    out[name + "_masks"] = result["masks"].numpy()
+out["mask"] = model.signatures["mask"](image=tf.constant(inputs["image"]))["mask"].numpy()
+step = model.signatures["step"](
+    frame=tf.constant(inputs["image"]), mask=tf.constant(out["mask"]),
+    control=tf.constant(inputs["controls"][0]))
+out["step_frame"], out["step_mask"] = step["frame"].numpy(), step["mask"].numpy()
+np.savez(sys.argv[3], **out)
+print(json.dumps(sorted(model.signatures.keys())))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    config = tiny_config()
+    for name, value in UNET.items():
+        setattr(config.model, name, value)
+    loop.train_and_evaluate(config, str(root / "run"), verbose=False)
+    run = loop.restore_networks(str(root / "run"))
+    serving.export(run, str(root / "saved"))
+    return run, str(root / "saved"), root
+
+
+def keras_rollout(run, image, offsets):
+    frame = preprocess_frames(image[None], run.config.model.image_size)
+    controls = mask_ops.translation_controls(tf.constant(offsets[None], tf.float32))
+    out = rollout.rollout(run.mask_generator, run.frame_generator, frame, controls)
+    return to_uint8(out["frames"][0]).numpy(), out["masks"][0].numpy()
+
+
+def test_signatures_reloaded_in_a_fresh_process_match_the_keras_model(exported):
+    run, saved, root = exported
+    rng = np.random.default_rng(0)
+    inputs = {
+        "image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+        "controls": np.array([[2, 0], [2, 1], [0, -1]], np.float32),
+        "other_image": rng.integers(0, 255, (48, 40, 3), dtype=np.uint8),
+        "other_controls": np.tile(np.array([[2.5, 1.5]], np.float32), (5, 1)),
+    }
+    np.savez(root / "inputs.npz", **inputs)
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD, saved, str(root / "inputs.npz"), str(root / "out.npz")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        "generate",
+        "mask",
+        "serving_default",
+        "step",
+    ]
+    out = np.load(root / "out.npz")
+    # At the model's size the exported rollout is the Keras rollout, pixel for pixel (+-1 level).
+    frames, masks = keras_rollout(run, inputs["image"], inputs["controls"])
+    assert out["same_frames"].shape == (3, 32, 32, 3)
+    np.testing.assert_allclose(out["same_frames"], frames, atol=1)
+    np.testing.assert_array_equal(out["same_masks"], masks.astype(np.uint8))
+    # Another size and T: outputs come back at the input's size; controls are in its pixels.
+    assert out["other_frames"].shape == (5, 48, 40, 3)
+    assert out["other_masks"].shape == (5, 48, 40, 1)
+    scale = np.array([32 / 40, 32 / 48], np.float32)
+    small, small_masks = keras_rollout(run, inputs["other_image"], inputs["other_controls"] * scale)
+    resized = tf.image.resize(small.astype(np.float32), (48, 40)).numpy()
+    np.testing.assert_allclose(out["other_frames"], np.round(resized), atol=1)
+    # mask: binarize(M(.)) of the training preprocessing; step: one rollout step.
+    expected_mask = mask_ops.binarize(
+        run.mask_generator(preprocess_frames(inputs["image"][None], 32), training=False)
+    )
+    np.testing.assert_array_equal(out["mask"], np.asarray(expected_mask[0], np.uint8))
+    np.testing.assert_allclose(out["step_frame"], frames[0], atol=1)
+    np.testing.assert_array_equal(out["step_mask"], masks[0].astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "signature, arguments, message",
+    [
+        ("mask", {"image": np.zeros((8, 8, 4), np.uint8)}, "3 channels"),
+        ("mask", {"image": np.zeros((8, 8, 1), np.uint8)}, "3 channels"),
+        ("mask", {"image": np.zeros((0, 8, 3), np.uint8)}, "must not be empty"),
+        (
+            "generate",
+            {"image": np.zeros((8, 8, 3), np.uint8), "controls": np.zeros((0, 2), np.float32)},
+            "at least one step",
+        ),
+        (
+            "generate",
+            {
+                "image": np.zeros((8, 8, 3), np.uint8),
+                "controls": np.array([[1.0, np.nan]], np.float32),
+            },
+            "must be finite",
+        ),
+        (
+            "step",
+            {
+                "frame": np.zeros((8, 8, 3), np.uint8),
+                "mask": np.zeros((4, 8, 1), np.uint8),
+                "control": np.zeros(2, np.float32),
+            },
+            "the same H and W as",
+        ),
+    ],
+)
+def test_bad_inputs_are_invalid_argument_errors_that_say_why(
+    exported, signature, arguments, message
+):
+    _, saved, _ = exported
+    model = tf.saved_model.load(saved)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        model.signatures[signature](**{k: tf.constant(v) for k, v in arguments.items()})
