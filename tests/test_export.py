@@ -145,3 +145,74 @@ def test_bad_inputs_are_invalid_argument_errors_that_say_why(
     model = tf.saved_model.load(saved)
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         model.signatures[signature](**{k: tf.constant(v) for k, v in arguments.items()})
+
+
+def test_saved_model_cli_lists_the_documented_signatures(exported):
+    _, saved, _ = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run(
+        [cli, "show", "--dir", saved, "--all"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    blocks = {}
+    for block in result.stdout.split("signature_def[")[1:]:
+        name, _, body = block.partition("]")
+        blocks[name.strip("'")] = body
+    expected = {
+        "generate": [
+            ("inputs['image']", "DT_UINT8", "(-1, -1, -1)"),
+            ("inputs['controls']", "DT_FLOAT", "(-1, 2)"),
+            ("outputs['frames']", "DT_UINT8", "(-1, -1, -1, 3)"),
+            ("outputs['masks']", "DT_UINT8", "(-1, -1, -1, 1)"),
+        ],
+        "mask": [
+            ("inputs['image']", "DT_UINT8", "(-1, -1, -1)"),
+            ("outputs['mask']", "DT_UINT8", "(-1, -1, 1)"),
+        ],
+        "step": [
+            ("inputs['frame']", "DT_UINT8", "(-1, -1, -1)"),
+            ("inputs['mask']", "DT_UINT8", "(-1, -1, 1)"),
+            ("inputs['control']", "DT_FLOAT", "(2)"),
+            ("outputs['frame']", "DT_UINT8", "(-1, -1, 3)"),
+            ("outputs['mask']", "DT_UINT8", "(-1, -1, 1)"),
+        ],
+    }
+    expected["serving_default"] = expected["generate"]
+    for name, tensors in expected.items():
+        body = blocks[name]
+        for tensor, dtype, shape in tensors:
+            after = body.split(tensor + " tensor_info:")[1]
+            assert f"dtype: {dtype}" in after.split("name:")[0], (name, tensor)
+            assert f"shape: {shape}" in after.split("name:")[0], (name, tensor)
+
+
+def test_predict_requests_built_with_the_serving_protos_feed_every_signature(exported):
+    predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+    _, saved, _ = exported
+    model = tf.saved_model.load(saved)
+    image = np.random.default_rng(1).integers(0, 255, (20, 28, 3), dtype=np.uint8)
+    requests = {
+        "generate": {"image": image, "controls": np.array([[1.0, 0.5], [1.0, 0.5]], np.float32)},
+        "mask": {"image": image},
+        "step": {
+            "frame": image,
+            "mask": np.zeros((20, 28, 1), np.uint8),
+            "control": np.array([1.0, 0.0], np.float32),
+        },
+    }
+    for signature, inputs in requests.items():
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "fgbg"
+        request.model_spec.signature_name = signature
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        # What the server does with the request: tensors from the protos, fed by name.
+        parsed = predict_pb2.PredictRequest.FromString(request.SerializeToString())
+        feed = {k: tf.constant(tf.make_ndarray(v)) for k, v in parsed.inputs.items()}
+        outputs = model.signatures[parsed.model_spec.signature_name](**feed)
+        for value in outputs.values():
+            assert value.dtype == tf.uint8 and value.shape[-3:-1] == (20, 28)
