@@ -187,6 +187,31 @@ def shift_images(images, offsets):
     )
 
 
+def shift_whole_pixels(images, offsets):
+    """Moves each image by whole pixels, filling with zeros: `out[y, x] = in[y - dy, x - dx]`.
+
+    The exact equal of `shift_images` for whole-pixel offsets (fractions are rounded), built
+    from gathers only, so that it runs as TFLite builtins on a phone.
+
+    Args:
+        images: `[B, H, W, C]`.
+        offsets: `[B, 2]` (dx, dy), rounded to whole pixels.
+
+    Returns:
+        float32 `[B, H, W, C]`.
+    """
+    images = tf.cast(images, tf.float32)
+    offsets = tf.cast(tf.round(tf.cast(offsets, tf.float32)), tf.int32)
+    shape = tf.shape(images)
+    rows = tf.range(shape[1])[None, :] - offsets[:, 1:2]
+    cols = tf.range(shape[2])[None, :] - offsets[:, 0:1]
+    row_valid = tf.cast((rows >= 0) & (rows < shape[1]), tf.float32)
+    col_valid = tf.cast((cols >= 0) & (cols < shape[2]), tf.float32)
+    out = tf.gather(images, tf.clip_by_value(rows, 0, shape[1] - 1), axis=1, batch_dims=1)
+    out = tf.gather(out, tf.clip_by_value(cols, 0, shape[2] - 1), axis=2, batch_dims=1)
+    return out * row_valid[:, :, None, None] * col_valid[:, None, :, None]
+
+
 def fill_from_surroundings(images, known, levels=8):
     """Fills the unknown pixels of each image with a smooth estimate from the known ones.
 
@@ -260,8 +285,7 @@ def paste_foreground(frames, masks, target_masks):
     frames = ops.cast(frames, "float32")
     masks = ops.cast(masks, "float32")
     target_masks = ops.cast(target_masks, "float32")
-    offsets = ops.round(fit_translations(masks, target_masks))
-    moved = shift_images(frames, offsets)
+    moved = shift_whole_pixels(frames, fit_translations(masks, target_masks))
     uncovered = ops.maximum(masks - target_masks, 0.0)
     filled = fill_from_surroundings(frames, 1.0 - ops.maximum(masks, target_masks))
     return (1.0 - target_masks - uncovered) * frames + target_masks * moved + uncovered * filled

@@ -168,3 +168,16 @@ def test_erode_masks_peels_whole_pixels_but_not_along_the_border():
     # Two pixels peel the 5-row block to one row; a soft mask is binarised first.
     twice = np.asarray(mask_ops.erode_masks(mask * 0.9, 2))
     assert twice[0, :, 2:9].sum() == 3 and twice[0, 3, 4:7].all()
+
+
+def test_shift_whole_pixels_equals_the_bilinear_shift_for_whole_offsets():
+    images = np.random.default_rng(3).uniform(-1, 1, (3, 7, 9, 2)).astype(np.float32)
+    offsets = np.array([[2, -1], [-9, 0], [0, 3]], np.float32)
+    np.testing.assert_array_equal(
+        mask_ops.shift_whole_pixels(images, offsets), mask_ops.shift_images(images, offsets)
+    )
+    # Fractions round to the nearest whole pixel: 2.4 -> 2, -8.6 -> -9, 2.6 -> 3.
+    np.testing.assert_array_equal(
+        mask_ops.shift_whole_pixels(images, offsets + [[0.4, -0.4]]),
+        mask_ops.shift_images(images, offsets),
+    )
