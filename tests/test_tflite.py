@@ -1,0 +1,59 @@
+"""The one-step TFLite model: builtin ops only, and the Keras step's outputs per quantisation."""
+
+import numpy as np
+import pytest
+
+from export import tflite
+from fgbg_keras.training import loop
+from tests.tiny import tiny_config
+
+Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
+UNET = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    config = tiny_config()
+    for name, value in UNET.items():
+        setattr(config.model, name, value)
+    model_dir = str(tmp_path_factory.mktemp("tflite") / "run")
+    loop.train_and_evaluate(config, model_dir, verbose=False)
+    return loop.restore_networks(model_dir)
+
+
+def invoke(model, frame, mask, control):
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    values = {"frame": frame, "mask": mask, "control": control}
+    for detail in interpreter.get_input_details():
+        key = next(k for k in values if k in detail["name"])
+        interpreter.set_tensor(detail["index"], values[key])
+    interpreter.invoke()
+    outputs = {
+        d["shape"][-1]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()
+    }
+    ops = {d["op_name"] for d in interpreter._get_ops_details()}
+    return outputs[3], outputs[1], ops
+
+
+@pytest.mark.parametrize("quantize, tolerance", [("none", 1e-4), ("float16", 0.05)])
+def test_builtin_ops_only_and_the_keras_step_within_tolerance(run, quantize, tolerance):
+    model, step = tflite.convert(run, quantize)
+    rng = np.random.default_rng(0)
+    frame = rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    mask = np.zeros((1, 32, 32, 1), np.float32)
+    mask[0, 8:20, 6:18] = 1.0
+    control = np.array([[3.0, -2.0]], np.float32)
+    for given in (mask, np.zeros_like(mask)):  # a mask, then none: the model finds the object
+        got_frame, got_mask, ops = invoke(model, frame, given, control)
+        expected = step(frame, given, control)
+        np.testing.assert_allclose(got_frame, expected["frame"], atol=tolerance)
+        np.testing.assert_array_equal(got_mask, expected["mask"])
+        assert ops and not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), ops
+    # The mask moved by exactly the control, in whole pixels.
+    np.testing.assert_array_equal(invoke(model, frame, mask, control)[1][0, 6:18, 9:21], 1.0)
+
+
+def test_an_unknown_quantisation_is_named(run):
+    with pytest.raises(ValueError, match="--quantize='int4'"):
+        tflite.convert(run, "int4")
