@@ -8,40 +8,20 @@ One function at the run's fixed frame size S, float32 frames in [-1, 1]:
 rounded to whole pixels) -> `Identity` the next frame `[1, S, S, 3]` and `Identity_1` its mask
 `[1, S, S, 1]`: one rollout step with the mask carried. Given an empty mask (the first call),
 the model finds the object itself with the mask network. Only TFLite builtin ops are used (no
-Flex delegate); the weights are constants of the file. Mixed-precision runs are rebuilt in
+Flex delegate); the weights are constants of the file. Mixed-precision runs are restored in
 float32, since bfloat16 convolutions have no TFLite kernel.
 """
 
 import sys
 
-import keras
 import tensorflow as tf
 from absl import app, flags
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from fgbg_keras import mask_ops
-from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
 from fgbg_keras.training import loop
 
 QUANTIZATIONS = ("none", "float16", "dynamic")
-
-
-def float32_networks(run):
-    """The networks of a `loop.RestoredRun` rebuilt with the float32 policy and its weights."""
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        mask_generator = build_mask_generator(run.config.model)
-        frame_generator = build_frame_generator(run.config.model, run.phase)
-    finally:
-        keras.config.set_dtype_policy(policy)
-    size = run.config.model.image_size
-    frame = tf.zeros([1, size, size, 3])
-    mask = mask_generator(frame)
-    frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
-    mask_generator.set_weights(run.mask_generator.get_weights())
-    frame_generator.set_weights(run.frame_generator.get_weights())
-    return mask_generator, frame_generator
 
 
 def step_function(mask_generator, frame_generator, image_size):
@@ -69,11 +49,18 @@ def step_function(mask_generator, frame_generator, image_size):
 
 
 def convert(run, quantize="none"):
-    """The TFLite flatbuffer (bytes) of a `loop.RestoredRun`'s one-step model, and the float32
-    `tf.function` it was converted from (for parity checks)."""
+    """The TFLite flatbuffer (bytes) of a `loop.RestoredRun`'s one-step model, and the
+    `tf.function` it was converted from (for parity checks). The run must be restored in float32
+    (`loop.restore_networks(model_dir, precision="float32")`): bfloat16 convolutions have no
+    TFLite kernel."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"--quantize={quantize!r}: must be one of {QUANTIZATIONS}.")
-    step = step_function(*float32_networks(run), run.config.model.image_size)
+    if run.mask_generator.dtype_policy.compute_dtype != "float32":
+        raise ValueError(
+            "The TFLite export needs float32 networks: restore the run with "
+            "loop.restore_networks(model_dir, precision='float32')."
+        )
+    step = step_function(run.mask_generator, run.frame_generator, run.config.model.image_size)
     frozen = convert_variables_to_constants_v2(step.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -91,7 +78,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
-        run = loop.restore_networks(FLAGS.model_dir)
+        run = loop.restore_networks(FLAGS.model_dir, precision="float32")
         model, _ = convert(run, FLAGS.quantize)
     except ValueError as error:
         raise app.UsageError(str(error)) from None

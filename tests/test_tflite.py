@@ -1,5 +1,7 @@
 """The one-step TFLite model: builtin ops only, and the Keras step's outputs per quantisation."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ def run(tmp_path_factory):
         setattr(config.model, name, value)
     model_dir = str(tmp_path_factory.mktemp("tflite") / "run")
     loop.train_and_evaluate(config, model_dir, verbose=False)
-    return loop.restore_networks(model_dir)
+    return loop.restore_networks(model_dir, precision="float32")
 
 
 def invoke(model, frame, mask, control):
@@ -57,3 +59,15 @@ def test_builtin_ops_only_and_the_keras_step_within_tolerance(run, quantize, tol
 def test_an_unknown_quantisation_is_named(run):
     with pytest.raises(ValueError, match="--quantize='int4'"):
         tflite.convert(run, "int4")
+
+
+def test_mixed_precision_networks_are_refused_with_the_way_out(run, tmp_path):
+    import keras
+
+    model_dir = os.path.dirname(os.path.dirname(run.checkpoint))
+    try:
+        mixed = loop.restore_networks(model_dir, precision="mixed_bfloat16")
+        with pytest.raises(ValueError, match="precision='float32'"):
+            tflite.convert(mixed)
+    finally:
+        keras.config.set_dtype_policy("float32")

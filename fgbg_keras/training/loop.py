@@ -125,11 +125,13 @@ class RestoredRun(NamedTuple):
     frame_generator: keras.Model
 
 
-def restore_networks(model_dir):
+def restore_networks(model_dir, precision=None):
     """The mask network and frame generator of the latest checkpoint of a run of either phase.
 
-    Sets the run's dtype policy. Both networks are built for `config.model.image_size` (they
-    take any size divisible by their downsampling) and restored.
+    Sets the run's dtype policy, or `precision` if given (the TFLite export asks for float32:
+    mixed-precision variables are float32 either way, so the checkpoint loads). Both networks
+    are built for `config.model.image_size` (they take any size divisible by their
+    downsampling) and restored.
 
     Returns:
         A `RestoredRun`.
@@ -140,7 +142,7 @@ def restore_networks(model_dir):
     config, latest = latest_checkpoint(model_dir)
     with open(os.path.join(model_dir, CONFIG_FILE)) as f:
         phase = int(json.load(f).get("phase", 1))
-    keras.config.set_dtype_policy(config.train.precision)
+    keras.config.set_dtype_policy(precision or config.train.precision)
     mask_generator = build_mask_generator(config.model)
     frame_generator = build_frame_generator(config.model, phase)
     size = config.model.image_size
