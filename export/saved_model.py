@@ -2,7 +2,8 @@ r"""Exports a trained run as a SavedModel for TF Serving.
 
     python -m export.saved_model --model_dir=runs/synthetic/phase2 --output=exports/fgbg/1
 
-Signatures `generate` (also `serving_default`), `mask` and `step`; see `export.serving`.
+Signatures `generate` (also `serving_default`), `generate_encoded`, `mask` and `step`; see
+`export.serving`.
 """
 
 import sys
@@ -26,7 +27,7 @@ def main(argv):
     sys.stdout.write(
         f"Exported {run.checkpoint} (Phase {run.phase}, {run.config.model.image_size}x"
         f"{run.config.model.image_size}) to {FLAGS.output}: signatures generate "
-        "(serving_default), mask, step.\n"
+        "(serving_default), generate_encoded, mask, step.\n"
     )
 
 

@@ -4,6 +4,8 @@
   float32 `[T, 2]` ((dx, dy) per step, in pixels of the image) -> `frames` uint8
   `[T, H, W, 3]` and `masks` uint8 `[T, H, W, 1]` in {0, 1}. One `tf.while_loop` rollout
   (`fgbg_keras.rollout`, mask carried): T is dynamic and memory does not grow with it.
+- `generate_encoded`: the same from `image_bytes`, one encoded image (PNG, JPEG, GIF, BMP or WebP;
+  grayscale and RGBA become RGB), for clients that send files (REST: `{"b64": ...}`).
 - `mask`: `image` -> `mask` uint8 `[H, W, 1]` in {0, 1}, binarize(M(image)).
 - `step`: `frame` uint8 `[H, W, 3]`, its `mask` uint8 `[H, W, 1]` and one `control` `[2]` ->
   the next `frame` and `mask`, for clients that drive the loop themselves. Each step moves the
@@ -12,8 +14,9 @@
 
 The networks work at the run's frame size S: inputs are resized by `preprocess_frames`, the
 very function training uses, and outputs are resized back to H x W (frames bilinearly, masks by
-nearest neighbour). Bad inputs (not 3 channels, an empty image, controls that are not
-finite, no step) stop the call with an InvalidArgument error that says what is wrong.
+nearest neighbour). Bad inputs (not 3 channels, an empty image, bytes that are not an image,
+controls that are not finite, no step, more output than `MAX_OUTPUT_PIXELS`) stop the call with
+an InvalidArgument error that says what is wrong.
 """
 
 import tensorflow as tf
@@ -22,6 +25,10 @@ from data_pipelines.preprocess import preprocess_frames, to_uint8
 from fgbg_keras import mask_ops, rollout
 
 IMAGE = tf.TensorSpec([None, None, None], tf.uint8, name="image")
+CONTROLS = tf.TensorSpec([None, 2], tf.float32, name="controls")
+# T x H x W of one `generate` answer, at most: 2**28 is T = 1000 frames at 512 x 512. Longer
+# videos are several calls (`step`, or `generate` again from the last frame).
+MAX_OUTPUT_PIXELS = 2**28
 
 
 def _checked_image(image, name="image"):
@@ -73,12 +80,19 @@ class Exported(tf.Module):
         masks = mask_ops.binarize(self.mask_generator(self._frame(image), training=False))
         return {"mask": self._masks_out(masks, input_size)[0]}
 
-    @tf.function(input_signature=[IMAGE, tf.TensorSpec([None, 2], tf.float32, name="controls")])
+    @tf.function(input_signature=[IMAGE, CONTROLS])
     def generate(self, image, controls):
         image, input_size = _checked_image(image)
+        steps = tf.shape(controls, out_type=tf.int64)[0]
         checks = [
             tf.debugging.assert_positive(
-                tf.shape(controls)[0], message="`controls` must hold at least one step [T, 2]"
+                steps, message="`controls` must hold at least one step [T, 2]"
+            ),
+            tf.debugging.assert_less_equal(
+                steps * tf.reduce_prod(tf.cast(input_size, tf.int64)),
+                tf.constant(MAX_OUTPUT_PIXELS, tf.int64),
+                message=f"T x H x W must be at most {MAX_OUTPUT_PIXELS} (e.g. T = 1000 at "
+                "512 x 512): ask for fewer steps per call",
             ),
             tf.debugging.assert_all_finite(controls, "`controls` must be finite numbers"),
         ]
@@ -93,6 +107,13 @@ class Exported(tf.Module):
         )
         frames = to_uint8(_resize(out["frames"][0], input_size, "bilinear"))
         return {"frames": frames, "masks": self._masks_out(out["masks"][0], input_size)}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image_bytes"), CONTROLS])
+    def generate_encoded(self, image_bytes, controls):
+        # decode_image's own error names the accepted formats ("Unknown image file format. One of
+        # JPEG, JPEG XL, PNG, GIF, BMP, WebP required."); an animation gives its first frame.
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        return self.generate(image, controls)
 
     @tf.function(
         input_signature=[
@@ -130,6 +151,7 @@ class Exported(tf.Module):
         return {
             "serving_default": generate,
             "generate": generate,
+            "generate_encoded": self.generate_encoded.get_concrete_function(),
             "mask": self.mask.get_concrete_function(),
             "step": self.step.get_concrete_function(),
         }

@@ -82,6 +82,7 @@ def test_signatures_reloaded_in_a_fresh_process_match_the_keras_model(exported):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [
         "generate",
+        "generate_encoded",
         "mask",
         "serving_default",
         "step",
@@ -128,6 +129,25 @@ def test_signatures_reloaded_in_a_fresh_process_match_the_keras_model(exported):
             "must be finite",
         ),
         (
+            "generate",
+            # T x H x W = 4097 x 1 x 65536, one more step than MAX_OUTPUT_PIXELS allows.
+            {
+                "image": np.zeros((1, 65536, 3), np.uint8),
+                "controls": np.ones((4097, 2), np.float32),
+            },
+            "T x H x W must be at most 268435456",
+        ),
+        (
+            "generate_encoded",
+            {"image_bytes": b"plain text", "controls": np.ones((1, 2), np.float32)},
+            "Unknown image file format",
+        ),
+        (
+            "generate_encoded",
+            {"image_bytes": b"GIF89a, or so it says", "controls": np.ones((1, 2), np.float32)},
+            "Invalid GIF data",
+        ),
+        (
             "step",
             {
                 "frame": np.zeros((8, 8, 3), np.uint8),
@@ -145,6 +165,22 @@ def test_bad_inputs_are_invalid_argument_errors_that_say_why(
     model = tf.saved_model.load(saved)
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         model.signatures[signature](**{k: tf.constant(v) for k, v in arguments.items()})
+
+
+def test_generate_encoded_decodes_png_and_jpeg_like_the_client_would(exported):
+    _, saved, _ = exported
+    model = tf.saved_model.load(saved)
+    image = np.random.default_rng(2).integers(0, 255, (24, 36, 3), dtype=np.uint8)
+    controls = tf.constant([[2.0, 1.0], [1.0, 0.0]])
+    for encoded, decoded in (
+        (tf.io.encode_png(image), image),
+        (tf.io.encode_jpeg(image), tf.io.decode_jpeg(tf.io.encode_jpeg(image))),
+        (tf.io.encode_png(image[..., :1]), np.repeat(image[..., :1], 3, axis=-1)),
+    ):
+        got = model.signatures["generate_encoded"](image_bytes=encoded, controls=controls)
+        want = model.signatures["generate"](image=tf.constant(decoded), controls=controls)
+        np.testing.assert_array_equal(got["frames"], want["frames"])
+        np.testing.assert_array_equal(got["masks"], want["masks"])
 
 
 def test_saved_model_cli_lists_the_documented_signatures(exported):
@@ -165,6 +201,12 @@ def test_saved_model_cli_lists_the_documented_signatures(exported):
     expected = {
         "generate": [
             ("inputs['image']", "DT_UINT8", "(-1, -1, -1)"),
+            ("inputs['controls']", "DT_FLOAT", "(-1, 2)"),
+            ("outputs['frames']", "DT_UINT8", "(-1, -1, -1, 3)"),
+            ("outputs['masks']", "DT_UINT8", "(-1, -1, -1, 1)"),
+        ],
+        "generate_encoded": [
+            ("inputs['image_bytes']", "DT_STRING", "()"),
             ("inputs['controls']", "DT_FLOAT", "(-1, 2)"),
             ("outputs['frames']", "DT_UINT8", "(-1, -1, -1, 3)"),
             ("outputs['masks']", "DT_UINT8", "(-1, -1, -1, 1)"),
@@ -197,6 +239,10 @@ def test_predict_requests_built_with_the_serving_protos_feed_every_signature(exp
     image = np.random.default_rng(1).integers(0, 255, (20, 28, 3), dtype=np.uint8)
     requests = {
         "generate": {"image": image, "controls": np.array([[1.0, 0.5], [1.0, 0.5]], np.float32)},
+        "generate_encoded": {
+            "image_bytes": tf.io.encode_png(image).numpy(),
+            "controls": np.array([[1.0, 0.5]], np.float32),
+        },
         "mask": {"image": image},
         "step": {
             "frame": image,
