@@ -108,7 +108,7 @@ def to_model_pixels(controls, input_size, model_size):
     return np.concatenate([linear, translation], axis=-1).astype(np.float32)
 
 
-def _display_frames(frames, masks, overlay, scale):
+def display_frames(frames, masks, overlay, scale):
     """Frames in [-1, 1] `[N, H, W, 3]` as uint8, tinted by `masks` if asked, upscaled."""
     if overlay:
         tinted = metrics.overlay(frames, masks)
@@ -182,7 +182,7 @@ def generate(
         )
     frames = np.concatenate([frame.numpy(), generated])
     masks = np.concatenate([result["initial_mask"].numpy(), result["masks"].numpy()[0]])
-    write_frames(output, _display_frames(frames, masks, overlay, scale))
+    write_frames(output, display_frames(frames, masks, overlay, scale))
     return {"output": output, "ms_per_frame": ms_per_frame, "left_frame_at": left_frame_at}
 
 

@@ -14,10 +14,8 @@ from data_pipelines.preprocess import preprocess_frames, to_uint8
 from export import serving
 from fgbg_keras import mask_ops, rollout
 from fgbg_keras.training import loop
-from tests.tiny import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UNET = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
 
 RELOAD = r"""
 import json, sys
@@ -43,13 +41,9 @@ print(json.dumps(sorted(model.signatures.keys())))
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, unet_run_dir):
     root = tmp_path_factory.mktemp("export")
-    config = tiny_config()
-    for name, value in UNET.items():
-        setattr(config.model, name, value)
-    loop.train_and_evaluate(config, str(root / "run"), verbose=False)
-    run = loop.restore_networks(str(root / "run"))
+    run = loop.restore_networks(unet_run_dir)
     serving.export(run, str(root / "saved"))
     return run, str(root / "saved"), root
 

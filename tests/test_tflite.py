@@ -6,36 +6,21 @@ import numpy as np
 import pytest
 
 from export import tflite
+from export.preview import StepModel
 from fgbg_keras.training import loop
-from tests.tiny import tiny_config
 
-Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
-UNET = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
+pytest.importorskip("ai_edge_litert.interpreter")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    config = tiny_config()
-    for name, value in UNET.items():
-        setattr(config.model, name, value)
-    model_dir = str(tmp_path_factory.mktemp("tflite") / "run")
-    loop.train_and_evaluate(config, model_dir, verbose=False)
-    return loop.restore_networks(model_dir, precision="float32")
+def run(unet_run_dir):
+    return loop.restore_networks(unet_run_dir, precision="float32")
 
 
 def invoke(model, frame, mask, control):
-    interpreter = Interpreter(model_content=model)
-    interpreter.allocate_tensors()
-    values = {"frame": frame, "mask": mask, "control": control}
-    for detail in interpreter.get_input_details():
-        key = next(k for k in values if k in detail["name"])
-        interpreter.set_tensor(detail["index"], values[key])
-    interpreter.invoke()
-    outputs = {
-        d["shape"][-1]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()
-    }
-    ops = {d["op_name"] for d in interpreter._get_ops_details()}
-    return outputs[3], outputs[1], ops
+    step = StepModel(model)
+    ops = {d["op_name"] for d in step.interpreter._get_ops_details()}
+    return (*step(frame, mask, control), ops)
 
 
 @pytest.mark.parametrize("quantize, tolerance", [("none", 1e-4), ("float16", 0.05)])
