@@ -62,7 +62,7 @@ def convert(run, quantize="none"):
         )
     step = step_function(run.mask_generator, run.frame_generator, run.config.model.image_size)
     frozen = convert_variables_to_constants_v2(step.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], step)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

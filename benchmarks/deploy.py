@@ -1,0 +1,242 @@
+"""Deployment figures: per-frame latency of the SavedModel and the TFLite files, their sizes, and
+what each TFLite quantisation costs against the Keras model.
+
+    python benchmarks/deploy.py --flagfile=configs/synthetic.flags --phase=2
+    python benchmarks/deploy.py --flagfile=configs/synthetic.flags --phase=2 \
+        --model_dir=runs/synthetic/phase2 --parity_clips=64
+
+Latency, per size in `--sizes`, with the networks the flags describe and fresh weights (speed
+does not depend on them):
+- SavedModel `step` (one call per frame) and `generate` (one call of `--rollout_steps` frames,
+  divided by them), loaded with `tf.saved_model.load`, inputs at the model's size, the run's
+  `--precision`.
+- The TFLite step model per quantisation, driven by `export.preview.run_loop` through LiteRT with
+  XNNPACK, with each of `--threads`; the first step (which runs the mask network) is left out.
+Each figure is the median of `--repeats` timed calls (SavedModel) or of all steps of
+`--repeats` loops (TFLite), after one untimed call.
+
+With `--model_dir` (a trained run of train.py): parity over rollouts of `--rollout_steps` steps
+from `--parity_clips` test clips of the run's data, each TFLite file against the Keras step model
+in float32 (the function the files are converted from, driven the same way): max and mean
+absolute difference of the frames in grey levels (0-255), and the PSNR of each against the true
+frames when the data has ground-truth offsets (synthetic). For reference, the same for the Keras
+rollout of `evaluate` (the run's precision, the first mask moved by the composed sub-pixel
+controls).
+"""
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import train  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("sizes", ["64", "128"], "Frame sizes to time.")
+flags.DEFINE_list("threads", ["1", "2"], "LiteRT interpreter threads to time.")
+flags.DEFINE_integer(
+    "rollout_steps", 30, "Frames per generate call, TFLite loop and parity rollout."
+)
+flags.DEFINE_integer("repeats", 5, "Timed calls (SavedModel) or loops (TFLite) per row.")
+flags.DEFINE_integer("parity_clips", 64, "Test clips for the parity rollouts.")
+
+QUANTIZATIONS = ("none", "float16", "dynamic")
+LABELS = {
+    "keras": "Keras step, float32 (the reference)",
+    "evaluate": "Keras rollout as `evaluate` runs it (run's precision, sub-pixel controls)",
+}
+
+
+def fresh_run(config, phase, precision):
+    """A `loop.RestoredRun` of fresh networks at `config.model.image_size`, in `precision`."""
+    import keras
+
+    from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
+    from fgbg_keras.training import loop
+
+    keras.config.set_dtype_policy(precision)
+    size = config.model.image_size
+    mask_generator = build_mask_generator(config.model)
+    frame_generator = build_frame_generator(config.model, phase)
+    frame = tf.zeros([1, size, size, 3])
+    mask = mask_generator(frame)
+    frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
+    return loop.RestoredRun(config, "(fresh weights)", phase, mask_generator, frame_generator)
+
+
+def median_seconds(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def saved_model_latency(run, folder):
+    """Milliseconds per frame of the `step` and `generate` signatures of `run`'s SavedModel."""
+    from export import serving
+
+    serving.export(run, folder)
+    model = tf.saved_model.load(folder)
+    size = run.config.model.image_size
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+    mask = model.signatures["mask"](image=image)["mask"]
+    control = tf.constant([1.0, 0.0])
+    controls = tf.ones([FLAGS.rollout_steps, 2])
+
+    def step():
+        model.signatures["step"](frame=image, mask=mask, control=control)["frame"].numpy()
+
+    def generate():
+        model.signatures["generate"](image=image, controls=controls)["frames"].numpy()
+
+    return {
+        "step": 1000 * median_seconds(step, FLAGS.repeats),
+        "generate": 1000 * median_seconds(generate, FLAGS.repeats) / FLAGS.rollout_steps,
+    }
+
+
+def tflite_latency(content, size, threads):
+    """Median milliseconds per step (the first, with the mask network, left out) of the TFLite
+    loop over `--repeats` loops of `--rollout_steps` steps."""
+    from export.preview import StepModel, run_loop
+
+    model = StepModel(content, num_threads=threads)
+    frame = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+    offsets = np.ones([FLAGS.rollout_steps, 2], np.float32)
+    run_loop(model, frame, offsets[:2])
+    seconds = []
+    for _ in range(FLAGS.repeats):
+        seconds += run_loop(model, frame, offsets)["seconds"][1:]
+    return 1000 * statistics.median(seconds)
+
+
+def latency_table(config, phase):
+    from export import tflite
+
+    lines = [
+        f"Latency per frame, batch 1, {os.cpu_count()} CPUs; SavedModel in "
+        f"{config.train.precision}, {FLAGS.rollout_steps} frames per generate call.",
+        "| size | SavedModel step (ms) | SavedModel generate (ms/frame) | TFLite | file (MiB) | "
+        + " | ".join(f"{t} thread{'s' * (t != '1')} (ms)" for t in FLAGS.threads)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(FLAGS.threads),
+    ]
+    for size in FLAGS.sizes:
+        config.model.image_size = int(size)
+        with tempfile.TemporaryDirectory() as folder:
+            saved = saved_model_latency(fresh_run(config, phase, config.train.precision), folder)
+        run = fresh_run(config, phase, "float32")
+        for index, quantize in enumerate(QUANTIZATIONS):
+            content, _ = tflite.convert(run, quantize)
+            times = [tflite_latency(content, int(size), int(t)) for t in FLAGS.threads]
+            first = [size, f"{saved['step']:.1f}", f"{saved['generate']:.1f}"]
+            cells = first if index == 0 else ["", "", ""]
+            cells += [quantize, f"{len(content) / 2**20:.1f}"] + [f"{t:.1f}" for t in times]
+            lines.append("| " + " | ".join(cells) + " |")
+        logging.info("Timed %sx%s.", size, size)
+    return lines
+
+
+def parity_table(model_dir):
+    """Per quantisation, the TFLite rollouts against the Keras float32 step model's."""
+    from data_pipelines.preprocess import preprocess_frames
+    from export import tflite
+    from export.preview import StepModel, run_loop
+    from fgbg_keras import mask_ops, metrics, rollout
+    from fgbg_keras.evaluate import test_clips
+    from fgbg_keras.training import loop
+
+    run = loop.restore_networks(model_dir, precision="float32")
+    size = run.config.model.image_size
+    clips = test_clips(run.config, FLAGS.parity_clips, FLAGS.rollout_steps + 1)
+    frames = np.asarray(preprocess_frames(clips["frames"], size))
+    truth = "offsets" in clips
+    if truth:
+        scale = np.asarray(mask_ops.resize_scale(clips["frames"].shape[2:4], (size, size)))
+        offsets = clips["offsets"] * scale
+    else:  # parameterized control: the translations of M's masks of the true frames
+        masks = mask_ops.binarize(run.mask_generator(tf.reshape(frames, [-1, size, size, 3])))
+        masks = tf.reshape(masks, [*frames.shape[:2], size, size, 1])
+        offsets = np.asarray(mask_ops.clip_translations(masks))
+
+    models, step = {}, None
+    for quantize in QUANTIZATIONS:
+        content, step = tflite.convert(run, quantize)
+        models[quantize] = StepModel(content)
+    rollouts = {name: [] for name in ("keras", *QUANTIZATIONS)}
+    for clip, clip_offsets in zip(frames, offsets):
+        first = clip[None, 0]
+        controls = run_loop(models["none"], first, clip_offsets)["controls"]
+        frame, mask, generated = tf.constant(first), tf.zeros([1, size, size, 1]), []
+        for control in controls:
+            out = step(frame, mask, tf.constant(control[None]))
+            frame, mask = out["frame"], out["mask"]
+            generated.append(frame[0].numpy())
+        rollouts["keras"].append(np.stack(generated))
+        for quantize, model in models.items():
+            rollouts[quantize].append(run_loop(model, first, clip_offsets)["frames"])
+    rollouts = {k: np.stack(v) for k, v in rollouts.items()}  # [clips, T, S, S, 3]
+    # The model as evaluate runs it: the run's precision, the first mask moved by the composed
+    # (sub-pixel) controls.
+    trained = loop.restore_networks(model_dir)
+    rollout_fn = rollout.make_rollout_fn(trained.mask_generator, trained.frame_generator)
+    controls = mask_ops.translation_controls(tf.constant(offsets, tf.float32))
+    rollouts["evaluate"] = np.concatenate(
+        [
+            rollout_fn(frames[start : start + 16, 0], controls[start : start + 16])["frames"]
+            for start in range(0, len(frames), 16)
+        ]
+    )
+    true = frames[:, 1:]
+
+    def psnr(generated):
+        flat = tf.reshape(generated, [-1, size, size, 3])
+        return float(tf.reduce_mean(metrics.psnr(flat, tf.reshape(true, flat.shape))))
+
+    lines = [
+        f"Parity, {len(frames)} test clips x {FLAGS.rollout_steps} steps of {run.checkpoint} "
+        f"({size}x{size}), each driven by the same whole-pixel controls "
+        f"({'true offsets' if truth else 'fitted from M on the true frames'}).",
+        "| model | max abs diff vs Keras (grey levels) | mean abs diff (grey levels) | "
+        "PSNR vs true frames (dB) |",
+        "|---|---|---|---|",
+    ]
+    for name, generated in rollouts.items():
+        diff = np.abs(generated - rollouts["keras"]) * 127.5
+        label = LABELS.get(name, f"TFLite {name}")
+        cells = [label, f"{diff.max():.2f}", f"{diff.mean():.3f}"]
+        cells.append(f"{psnr(generated):.2f}" if truth else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv):
+    del argv
+    from fgbg_keras.training import loop
+
+    config = train.config_from_flags()
+    try:
+        for size in FLAGS.sizes:
+            config.model.image_size = int(size)
+            config.validate()
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    loop.setup_runtime(config)
+    lines = latency_table(config, FLAGS.phase)
+    sys.stdout.write("\n".join(lines) + "\n")
+    if FLAGS.model_dir:
+        sys.stdout.write("\n" + "\n".join(parity_table(FLAGS.model_dir)) + "\n")
+
+
+if __name__ == "__main__":
+    app.run(main)
