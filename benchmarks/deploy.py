@@ -151,7 +151,7 @@ def parity_table(model_dir):
     """Per quantisation, the TFLite rollouts against the Keras float32 step model's."""
     from data_pipelines.preprocess import preprocess_frames
     from export import tflite
-    from export.preview import StepModel, run_loop
+    from export.preview import StepModel, run_loop, whole_pixel_steps
     from fgbg_keras import mask_ops, metrics, rollout
     from fgbg_keras.evaluate import test_clips
     from fgbg_keras.training import loop
@@ -169,34 +169,38 @@ def parity_table(model_dir):
         masks = tf.reshape(masks, [*frames.shape[:2], size, size, 1])
         offsets = np.asarray(mask_ops.clip_translations(masks))
 
-    models, step = {}, None
+    models = {}
     for quantize in QUANTIZATIONS:
         content, step = tflite.convert(run, quantize)
         models[quantize] = StepModel(content)
-    rollouts = {name: [] for name in ("keras", *QUANTIZATIONS)}
+    frames_of = {name: [] for name in ("keras", *QUANTIZATIONS)}
+    masks_of = {name: [] for name in frames_of}
     for clip, clip_offsets in zip(frames, offsets):
         first = clip[None, 0]
-        controls = run_loop(models["none"], first, clip_offsets)["controls"]
-        frame, mask, generated = tf.constant(first), tf.zeros([1, size, size, 1]), []
-        for control in controls:
+        frame, mask, generated, moved = tf.constant(first), tf.zeros([1, size, size, 1]), [], []
+        for control in whole_pixel_steps(clip_offsets):
             out = step(frame, mask, tf.constant(control[None]))
             frame, mask = out["frame"], out["mask"]
             generated.append(frame[0].numpy())
-        rollouts["keras"].append(np.stack(generated))
+            moved.append(mask[0].numpy())
+        frames_of["keras"].append(np.stack(generated)[None])
+        masks_of["keras"].append(np.stack(moved)[None])
         for quantize, model in models.items():
-            rollouts[quantize].append(run_loop(model, first, clip_offsets)["frames"])
-    rollouts = {k: np.stack(v) for k, v in rollouts.items()}  # [clips, T, S, S, 3]
+            result = run_loop(model, first, clip_offsets)
+            frames_of[quantize].append(result["frames"][None])
+            masks_of[quantize].append(result["masks"][None])
     # The model as evaluate runs it: the run's precision, the first mask moved by the composed
     # (sub-pixel) controls.
     trained = loop.restore_networks(model_dir)
     rollout_fn = rollout.make_rollout_fn(trained.mask_generator, trained.frame_generator)
     controls = mask_ops.translation_controls(tf.constant(offsets, tf.float32))
-    rollouts["evaluate"] = np.concatenate(
-        [
-            rollout_fn(frames[start : start + 16, 0], controls[start : start + 16])["frames"]
-            for start in range(0, len(frames), 16)
-        ]
-    )
+    for start in range(0, len(frames), 16):
+        out = rollout_fn(frames[start : start + 16, 0], controls[start : start + 16])
+        frames_of.setdefault("evaluate", []).append(out["frames"].numpy())
+        masks_of.setdefault("evaluate", []).append(out["masks"].numpy())
+    # [clips, T, S, S, C] each
+    frames_of = {name: np.concatenate(parts) for name, parts in frames_of.items()}
+    masks_of = {name: np.concatenate(parts) for name, parts in masks_of.items()}
     true = frames[:, 1:]
 
     def psnr(generated):
@@ -208,13 +212,14 @@ def parity_table(model_dir):
         f"({size}x{size}), each driven by the same whole-pixel controls "
         f"({'true offsets' if truth else 'fitted from M on the true frames'}).",
         "| model | max abs diff vs Keras (grey levels) | mean abs diff (grey levels) | "
-        "PSNR vs true frames (dB) |",
-        "|---|---|---|---|",
+        "mask pixels unlike Keras' (%) | PSNR vs true frames (dB) |",
+        "|---|---|---|---|---|",
     ]
-    for name, generated in rollouts.items():
-        diff = np.abs(generated - rollouts["keras"]) * 127.5
+    for name, generated in frames_of.items():
+        diff = np.abs(generated - frames_of["keras"]) * 127.5
+        unlike = 100 * np.mean((masks_of[name] > 0.5) != (masks_of["keras"] > 0.5))
         label = LABELS.get(name, f"TFLite {name}")
-        cells = [label, f"{diff.max():.2f}", f"{diff.mean():.3f}"]
+        cells = [label, f"{diff.max():.2f}", f"{diff.mean():.3f}", f"{unlike:.4f}"]
         cells.append(f"{psnr(generated):.2f}" if truth else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     return lines

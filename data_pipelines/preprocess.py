@@ -60,7 +60,7 @@ def preprocess_frames(frames, size=None):
 
     Returns:
         A float32 tensor of shape `[..., H, W, 3]` (or `[..., height, width, 3]` when `size` is
-        given) holding `x / 127.5 - 1`, clipped to [-1, 1].
+        given) holding `x * (1 / 127.5) - 1`, clipped to [-1, 1].
     """
     size = _normalize_size(size)
     frames = tf.convert_to_tensor(frames)
@@ -73,7 +73,9 @@ def preprocess_frames(frames, size=None):
     images = tf.cast(frames, tf.float32)
     if size is not None:
         images = _maybe_resize(images, size)
-    return tf.clip_by_value(images / 127.5 - 1.0, -1.0, 1.0)
+    # A multiplication, not a division: graph optimizers may turn `x / c` into `x * (1 / c)` in
+    # one graph (a SavedModel) and not in another (tf.data), which differ in the last bit.
+    return tf.clip_by_value(images * (1.0 / 127.5) - 1.0, -1.0, 1.0)
 
 
 def to_uint8(frames):

@@ -63,7 +63,11 @@ class Exported(tf.Module):
         self.frame_generator = frame_generator
         self.image_size = int(image_size)
 
-    def _frame(self, image):
+    @tf.function(input_signature=[IMAGE])
+    def preprocess(self, image):
+        """`[H, W, 3]` uint8 -> the network input `[1, S, S, 3]`: `preprocess_frames`, the function
+        training uses. Saved with the module (not a signature), so that a test can compare it
+        with the training pipeline after `tf.saved_model.load`."""
         return preprocess_frames(image[None], self.image_size)
 
     def _to_model_pixels(self, offsets, input_size):
@@ -77,7 +81,7 @@ class Exported(tf.Module):
     @tf.function(input_signature=[IMAGE])
     def mask(self, image):
         image, input_size = _checked_image(image)
-        masks = mask_ops.binarize(self.mask_generator(self._frame(image), training=False))
+        masks = mask_ops.binarize(self.mask_generator(self.preprocess(image), training=False))
         return {"mask": self._masks_out(masks, input_size)[0]}
 
     @tf.function(input_signature=[IMAGE, CONTROLS])
@@ -101,7 +105,7 @@ class Exported(tf.Module):
         out = rollout.rollout(
             self.mask_generator,
             self.frame_generator,
-            self._frame(image),
+            self.preprocess(image),
             mask_ops.translation_controls(offsets)[None],
             mask_mode="carry",
         )
@@ -138,7 +142,7 @@ class Exported(tf.Module):
             offset = tf.round(self._to_model_pixels(control[None], input_size))
         current = mask_ops.binarize(current)
         target = mask_ops.warp_masks(current, mask_ops.translation_controls(offset))
-        inputs = {"frame": self._frame(frame), "mask": current, "target_mask": target}
+        inputs = {"frame": self.preprocess(frame), "mask": current, "target_mask": target}
         generated = self.frame_generator(inputs, training=False)["frame"]
         return {
             "frame": to_uint8(_resize(generated, input_size, "bilinear"))[0],

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data_pipelines import pipeline
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from export import serving
 from fgbg_keras import mask_ops, rollout
@@ -159,6 +160,17 @@ def test_bad_inputs_are_invalid_argument_errors_that_say_why(
     model = tf.saved_model.load(saved)
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         model.signatures[signature](**{k: tf.constant(v) for k, v in arguments.items()})
+
+
+def test_the_exported_preprocessing_is_the_training_pipelines(exported):
+    _, saved, _ = exported
+    model = tf.saved_model.load(saved)
+    rng = np.random.default_rng(3)
+    for shape in ((32, 32, 3), (48, 40, 3), (17, 90, 3)):
+        image = rng.integers(0, 255, shape, dtype=np.uint8)
+        windows = tf.data.Dataset.from_tensors({"frames": image[None]})
+        batch = next(iter(pipeline.batch_windows(windows, 1, image_size=32)))
+        np.testing.assert_array_equal(model.preprocess(tf.constant(image)), batch["frames"][0])
 
 
 def test_generate_encoded_decodes_png_and_jpeg_like_the_client_would(exported):
