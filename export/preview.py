@@ -39,7 +39,13 @@ class StepModel:
     """
 
     def __init__(self, model, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ValueError(
+                'The preview runs TFLite files with LiteRT: pip install -e ".[preview]" '
+                "(the ai-edge-litert package)."
+            ) from None
 
         self.name = "the model" if isinstance(model, bytes) else repr(model)
         source = {"model_content": model} if isinstance(model, bytes) else {"model_path": model}
