@@ -1,0 +1,102 @@
+"""The ConvLSTM baseline: a control-conditioned next-frame predictor.
+
+The draft compares fgbg against ConvLSTM video prediction (Shi et al., arXiv:1506.04214). This
+baseline gets what fgbg gets: the first frame and one control (dx, dy) per step, fed as two
+constant planes beside the frame, so that it can move the object too. It rolls out on its own
+predictions, in training as at test time, so that it learns the rollout it is evaluated on
+(trained only on true previous frames, a ConvLSTM's rollouts blur within a few steps). On data
+without ground-truth controls it gets zeros and is a plain next-frame predictor.
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class ConvLSTMPredictor(keras.Model):
+    """Predicts frames `t + 1 ... t + T` from frame `t` and T controls, one step at a time.
+
+    Two stride-2 convolutions encode `concat(frame, dx plane, dy plane)`, a `ConvLSTM2D` cell
+    carries the state from step to step at 1/4 of the frame size, two transposed convolutions
+    decode, and a last convolution on `concat(decoded, frame)` gives the next frame
+    (`tanh`, in [-1, 1]), which is the next step's input.
+
+    Args:
+        filters: width of the first encoder convolution (the second has twice as many).
+        lstm_filters: channels of the ConvLSTM state.
+        control_scale: multiplies the controls (pixels) before they become input planes.
+
+    Call arguments:
+        inputs: dict with `"frame"` float `[B, H, W, 3]` in [-1, 1], H and W divisible by 4,
+            and `"offsets"` float `[B, T, 2]` (dx, dy per step, in pixels).
+
+    Returns:
+        float `[B, T, H, W, 3]`: the predicted frames.
+
+    Reference: Shi et al., arXiv:1506.04214.
+    """
+
+    def __init__(self, filters=32, lstm_filters=64, control_scale=0.1, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("filters", filters), ("lstm_filters", lstm_filters)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        self.filters = filters
+        self.lstm_filters = lstm_filters
+        self.control_scale = float(control_scale)
+        conv = dict(padding="same", activation="relu")
+        self.encoder = [
+            keras.layers.Conv2D(filters, 3, strides=2, name="encode1", **conv),
+            keras.layers.Conv2D(2 * filters, 3, strides=2, name="encode2", **conv),
+        ]
+        self.cell = keras.layers.ConvLSTM2D(
+            lstm_filters, 3, padding="same", return_state=True, name="convlstm"
+        )
+        self.decoder = [
+            keras.layers.Conv2DTranspose(2 * filters, 3, strides=2, name="decode1", **conv),
+            keras.layers.Conv2DTranspose(filters, 3, strides=2, name="decode2", **conv),
+        ]
+        self.head = keras.layers.Conv2D(3, 3, padding="same", activation="tanh", name="head")
+
+    def _step(self, frame, offset, state):
+        height, width = ops.shape(frame)[1], ops.shape(frame)[2]
+        planes = ops.ones_like(frame[..., :2]) * ops.reshape(
+            offset * self.control_scale, (-1, 1, 1, 2)
+        )
+        x = ops.concatenate([frame, ops.cast(planes, frame.dtype)], axis=-1)
+        for layer in self.encoder:
+            x = layer(x)
+        x, hidden, cell = self.cell(ops.expand_dims(x, 1), initial_state=state)
+        for layer in self.decoder:
+            x = layer(x)
+        x = x[:, :height, :width]
+        return self.head(ops.concatenate([x, ops.cast(frame, x.dtype)], axis=-1)), [hidden, cell]
+
+    def call(self, inputs):
+        frame, offsets = inputs["frame"], inputs["offsets"]
+        height, width = frame.shape[1], frame.shape[2]
+        if height is not None and (height % 4 or width % 4):
+            raise ValueError(
+                f"Frame height and width must be divisible by 4. Received: frame.shape="
+                f"{frame.shape}"
+            )
+        steps = offsets.shape[1]
+        if steps is None:
+            raise ValueError("`offsets` needs a static number of steps T: [B, T, 2].")
+        zeros = ops.zeros(
+            (ops.shape(frame)[0], height // 4, width // 4, self.lstm_filters), self.compute_dtype
+        )
+        state, frames = [zeros, zeros], []
+        for t in range(steps):
+            frame, state = self._step(frame, offsets[:, t], state)
+            frames.append(frame)
+        return ops.stack(frames, axis=1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            lstm_filters=self.lstm_filters,
+            control_scale=self.control_scale,
+        )
+        return config
