@@ -1,6 +1,7 @@
 """Evaluates a run of either phase on the test split of its data (`--data`).
 
     python -m fgbg_keras.evaluate --model_dir=runs/synthetic/phase2 [--output=eval.json]
+    python -m fgbg_keras.evaluate --model_dir=runs/synthetic/phase2 --output=reports/synthetic
 
 One-step figures (both phases): mask IoU against the ground truth (mask binarised at 0.5), PSNR
 and SSIM of the predicted next frame, and PSNR/SSIM of the copy-last-frame baseline on the same
@@ -367,11 +368,22 @@ def evaluate_and_report(model_dir, output=None, rollout_steps=None, num_clips=No
     """Evaluates the latest checkpoint of a run, writes the JSON, returns the tables.
 
     One-step figures always; rollouts for Phase II runs or when `rollout_steps` is given,
-    with their GIF `<model_dir>/rollouts_test.gif`.
+    with their GIF.
+
+    Args:
+        model_dir: the run directory.
+        output: a `.json` path for the results (default `<model_dir>/eval_test.json`, the GIF
+            `<model_dir>/rollouts_test.gif`), or a folder for the full report
+            (`fgbg_keras.report`: report.md, metrics.json, plots, rollouts.gif).
+        rollout_steps: steps per rollout (default 16 for Phase II runs, none for Phase I).
+        num_clips: test clips (default the run's `--num_test_clips`).
 
     Raises:
         ValueError: naming `model_dir` when it is not a run or holds no checkpoint.
     """
+    from fgbg_keras import report
+
+    report_dir = output if output and not output.endswith(".json") else None
     output = output or os.path.join(model_dir, REPORT_NAME)
     run = loop.restore_networks(model_dir)
     results = evaluate_pairs(run, num_clips=num_clips)
@@ -379,11 +391,17 @@ def evaluate_and_report(model_dir, output=None, rollout_steps=None, num_clips=No
     if rollout_steps is None and run.phase == 2:
         rollout_steps = ROLLOUT_STEPS
     if rollout_steps:
-        gif = os.path.join(model_dir, ROLLOUT_GIF)
+        if report_dir:
+            os.makedirs(report_dir, exist_ok=True)
+        gif = os.path.join(report_dir or model_dir, "rollouts.gif" if report_dir else ROLLOUT_GIF)
         results["rollout"] = evaluate_rollouts(
             run, steps=rollout_steps, num_clips=num_clips, gif_path=gif
         )
         text += "\n\n" + format_rollout_table(results["rollout"]) + f"\nRollouts: {gif}"
+    if report_dir:
+        gif_name = "rollouts.gif" if rollout_steps else None
+        written = report.write_report(results, report_dir, rollout_gif=gif_name)
+        return text + f"\nReport: {written}\n"
     with open(output, "w") as f:
         json.dump(results, f, indent=2)
     return text + f"\nWritten to {output}\n"
@@ -414,6 +432,11 @@ if __name__ == "__main__":
         f"Frames per controlled rollout (default: {ROLLOUT_STEPS} for Phase 2 runs, none for "
         "Phase 1 runs).",
     )
-    flags.DEFINE_string("output", None, "JSON output (default: <model_dir>/eval_test.json).")
+    flags.DEFINE_string(
+        "output",
+        None,
+        "A .json file for the results (default: <model_dir>/eval_test.json), or a folder for "
+        "the report: report.md, metrics.json, per-step plots (PNG) and rollouts.gif.",
+    )
     flags.mark_flag_as_required("model_dir")
     app.run(main)

@@ -1,0 +1,188 @@
+"""The evaluation report: `report.md`, `metrics.json` and PNG plots from evaluate's results.
+
+    write_report(results, "reports/synthetic")
+
+writes into the folder:
+- `metrics.json`: the results dict, as `evaluate` computed it;
+- `<metric>_per_step.png` for PSNR, SSIM, control error (and LPIPS when computed): one line per
+  method over the rollout steps;
+- `report.md`: the one-step table, the rollout averages per method, the per-step table of the
+  model beside each baseline, the plots, the example rollouts, and the metrics that were not
+  computed with the flags that would compute them.
+"""
+
+import json
+import os
+
+METHOD_LABELS = {
+    "true_carry": "fgbg (true controls, mask carried)",
+    "true_reestimate": "fgbg (true controls, mask re-estimated)",
+    "fitted_carry": "fgbg (parameterized control)",
+    "paste_only": "paste-only (M alone, no generator)",
+    "copy_first": "copy-first-frame",
+    "measurement": "M on the true frames (measurement floor)",
+}
+PER_STEP_METRICS = (
+    ("psnr", "PSNR (dB)", "{:.2f}"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("control_error", "control error (px)", "{:.2f}"),
+    ("lpips", "LPIPS", "{:.3f}"),
+)
+NOT_COMPUTED = {
+    "lpips": "--lpips_network=vgg16|alex --lpips_backbone=WEIGHTS --lpips_linear=LINEAR.npz",
+    "fvd": "--fvd_model=I3D_SAVED_MODEL",
+}
+
+
+def _methods(rollout):
+    return [m for m in METHOD_LABELS if m in rollout] + sorted(
+        m for m in rollout if isinstance(rollout[m], dict) and m not in METHOD_LABELS
+    )
+
+
+def _label(method):
+    return METHOD_LABELS.get(method, method)
+
+
+def _applies(method, name):
+    """The measurement floor compares the true frames with themselves: only its masks count."""
+    return method != "measurement" or name in ("control_error", "lost")
+
+
+def _model_method(rollout):
+    return "true_carry" if "true_carry" in rollout else "fitted_carry"
+
+
+def plot_per_step(rollout, output_dir):
+    """One PNG per metric with a line per method over the steps; returns {metric: file name}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    files = {}
+    steps = list(range(1, rollout["steps"] + 1))
+    for name, title, _ in PER_STEP_METRICS:
+        methods = [
+            m for m in _methods(rollout) if f"{name}_per_step" in rollout[m] and _applies(m, name)
+        ]
+        if not methods:
+            continue
+        figure, axes = pyplot.subplots(figsize=(6.4, 4.0), dpi=100)
+        for method in methods:
+            axes.plot(
+                steps,
+                rollout[method][f"{name}_per_step"],
+                marker="o",
+                markersize=3,
+                label=_label(method),
+            )
+        axes.set_xlabel("rollout step")
+        axes.set_ylabel(title)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        files[name] = f"{name}_per_step.png"
+        figure.savefig(os.path.join(output_dir, files[name]))
+        pyplot.close(figure)
+    return files
+
+
+def _cell(value, fmt):
+    return "n/a" if value is None or value != value else fmt.format(value)
+
+
+def markdown(results, plots=None, rollout_gif=None):
+    """The report's text (see the module docstring)."""
+    lines = [
+        "# fgbg evaluation",
+        "",
+        f"Checkpoint `{results.get('checkpoint')}` (Phase {results.get('phase', 1)}, step "
+        f"{results.get('step')}), data `{results.get('data', 'synthetic')}`, test split.",
+        "",
+        "## One step",
+        "",
+        "| metric | fgbg | baseline |",
+        "|---|---|---|",
+    ]
+    if "mask_iou" in results:
+        lines.append(
+            f"| mask IoU (binarised at 0.5) | {results['mask_iou']:.3f} | "
+            f"{results['diff_mask_iou']:.3f} (frame-difference map) |"
+        )
+    lines += [
+        f"| next-frame PSNR (dB) | {results['psnr']:.2f} | {results['copy_last_psnr']:.2f} "
+        "(copy-last-frame) |",
+        f"| next-frame SSIM | {results['ssim']:.3f} | {results['copy_last_ssim']:.3f} "
+        "(copy-last-frame) |",
+        "",
+        f"{results['pairs']} frame pairs.",
+    ]
+    rollout = results.get("rollout")
+    if rollout:
+        methods = _methods(rollout)
+        present = [m for m in PER_STEP_METRICS if any(m[0] in rollout[x] for x in methods)]
+        lines += [
+            "",
+            f"## Controlled rollouts: {rollout['clips']} clips x {rollout['steps']} steps",
+            "",
+            "| method | " + " | ".join(title for _, title, _ in present) + " | object lost |",
+            "|---|" + "---|" * (len(present) + 1),
+        ]
+        for method in methods:
+            cells = [
+                _cell(rollout[method].get(name), fmt) if _applies(method, name) else "—"
+                for name, _, fmt in present
+            ]
+            cells.append(_cell(rollout[method].get("lost"), "{:.3f}"))
+            lines.append(f"| {_label(method)} | " + " | ".join(cells) + " |")
+        model = _model_method(rollout)
+        baselines = [m for m in methods if m != model and m != "measurement"]
+        for name, title, fmt in present:
+            if f"{name}_per_step" not in rollout[model]:
+                continue
+            others = [m for m in baselines if f"{name}_per_step" in rollout[m]]
+            lines += [
+                "",
+                f"### {title} per step",
+                "",
+                "| step | " + " | ".join(_label(m) for m in [model, *others]) + " |",
+                "|---|" + "---|" * (len(others) + 1),
+            ]
+            for k in range(rollout["steps"]):
+                cells = [_cell(rollout[m][f"{name}_per_step"][k], fmt) for m in [model, *others]]
+                lines.append(f"| {k + 1} | " + " | ".join(cells) + " |")
+        for name, file in (plots or {}).items():
+            lines += ["", f"![{name} per step]({file})"]
+        if rollout_gif:
+            lines += [
+                "",
+                "## Example rollouts",
+                "",
+                "Per clip, top to bottom: the true frames, the generated frames, the generated "
+                "frames with their masks.",
+                "",
+                f"![rollouts]({rollout_gif})",
+            ]
+    missing = [
+        f"- {name.upper()}: not computed; pass `{flags}`."
+        for name, flags in NOT_COMPUTED.items()
+        if results.get(name) is None
+        and not (rollout and name in rollout.get(_model_method(rollout), {}))
+    ]
+    if missing:
+        lines += ["", "## Not computed", "", *missing]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results, output_dir, rollout_gif=None):
+    """Writes `metrics.json`, the plots and `report.md` into `output_dir` (created if needed);
+    `rollout_gif` is a file name inside it. Returns the path of `report.md`."""
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    plots = plot_per_step(results["rollout"], output_dir) if results.get("rollout") else {}
+    path = os.path.join(output_dir, "report.md")
+    with open(path, "w") as f:
+        f.write(markdown(results, plots, rollout_gif))
+    return path
