@@ -36,7 +36,7 @@ from absl import app, flags, logging
 
 from data_pipelines import datasets, pipeline
 from data_pipelines.preprocess import preprocess_frames, to_uint8
-from fgbg_keras import mask_ops, metrics, rollout
+from fgbg_keras import fvd, mask_ops, metrics, rollout
 from fgbg_keras.media import write_frames
 from fgbg_keras.training import loop
 
@@ -186,7 +186,15 @@ def _gif_rows(frames, carry, first_mask):
     return tf.unstack(tf.concat([frames, generated, overlaid], axis=2))
 
 
-def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, gif_path=None):
+def evaluate_rollouts(
+    run,
+    steps=ROLLOUT_STEPS,
+    num_clips=None,
+    batch_size=16,
+    gif_path=None,
+    lpips_metric=None,
+    video_features=None,
+):
     """Controlled rollouts of a restored run on the test split of its data.
 
     Args:
@@ -197,6 +205,11 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
         gif_path: if set, writes an animated GIF there of the first batch of clips, side by
             side: per clip the true frames over the generated ones (true offsets, carry) over
             those with their masks.
+        lpips_metric: an `fgbg_keras.lpips.LPIPS`: adds `lpips` per step to every method but
+            the measurement floor.
+        video_features: an `fgbg_keras.fvd.VideoFeatures`: adds `fvd` (generated rollouts
+            against the true clips, `fvd.PROTOCOL` with T = `steps` frames) to those methods,
+            and `fvd_protocol` to the results. Needs at least 2 clips.
 
     Returns:
         A dict with `"steps"`, `"clips"`, `"ground_truth"` and one entry per `ROLLOUT_METHODS`:
@@ -224,6 +237,11 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
     masks_of = _binary_masks(run.mask_generator)
 
     per_clip = {method: {name: [] for name in ROLLOUT_METRICS} for method in methods}
+    compared = [m for m in methods if m != "measurement"]
+    if lpips_metric is not None:
+        for method in compared:
+            per_clip[method]["lpips"] = []
+    videos = {method: [] for method in compared + ["truth"]} if video_features else None
     for start in range(0, num_clips, batch_size):
         frames = preprocess_frames(
             clips["frames"][start : start + batch_size], config.model.image_size
@@ -260,8 +278,16 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
         generated["copy_first"] = {"frames": tf.repeat(first[:, None], steps, axis=1)}
         for method, outputs in generated.items():
             values = _step_metrics(masks_of, outputs["frames"], truth, centroids)
+            if method in compared and lpips_metric is not None:
+                flat = tf.reshape(outputs["frames"], [-1, *size, 3])
+                distance = lpips_metric(flat, tf.reshape(truth, [-1, *size, 3]))
+                values["lpips"] = tf.reshape(distance, [batch, steps]).numpy()
+            if videos is not None and method in compared:
+                videos[method].append(np.asarray(outputs["frames"]))
             for name, array in values.items():
                 per_clip[method][name].append(array)
+        if videos is not None:
+            videos["truth"].append(np.asarray(truth))
         if gif_path and start == 0:
             shown = generated["true_carry" if ground_truth else "fitted_carry"]
             rows = _gif_rows(frames, shown, true_masks[:, 0])
@@ -276,6 +302,16 @@ def evaluate_rollouts(run, steps=ROLLOUT_STEPS, num_clips=None, batch_size=16, g
     }
     for method in methods:
         results[method] = _summarize(per_clip[method])
+    if videos is not None:
+        true_videos = np.concatenate(videos.pop("truth"))
+        for method, parts in videos.items():
+            results[method]["fvd"] = fvd.fvd(video_features, true_videos, np.concatenate(parts))
+        results["fvd_protocol"] = {
+            **fvd.PROTOCOL,
+            "frames": steps,
+            "videos": num_clips,
+            "network": video_features.path,
+        }
     return results
 
 
@@ -364,7 +400,14 @@ def format_rollout_table(results, mask_mode=rollout.DEFAULT_MASK_MODE):
     return "\n".join(lines)
 
 
-def evaluate_and_report(model_dir, output=None, rollout_steps=None, num_clips=None):
+def evaluate_and_report(
+    model_dir,
+    output=None,
+    rollout_steps=None,
+    num_clips=None,
+    lpips_metric=None,
+    video_features=None,
+):
     """Evaluates the latest checkpoint of a run, writes the JSON, returns the tables.
 
     One-step figures always; rollouts for Phase II runs or when `rollout_steps` is given,
@@ -377,6 +420,7 @@ def evaluate_and_report(model_dir, output=None, rollout_steps=None, num_clips=No
             (`fgbg_keras.report`: report.md, metrics.json, plots, rollouts.gif).
         rollout_steps: steps per rollout (default 16 for Phase II runs, none for Phase I).
         num_clips: test clips (default the run's `--num_test_clips`).
+        lpips_metric, video_features: LPIPS and FVD for the rollouts (see `evaluate_rollouts`).
 
     Raises:
         ValueError: naming `model_dir` when it is not a run or holds no checkpoint.
@@ -395,7 +439,12 @@ def evaluate_and_report(model_dir, output=None, rollout_steps=None, num_clips=No
             os.makedirs(report_dir, exist_ok=True)
         gif = os.path.join(report_dir or model_dir, "rollouts.gif" if report_dir else ROLLOUT_GIF)
         results["rollout"] = evaluate_rollouts(
-            run, steps=rollout_steps, num_clips=num_clips, gif_path=gif
+            run,
+            steps=rollout_steps,
+            num_clips=num_clips,
+            gif_path=gif,
+            lpips_metric=lpips_metric,
+            video_features=video_features,
         )
         text += "\n\n" + format_rollout_table(results["rollout"]) + f"\nRollouts: {gif}"
     if report_dir:
@@ -410,12 +459,34 @@ def evaluate_and_report(model_dir, output=None, rollout_steps=None, num_clips=No
 FLAGS = flags.FLAGS
 
 
+def feature_metrics(lpips_network, lpips_backbone, lpips_linear, fvd_model):
+    """The LPIPS and FVD networks the flags name, or None for each that is not asked for."""
+    lpips_metric = video_features = None
+    if lpips_backbone or lpips_linear:
+        if not (lpips_backbone and lpips_linear):
+            raise ValueError("LPIPS needs both --lpips_backbone and --lpips_linear.")
+        from fgbg_keras.lpips import LPIPS
+
+        lpips_metric = LPIPS(lpips_network, lpips_backbone, lpips_linear)
+    if fvd_model:
+        video_features = fvd.VideoFeatures(fvd_model)
+    return lpips_metric, video_features
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
+        lpips_metric, video_features = feature_metrics(
+            FLAGS.lpips_network, FLAGS.lpips_backbone, FLAGS.lpips_linear, FLAGS.fvd_model
+        )
         text = evaluate_and_report(
-            FLAGS.model_dir, FLAGS.output, FLAGS.rollout_steps, FLAGS.num_clips
+            FLAGS.model_dir,
+            FLAGS.output,
+            FLAGS.rollout_steps,
+            FLAGS.num_clips,
+            lpips_metric=lpips_metric,
+            video_features=video_features,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from None
@@ -437,6 +508,24 @@ if __name__ == "__main__":
         None,
         "A .json file for the results (default: <model_dir>/eval_test.json), or a folder for "
         "the report: report.md, metrics.json, per-step plots (PNG) and rollouts.gif.",
+    )
+    flags.DEFINE_enum(
+        "lpips_network", "vgg16", ["vgg16", "alex"], "The backbone of --lpips_backbone."
+    )
+    flags.DEFINE_string(
+        "lpips_backbone",
+        None,
+        "LPIPS: the backbone's weights in Keras format (.weights.h5 or .keras), see "
+        "fgbg_keras/lpips.py. Without it LPIPS is not computed.",
+    )
+    flags.DEFINE_string(
+        "lpips_linear", None, "LPIPS: an .npz with the linear layers lin0 ... lin4."
+    )
+    flags.DEFINE_string(
+        "fvd_model",
+        None,
+        "FVD: an I3D SavedModel mapping [B, T, 224, 224, 3] videos in [-1, 1] to features "
+        "[B, D]. Without it FVD is not computed.",
     )
     flags.mark_flag_as_required("model_dir")
     app.run(main)

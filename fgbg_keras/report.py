@@ -126,8 +126,11 @@ def markdown(results, plots=None, rollout_gif=None):
             "",
             f"## Controlled rollouts: {rollout['clips']} clips x {rollout['steps']} steps",
             "",
-            "| method | " + " | ".join(title for _, title, _ in present) + " | object lost |",
-            "|---|" + "---|" * (len(present) + 1),
+            "| method | "
+            + " | ".join(title for _, title, _ in present)
+            + " | object lost |"
+            + (" FVD |" if "fvd_protocol" in rollout else ""),
+            "|---|" + "---|" * (len(present) + 1 + ("fvd_protocol" in rollout)),
         ]
         for method in methods:
             cells = [
@@ -135,7 +138,18 @@ def markdown(results, plots=None, rollout_gif=None):
                 for name, _, fmt in present
             ]
             cells.append(_cell(rollout[method].get("lost"), "{:.3f}"))
+            if "fvd_protocol" in rollout:
+                cells.append(_cell(rollout[method].get("fvd"), "{:.1f}"))
             lines.append(f"| {_label(method)} | " + " | ".join(cells) + " |")
+        if "fvd_protocol" in rollout:
+            protocol = rollout["fvd_protocol"]
+            lines += [
+                "",
+                "FVD protocol: "
+                + "; ".join(f"{key} {value}" for key, value in protocol.items())
+                + ". Generated rollouts against the true clips they start from; FVD figures are "
+                "comparable only under the same protocol.",
+            ]
         model = _model_method(rollout)
         baselines = [m for m in methods if m != model and m != "measurement"]
         for name, title, fmt in present:

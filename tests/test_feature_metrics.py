@@ -4,9 +4,9 @@ feature networks that the tests build and save, as a user's weights would be loa
 import numpy as np
 import pytest
 import scipy.linalg
-import tensorflow as tf
 
 from fgbg_keras import fvd, lpips
+from tests.tiny import save_linear, save_video_network
 
 
 def test_frechet_distance_of_diagonal_gaussians_is_the_closed_form():
@@ -49,25 +49,9 @@ def test_sampled_shifted_gaussians_give_the_squared_shift():
     assert distance == pytest.approx(np.sum(shift**2), abs=0.05)
 
 
-class TinyVideoNet(tf.Module):
-    """A stand-in for I3D: a 3-D convolution, ReLU, global average -> [B, 8]."""
-
-    def __init__(self):
-        super().__init__()
-        self.kernel = tf.Variable(tf.random.stateless_normal([3, 3, 3, 3, 8], seed=[0, 1]))
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, 3], tf.float32)])
-    def __call__(self, videos):
-        out = tf.nn.relu(tf.nn.conv3d(videos, self.kernel, [1, 1, 2, 2, 1], "SAME"))
-        return {"features": tf.reduce_mean(out, axis=[1, 2, 3])}
-
-
 @pytest.fixture(scope="module")
 def video_model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("fvd") / "i3d")
-    module = TinyVideoNet()
-    tf.saved_model.save(module, path, signatures={"serving_default": module.__call__})
-    return fvd.VideoFeatures(path, resolution=32)
+    return fvd.VideoFeatures(save_video_network(tmp_path_factory.mktemp("fvd")), resolution=32)
 
 
 def test_fvd_of_a_set_with_itself_is_zero_and_grows_with_a_change(video_model):
@@ -82,10 +66,6 @@ def test_fvd_of_a_set_with_itself_is_zero_and_grows_with_a_change(video_model):
 def test_a_path_that_is_not_a_saved_model_is_named(tmp_path):
     with pytest.raises(ValueError, match="--fvd_model=.*nothing.* is not a SavedModel"):
         fvd.VideoFeatures(str(tmp_path / "nothing"))
-
-
-def save_linear(path, channels, rng):
-    np.savez(path, **{f"lin{i}": rng.uniform(0, 1, (1, c, 1, 1)) for i, c in enumerate(channels)})
 
 
 @pytest.mark.parametrize("network", ["alex", "vgg16"])

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from fgbg_keras import evaluate, report
+from fgbg_keras import evaluate, lpips, report
+from tests.tiny import save_linear, save_video_network
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,46 @@ def test_the_markdown_names_every_method_and_what_was_not_computed(written):
 def test_a_json_output_still_writes_only_the_json(unet_run_dir, tmp_path):
     evaluate.evaluate_and_report(unet_run_dir, output=str(tmp_path / "eval.json"), num_clips=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json"]
+
+
+def test_lpips_and_fvd_from_user_networks_reach_the_report(unet_run_dir, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    keras.applications.VGG16(
+        include_top=False, weights=None, input_shape=(None, None, 3)
+    ).save_weights(tmp_path / "vgg.weights.h5")
+    save_linear(tmp_path / "lin.npz", lpips.TAPS["vgg16"][1], np.random.default_rng(0))
+    lpips_metric, video_features = evaluate.feature_metrics(
+        "vgg16",
+        str(tmp_path / "vgg.weights.h5"),
+        str(tmp_path / "lin.npz"),
+        save_video_network(tmp_path),
+    )
+    folder = tmp_path / "report"
+    evaluate.evaluate_and_report(
+        unet_run_dir,
+        output=str(folder),
+        rollout_steps=3,
+        num_clips=2,
+        lpips_metric=lpips_metric,
+        video_features=video_features,
+    )
+    rollout = json.loads((folder / "metrics.json").read_text())["rollout"]
+    assert rollout["fvd_protocol"]["frames"] == 3 and rollout["fvd_protocol"]["videos"] == 2
+    for method in evaluate.ROLLOUT_METHODS:
+        if method == "measurement":
+            assert "lpips" not in rollout[method] and "fvd" not in rollout[method]
+            continue
+        assert len(rollout[method]["lpips_per_step"]) == 3 and rollout[method]["lpips"] >= 0
+        assert rollout[method]["fvd"] >= 0
+    assert rollout["copy_first"]["lpips"] > 0 and rollout["copy_first"]["fvd"] > 0
+    text = (folder / "report.md").read_text()
+    assert "FVD protocol: frames 3;" in text and "LPIPS per step" in text
+    assert "not computed" not in text
+    assert (folder / "lpips_per_step.png").exists()
+
+
+def test_lpips_needs_both_files():
+    with pytest.raises(ValueError, match="both --lpips_backbone and --lpips_linear"):
+        evaluate.feature_metrics("vgg16", "backbone.weights.h5", None, None)

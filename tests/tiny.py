@@ -32,3 +32,31 @@ def tiny_config(**train_overrides):
         loss=LossConfig(),
         train=TrainConfig(**train),
     )
+
+
+def save_linear(path, channels, rng):
+    """An LPIPS linear-layer file: `lin0` ... as the official `[1, C, 1, 1]` tensors."""
+    import numpy as np
+
+    np.savez(path, **{f"lin{i}": rng.uniform(0, 1, (1, c, 1, 1)) for i, c in enumerate(channels)})
+
+
+def save_video_network(folder):
+    """A stand-in for I3D saved as a SavedModel: 3-D convolution, ReLU, global average ->
+    `{"features": [B, 8]}`. Returns its path."""
+    import tensorflow as tf
+
+    class TinyVideoNet(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.kernel = tf.Variable(tf.random.stateless_normal([3, 3, 3, 3, 8], seed=[0, 1]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, 3], tf.float32)])
+        def __call__(self, videos):
+            out = tf.nn.relu(tf.nn.conv3d(videos, self.kernel, [1, 1, 2, 2, 1], "SAME"))
+            return {"features": tf.reduce_mean(out, axis=[1, 2, 3])}
+
+    path = str(folder / "i3d")
+    module = TinyVideoNet()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.__call__})
+    return path
