@@ -47,7 +47,7 @@ def _check_frames_per_clip(frames_per_clip, clip_length):
         )
 
 
-def _preprocess_masks(masks, size):
+def preprocess_masks(masks, size):
     """uint8 {0, 1} masks [..., H, W, 1] to float32 {0, 1}, resized by area majority if asked."""
     masks = tf.cast(masks, tf.float32)
     if size is None or tuple(masks.shape[-3:-1]) == size:
@@ -165,7 +165,7 @@ def batch_windows(windows, clips_per_batch, image_size=None):
     def preprocess(window):
         out = {"frames": preprocess_frames(window["frames"], size)}
         if "masks" in window:
-            out["masks"] = _preprocess_masks(window["masks"], size)
+            out["masks"] = preprocess_masks(window["masks"], size)
         return out
 
     return windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
@@ -285,7 +285,7 @@ def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_thre
         if masks is not None:
             pair_masks = tf.gather(masks, clip)[t : t + 2]
             pair_masks.set_shape([2, *clips["masks"].shape[2:]])
-            out["masks"] = _preprocess_masks(pair_masks, size)
+            out["masks"] = preprocess_masks(pair_masks, size)
         return out
 
     def to_pairs(batch):

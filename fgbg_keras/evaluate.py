@@ -20,7 +20,9 @@ centroid. Data without ground truth (converted real video) gets what needs none:
 and SSIM, and the parameterized-control rollouts, whose control error is then measured against
 the centroid of binarize(M(true frame)). Beside them two baselines: copy-first-frame, and
 paste-only, the compositor of `mask_ops.paste_foreground` stepped with the same masks and no
-frame generator (what M alone gives; the frame generator should beat it); and the measurement
+frame generator (what M alone gives; the frame generator should beat it); on synthetic data
+the oracle, the same compositor given the true masks (the first frame's true sprite pasted at
+its true positions: the ceiling of moving the object by pasting); and the measurement
 floor: the same centroid error of M on the true frames. A generated frame whose mask is empty
 (the object was lost) has no centroid; it is left out of the control error and counted in
 `lost`.
@@ -44,7 +46,7 @@ METRICS = ("mask_iou", "diff_mask_iou", "psnr", "ssim", "copy_last_psnr", "copy_
 ROLLOUT_METRICS = ("psnr", "ssim", "control_error", "lost")
 # Rollout methods: "<controls>_<mask mode>" for the model, then the baselines and the floor.
 GENERATED = ("true_carry", "true_reestimate", "fitted_carry")
-ROLLOUT_METHODS = GENERATED + ("paste_only", "copy_first", "measurement")
+ROLLOUT_METHODS = GENERATED + ("paste_only", "oracle", "copy_first", "measurement")
 REPORT_NAME = "eval_test.json"  # written beside the checkpoints by train.py and evaluate
 ROLLOUT_GIF = "rollouts_test.gif"
 ROLLOUT_STEPS = 16
@@ -212,10 +214,11 @@ def evaluate_rollouts(
             and `fvd_protocol` to the results. Needs at least 2 clips.
 
     Returns:
-        A dict with `"steps"`, `"clips"`, `"ground_truth"` and one entry per `ROLLOUT_METHODS`:
-        `"true_carry"`, `"true_reestimate"` (true offsets, each mask mode), `"fitted_carry"`
-        (parameterized control), the baselines `"paste_only"` (true offsets, carry) and
-        `"copy_first"`, and `"measurement"` (M on the true frames: the floor of the control
+        A dict with `"steps"`, `"clips"`, `"ground_truth"` (offsets and masks) and one entry
+        per `ROLLOUT_METHODS`: `"true_carry"`, `"true_reestimate"` (true offsets, each mask
+        mode), `"fitted_carry"` (parameterized control), the baselines `"paste_only"` (true
+        offsets, carry), `"oracle"` (the compositor on the true masks) and `"copy_first"`, and
+        `"measurement"` (M on the true frames: the floor of the control
         error). Each holds `<metric>` (mean) and `<metric>_per_step` for `ROLLOUT_METRICS`
         (`lost`: fraction of frames whose mask is empty). Without ground-truth offsets (real
         video) only `"fitted_carry"` and `"copy_first"`, with the control error measured against
@@ -224,7 +227,7 @@ def evaluate_rollouts(
     config = run.config
     clips = test_clips(config, num_clips, steps + 1)
     num_clips = len(clips["frames"])
-    ground_truth = "offsets" in clips
+    ground_truth = "offsets" in clips and "masks" in clips
     methods = ROLLOUT_METHODS if ground_truth else ("fitted_carry", "copy_first")
     logging.info(
         "Rolling out %d steps from %d test clips with %s.", steps, num_clips, run.checkpoint
@@ -274,6 +277,18 @@ def evaluate_rollouts(
                 generated[method] = rollouts[mode](first, controls[source])
         if ground_truth:
             generated["paste_only"] = paste_only(first, controls["true"])
+            # The ceiling: the first frame's true sprite pasted where the true masks say.
+            masks = pipeline.preprocess_masks(clips["masks"][start : start + batch_size], size)
+            generated["oracle"] = {
+                "frames": tf.reshape(
+                    mask_ops.paste_foreground(
+                        tf.reshape(tf.repeat(first[:, None], steps, axis=1), [-1, *size, 3]),
+                        tf.reshape(tf.repeat(masks[:, :1], steps, axis=1), [-1, *size, 1]),
+                        tf.reshape(masks[:, 1:], [-1, *size, 1]),
+                    ),
+                    truth.shape,
+                )
+            }
             generated["measurement"] = {"frames": truth}
         generated["copy_first"] = {"frames": tf.repeat(first[:, None], steps, axis=1)}
         for method, outputs in generated.items():
@@ -347,6 +362,7 @@ ROLLOUT_COLUMNS = (
     ("true_reestimate", "true/reest."),
     ("fitted_carry", "fitted/carry"),
     ("paste_only", "paste-only"),
+    ("oracle", "oracle"),
     ("copy_first", "copy-first"),
 )
 PER_STEP_COLUMNS = (

@@ -19,6 +19,7 @@ METHOD_LABELS = {
     "true_reestimate": "fgbg (true controls, mask re-estimated)",
     "fitted_carry": "fgbg (parameterized control)",
     "paste_only": "paste-only (M alone, no generator)",
+    "oracle": "oracle (true sprite pasted at the true masks)",
     "copy_first": "copy-first-frame",
     "measurement": "M on the true frames (measurement floor)",
 }

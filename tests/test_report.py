@@ -30,6 +30,8 @@ def test_the_report_plots_and_json_are_written(written):
         for name in evaluate.ROLLOUT_METRICS:
             assert len(rollout[method][f"{name}_per_step"]) == 3, (method, name)
             assert name in rollout[method], (method, name)
+    # The oracle moves the true sprite with the true masks: closer to the truth than not moving.
+    assert rollout["oracle"]["psnr"] > rollout["copy_first"]["psnr"] + 1.0
     for key in ("mask_iou", "psnr", "ssim", "copy_last_psnr", "copy_last_ssim", "pairs"):
         assert np.isfinite(metrics[key]), key
     for name in ("psnr", "ssim", "control_error"):
