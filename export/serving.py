@@ -14,9 +14,9 @@
 
 The networks work at the run's frame size S: inputs are resized by `preprocess_frames`, the
 very function training uses, and outputs are resized back to H x W (frames bilinearly, masks by
-nearest neighbour). Bad inputs (not 3 channels, an empty image, bytes that are not an image,
-controls that are not finite, no step, more output than `MAX_OUTPUT_PIXELS`) stop the call with
-an InvalidArgument error that says what is wrong.
+nearest neighbour). Bad inputs (a wrong rank or shape, not 3 channels, an empty image, bytes
+that are not an image, controls that are not finite, no step, more output than
+`MAX_OUTPUT_PIXELS`) stop the call with an InvalidArgument error that says what is wrong.
 """
 
 import tensorflow as tf
@@ -33,6 +33,9 @@ MAX_OUTPUT_PIXELS = 2**28
 
 def _checked_image(image, name="image"):
     """Asserts a uint8 image is `[H, W, 3]` with H, W >= 1; returns `(image, (H, W))`."""
+    # A loaded signature does not check the ranks of what it is fed: EnsureShape does, at run
+    # time, with an error that names the input and both shapes.
+    image = tf.ensure_shape(image, [None, None, None], name=name)
     shape = tf.shape(image)
     checks = [
         tf.debugging.assert_equal(
@@ -87,6 +90,7 @@ class Exported(tf.Module):
     @tf.function(input_signature=[IMAGE, CONTROLS])
     def generate(self, image, controls):
         image, input_size = _checked_image(image)
+        controls = tf.ensure_shape(controls, [None, 2], name="controls")
         steps = tf.shape(controls, out_type=tf.int64)[0]
         checks = [
             tf.debugging.assert_positive(
@@ -128,6 +132,8 @@ class Exported(tf.Module):
     )
     def step(self, frame, mask, control):
         frame, input_size = _checked_image(frame, "frame")
+        mask = tf.ensure_shape(mask, [None, None, 1], name="mask")
+        control = tf.ensure_shape(control, [2], name="control")
         checks = [
             tf.debugging.assert_equal(
                 tf.shape(mask)[:2],

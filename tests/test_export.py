@@ -125,6 +125,25 @@ def test_signatures_reloaded_in_a_fresh_process_match_the_keras_model(exported):
         ),
         (
             "generate",
+            {"image": np.zeros((8, 8, 3), np.uint8), "controls": np.zeros((3, 3), np.float32)},
+            r"Shape of tensor controls \[3,3\] is not compatible with expected shape \[\?,2\]",
+        ),
+        (
+            "mask",
+            {"image": np.zeros((8, 8), np.uint8)},
+            r"Shape of tensor image \[8,8\] is not compatible",
+        ),
+        (
+            "step",
+            {
+                "frame": np.zeros((8, 8, 3), np.uint8),
+                "mask": np.zeros((8, 8, 1), np.uint8),
+                "control": np.zeros(3, np.float32),
+            },
+            r"Shape of tensor control \[3\] is not compatible",
+        ),
+        (
+            "generate",
             # T x H x W = 4097 x 1 x 65536, one more step than MAX_OUTPUT_PIXELS allows.
             {
                 "image": np.zeros((1, 65536, 3), np.uint8),
