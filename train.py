@@ -19,7 +19,14 @@ import sys
 
 from absl import app, flags, logging
 
-from fgbg_keras.config import LossConfig, ModelConfig, PhaseTwoConfig, RunConfig, TrainConfig
+from fgbg_keras.config import (
+    BaselineConfig,
+    LossConfig,
+    ModelConfig,
+    PhaseTwoConfig,
+    RunConfig,
+    TrainConfig,
+)
 
 FLAGS = flags.FLAGS
 
@@ -131,6 +138,8 @@ HELP = {
     "ss_initial": "Phase 2: probability of feeding the model its own output at --ss_start.",
     "ss_increment": "Phase 2: rise of that probability every --ss_interval steps (capped at 1).",
     "ss_interval": "Phase 2: steps between rises of the scheduled-sampling probability.",
+    "convlstm_filters": "baseline_convlstm: width of the first encoder convolution.",
+    "convlstm_lstm_filters": "baseline_convlstm: channels of the ConvLSTM state.",
     "reset_generator_head": "Phase 2, --generator=unet: start the U-Net's last layer at zero, so "
     "Phase 2 starts from the base frame (with --unet_paste: the moved foreground) rather than "
     "from the Phase 1 U-Net, which learned to predict motion it was never told. No effect with "
@@ -140,9 +149,11 @@ HELP = {
 flags.DEFINE_enum(
     "phase",
     "1",
-    ["1", "2"],
+    ["1", "2", "baseline_convlstm"],
     "1: learn masks and the frame generator together. 2: freeze the masks and fine-tune the "
-    "generator on target masks, with discriminators (needs --init_from).",
+    "generator on target masks, with discriminators (needs --init_from). baseline_convlstm: "
+    "train the ConvLSTM baseline on the same data (the data and training flags apply; "
+    "evaluate it beside a fgbg run with `python -m fgbg_keras.evaluate --convlstm_dir`).",
 )
 flags.DEFINE_string(
     "init_from",
@@ -170,6 +181,7 @@ SECTIONS = {
     "loss": LossConfig,
     "train": TrainConfig,
     "phase_two": PhaseTwoConfig,
+    "baseline": BaselineConfig,
 }
 
 
@@ -225,9 +237,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from fgbg_keras import evaluate
-    from fgbg_keras.training import loop
+    from fgbg_keras.training import baseline, loop
 
-    phase = int(FLAGS.phase)
+    phase = FLAGS.phase if FLAGS.phase == baseline.PHASE else int(FLAGS.phase)
     try:
         config = config_from_flags().validate(phase)
         loop.check_model_dir(FLAGS.model_dir)
@@ -237,13 +249,22 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     write_flags(FLAGS.model_dir)
     try:
-        loop.train_and_evaluate(config, FLAGS.model_dir, phase=phase, init_from=FLAGS.init_from)
+        if phase == baseline.PHASE:
+            baseline.train_baseline(config, FLAGS.model_dir)
+        else:
+            loop.train_and_evaluate(config, FLAGS.model_dir, phase=phase, init_from=FLAGS.init_from)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     except loop.TrainingDiverged as error:
         logging.error("%s", error)
         sys.exit(f"error: {error}")
-    if FLAGS.evaluate:
+    if phase == baseline.PHASE:
+        sys.stdout.write(
+            "Evaluate the baseline beside a fgbg run of the same data and frame size: python -m "
+            f"fgbg_keras.evaluate --model_dir=FGBG_RUN --convlstm_dir={FLAGS.model_dir} "
+            "--output=REPORT_DIR\n"
+        )
+    elif FLAGS.evaluate:
         sys.stdout.write(evaluate.evaluate_and_report(FLAGS.model_dir))
     logging.info("Checkpoints: %s", os.path.join(FLAGS.model_dir, loop.CHECKPOINT_DIR))
     sys.stdout.write(

@@ -149,15 +149,17 @@ def _pair_dict(frames, masks, diff_mode, diff_threshold):
     return out
 
 
-def batch_windows(windows, clips_per_batch, image_size=None):
+def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False):
     """Batches of preprocessed windows: `frames` float32 [C, F, H, W, 3] in [-1, 1], and
     `masks` float32 [C, F, H, W, 1] when the windows have them.
 
     Args:
-        windows: a `tf.data.Dataset` of dicts with `frames` uint8 [F, H, W, 3] (and `masks`),
-            as `clip_windows` or `records.record_windows` make.
+        windows: a `tf.data.Dataset` of dicts with `frames` uint8 [F, H, W, 3] (and `masks`,
+            `offsets`), as `clip_windows` or `records.record_windows` make.
         clips_per_batch: windows per batch `C`.
         image_size: `None` to keep the frame size, or an int / (height, width) to resize to.
+        keep_offsets: also pass on `offsets` [C, F - 1, 2] when the windows have them, scaled
+            to the resized frames' pixels.
     """
     _check_positive_int("clips_per_batch", clips_per_batch)
     size = _normalize_size(image_size)
@@ -166,6 +168,10 @@ def batch_windows(windows, clips_per_batch, image_size=None):
         out = {"frames": preprocess_frames(window["frames"], size)}
         if "masks" in window:
             out["masks"] = preprocess_masks(window["masks"], size)
+        if keep_offsets and "offsets" in window:
+            height, width = window["frames"].shape[-3:-1]
+            scale = [1.0, 1.0] if size is None else [size[1] / width, size[0] / height]
+            out["offsets"] = tf.cast(window["offsets"], tf.float32) * scale
         return out
 
     return windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(

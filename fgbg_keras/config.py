@@ -329,6 +329,19 @@ class PhaseTwoConfig:
 
 
 @dataclasses.dataclass
+class BaselineConfig:
+    """The ConvLSTM baseline (`--phase=baseline_convlstm`)."""
+
+    convlstm_filters: int = 32
+    convlstm_lstm_filters: int = 64
+
+    def validate(self):
+        for name in ("convlstm_filters", "convlstm_lstm_filters"):
+            if getattr(self, name) < 1:
+                _fail(name, getattr(self, name), "must be >= 1")
+
+
+@dataclasses.dataclass
 class RunConfig:
     """Everything a run of either phase needs."""
 
@@ -336,14 +349,19 @@ class RunConfig:
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     phase_two: PhaseTwoConfig = dataclasses.field(default_factory=PhaseTwoConfig)
+    baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
 
     def validate(self, phase=1):
-        """Validates the sections `phase` uses and returns `self`."""
+        """Validates the sections `phase` (1, 2 or "baseline_convlstm") uses; returns `self`."""
         self.model.validate()
         self.loss.validate()
         self.train.validate()
         if phase == 2:
             self.phase_two.validate(self.train)
+        if phase == "baseline_convlstm":
+            self.baseline.validate()
+            if self.model.image_size % 4:
+                _fail("image_size", self.model.image_size, "must be divisible by 4 (ConvLSTM)")
         return self
 
     def to_dict(self):
@@ -359,4 +377,5 @@ class RunConfig:
             loss=LossConfig(**values.get("loss", {})),
             train=TrainConfig(**values.get("train", {})),
             phase_two=PhaseTwoConfig(**values.get("phase_two", {})),
+            baseline=BaselineConfig(**values.get("baseline", {})),
         )

@@ -196,6 +196,7 @@ def evaluate_rollouts(
     gif_path=None,
     lpips_metric=None,
     video_features=None,
+    convlstm=None,
 ):
     """Controlled rollouts of a restored run on the test split of its data.
 
@@ -212,6 +213,9 @@ def evaluate_rollouts(
         video_features: an `fgbg_keras.fvd.VideoFeatures`: adds `fvd` (generated rollouts
             against the true clips, `fvd.PROTOCOL` with T = `steps` frames) to those methods,
             and `fvd_protocol` to the results. Needs at least 2 clips.
+        convlstm: a trained `ConvLSTMPredictor` (`training.baseline.restore`) at the run's
+            frame size: adds the method `"convlstm"`, steered by the true offsets (zeros on
+            data without them, as it was trained).
 
     Returns:
         A dict with `"steps"`, `"clips"`, `"ground_truth"` (offsets and masks) and one entry
@@ -229,6 +233,8 @@ def evaluate_rollouts(
     num_clips = len(clips["frames"])
     ground_truth = "offsets" in clips and "masks" in clips
     methods = ROLLOUT_METHODS if ground_truth else ("fitted_carry", "copy_first")
+    if convlstm is not None:
+        methods = (*methods, "convlstm")
     logging.info(
         "Rolling out %d steps from %d test clips with %s.", steps, num_clips, run.checkpoint
     )
@@ -291,6 +297,9 @@ def evaluate_rollouts(
             }
             generated["measurement"] = {"frames": truth}
         generated["copy_first"] = {"frames": tf.repeat(first[:, None], steps, axis=1)}
+        if convlstm is not None:
+            steered = offsets if ground_truth else tf.zeros([batch, steps, 2])
+            generated["convlstm"] = {"frames": convlstm({"frame": first, "offsets": steered})}
         for method, outputs in generated.items():
             values = _step_metrics(masks_of, outputs["frames"], truth, centroids)
             if method in compared and lpips_metric is not None:
@@ -363,6 +372,7 @@ ROLLOUT_COLUMNS = (
     ("fitted_carry", "fitted/carry"),
     ("paste_only", "paste-only"),
     ("oracle", "oracle"),
+    ("convlstm", "ConvLSTM"),
     ("copy_first", "copy-first"),
 )
 PER_STEP_COLUMNS = (
@@ -423,6 +433,7 @@ def evaluate_and_report(
     num_clips=None,
     lpips_metric=None,
     video_features=None,
+    convlstm_dir=None,
 ):
     """Evaluates the latest checkpoint of a run, writes the JSON, returns the tables.
 
@@ -437,6 +448,8 @@ def evaluate_and_report(
         rollout_steps: steps per rollout (default 16 for Phase II runs, none for Phase I).
         num_clips: test clips (default the run's `--num_test_clips`).
         lpips_metric, video_features: LPIPS and FVD for the rollouts (see `evaluate_rollouts`).
+        convlstm_dir: a `--phase=baseline_convlstm` run of the same frame size, evaluated
+            beside the model in the rollouts.
 
     Raises:
         ValueError: naming `model_dir` when it is not a run or holds no checkpoint.
@@ -446,6 +459,19 @@ def evaluate_and_report(
     report_dir = output if output and not output.endswith(".json") else None
     output = output or os.path.join(model_dir, REPORT_NAME)
     run = loop.restore_networks(model_dir)
+    convlstm = None
+    if convlstm_dir:
+        from fgbg_keras.training import baseline
+
+        baseline_config, convlstm = baseline.restore(convlstm_dir)
+        sizes = (baseline_config.model.image_size, run.config.model.image_size)
+        if sizes[0] != sizes[1]:
+            raise ValueError(
+                f"--convlstm_dir={convlstm_dir!r} was trained at {sizes[0]}x{sizes[0]}, the "
+                f"model at {sizes[1]}x{sizes[1]}: train the baseline at the model's size."
+            )
+        if rollout_steps is None:
+            rollout_steps = ROLLOUT_STEPS
     results = evaluate_pairs(run, num_clips=num_clips)
     text = format_table(results)
     if rollout_steps is None and run.phase == 2:
@@ -461,6 +487,7 @@ def evaluate_and_report(
             gif_path=gif,
             lpips_metric=lpips_metric,
             video_features=video_features,
+            convlstm=convlstm,
         )
         text += "\n\n" + format_rollout_table(results["rollout"]) + f"\nRollouts: {gif}"
     if report_dir:
@@ -503,6 +530,7 @@ def main(argv):
             FLAGS.num_clips,
             lpips_metric=lpips_metric,
             video_features=video_features,
+            convlstm_dir=FLAGS.convlstm_dir,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from None
@@ -524,6 +552,12 @@ if __name__ == "__main__":
         None,
         "A .json file for the results (default: <model_dir>/eval_test.json), or a folder for "
         "the report: report.md, metrics.json, per-step plots (PNG) and rollouts.gif.",
+    )
+    flags.DEFINE_string(
+        "convlstm_dir",
+        None,
+        "A --phase=baseline_convlstm run of train.py at the model's frame size: its rollouts "
+        "are evaluated beside the model's.",
     )
     flags.DEFINE_enum(
         "lpips_network", "vgg16", ["vgg16", "alex"], "The backbone of --lpips_backbone."

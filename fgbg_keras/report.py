@@ -21,6 +21,7 @@ METHOD_LABELS = {
     "paste_only": "paste-only (M alone, no generator)",
     "oracle": "oracle (true sprite pasted at the true masks)",
     "copy_first": "copy-first-frame",
+    "convlstm": "ConvLSTM (same controls)",
     "measurement": "M on the true frames (measurement floor)",
 }
 PER_STEP_METRICS = (

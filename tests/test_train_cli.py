@@ -106,6 +106,32 @@ def test_flagfile_parses_and_tiny_run_trains_evaluates_and_writes_flags(tmp_path
     assert f"{report['mask_iou']:.3f}" in result.stdout
 
 
+def test_the_convlstm_baseline_trains_from_the_command_line(tmp_path):
+    model_dir = tmp_path / "convlstm"
+    result = run_train(
+        "--phase=baseline_convlstm",
+        "--flagfile=" + os.path.join(ROOT, "configs", "synthetic.flags"),
+        f"--model_dir={model_dir}",
+        "--image_size=32",
+        "--convlstm_filters=4",
+        "--convlstm_lstm_filters=8",
+        "--train_steps=2",
+        "--log_every=1",
+        "--checkpoint_every=2",
+        "--clips_per_batch=1",
+        "--frames_per_clip=3",
+        "--clip_length=6",
+        "--num_train_clips=4",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"--convlstm_dir={model_dir}" in result.stdout
+    assert (model_dir / "checkpoints").is_dir() and (model_dir / "train").is_dir()
+    result = run_train(
+        "--phase=baseline_convlstm", f"--model_dir={tmp_path / 'b'}", "--image_size=30"
+    )
+    assert result.returncode != 0 and "--image_size=30" in result.stderr
+
+
 def test_phase_two_without_a_usable_init_from_is_named(tmp_path):
     result = run_train("--phase=2", f"--model_dir={tmp_path / 'a'}")
     assert result.returncode != 0

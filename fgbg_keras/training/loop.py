@@ -49,7 +49,8 @@ def setup_runtime(config):
         tf.config.experimental.enable_op_determinism()
 
 
-def _adam(config, learning_rate):
+def adam(config, learning_rate):
+    """Adam with the run's betas and its linearly decaying learning rate."""
     schedule = LinearDecaySchedule(
         learning_rate,
         config.train.train_steps,
@@ -65,7 +66,7 @@ def build_model_and_optimizer(config, sample_batch, phase=1):
     optimizer trains the frame generator; the discriminators' own optimizer is
     `model.discriminator_optimizer`.
     """
-    optimizer = _adam(config, config.train.learning_rate)
+    optimizer = adam(config, config.train.learning_rate)
     if phase == 1:
         model = phase_one.build_phase_one(config)
         model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile)
@@ -76,7 +77,7 @@ def build_model_and_optimizer(config, sample_batch, phase=1):
         disc_rate = config.phase_two.disc_learning_rate or config.train.learning_rate
         model.compile(
             optimizer=optimizer,
-            discriminator_optimizer=_adam(config, disc_rate),
+            discriminator_optimizer=adam(config, disc_rate),
             jit_compile=config.train.jit_compile,
         )
         outputs = model(sample_batch, training=False)
@@ -140,8 +141,12 @@ def restore_networks(model_dir, precision=None):
         ValueError: naming `model_dir` when it is not a run or holds no checkpoint.
     """
     config, latest = latest_checkpoint(model_dir)
-    with open(os.path.join(model_dir, CONFIG_FILE)) as f:
-        phase = int(json.load(f).get("phase", 1))
+    phase = run_phase(model_dir)
+    if phase not in (1, 2):
+        raise ValueError(
+            f"--model_dir={model_dir!r} holds a --phase={phase} run, not a fgbg one (pass a "
+            "ConvLSTM baseline run as --convlstm_dir)."
+        )
     keras.config.set_dtype_policy(precision or config.train.precision)
     mask_generator = build_mask_generator(config.model)
     frame_generator = build_frame_generator(config.model, phase)
@@ -152,6 +157,42 @@ def restore_networks(model_dir, precision=None):
     status = _networks_checkpoint(mask_generator, frame_generator).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
     return RestoredRun(config, latest, phase, mask_generator, frame_generator)
+
+
+def run_phase(model_dir):
+    """The `--phase` a run directory was trained with: 1, 2 or "baseline_convlstm"."""
+    with open(os.path.join(model_dir, CONFIG_FILE)) as f:
+        phase = json.load(f).get("phase", 1)
+    return int(phase) if str(phase).isdigit() else phase
+
+
+def fit_and_check(model, data, config, step, callbacks, nan_guard, manager, val_data=None):
+    """`model.fit` from `step` to `--train_steps` in epochs of `--log_every` steps.
+
+    Returns:
+        The logs of the last epoch (training and validation metrics).
+
+    Raises:
+        TrainingDiverged: the `NaNGuard` stopped training; the last good checkpoint is kept.
+    """
+    train = config.train
+    history = model.fit(
+        data,
+        epochs=-(-train.train_steps // train.log_every),
+        initial_epoch=step // train.log_every,
+        steps_per_epoch=train.log_every,
+        validation_data=val_data,
+        validation_freq=train.checkpoint_every // train.log_every,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    if nan_guard.failure is not None:
+        bad_step, term, value = nan_guard.failure
+        raise TrainingDiverged(
+            f"Training stopped at step {bad_step}: {term} is {value}. The last good checkpoint, "
+            f"{manager.latest_checkpoint}, was kept and not overwritten."
+        )
+    return {k: float(np.asarray(v[-1])) for k, v in history.history.items()}
 
 
 def _config_changes(saved, requested):
@@ -172,7 +213,7 @@ def write_config(config, model_dir, phase=1, init_from=None):
                 f"--model_dir={model_dir!r} holds a Phase {values.get('phase', 1)} run, not a "
                 f"Phase {phase} one. Use a new --model_dir."
             )
-        if saved.model != config.model:
+        if saved.model != config.model or saved.baseline != config.baseline:
             raise ValueError(
                 f"--model_dir={model_dir!r} holds a run with other network settings; "
                 f"(saved, requested): {_config_changes(saved.model, config.model)}. "
@@ -326,21 +367,4 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         )
     if verbose:
         callbacks.append(fgbg_callbacks.Progress(train.train_steps, progress_names))
-    epochs = -(-train.train_steps // train.log_every)
-    history = model.fit(
-        train_data,
-        epochs=epochs,
-        initial_epoch=step // train.log_every,
-        steps_per_epoch=train.log_every,
-        validation_data=val_data,
-        validation_freq=train.checkpoint_every // train.log_every,
-        callbacks=callbacks,
-        verbose=0,
-    )
-    if nan_guard.failure is not None:
-        bad_step, term, value = nan_guard.failure
-        raise TrainingDiverged(
-            f"Training stopped at step {bad_step}: {term} is {value}. The last good checkpoint, "
-            f"{manager.latest_checkpoint}, was kept and not overwritten."
-        )
-    return {k: float(np.asarray(v[-1])) for k, v in history.history.items()}
+    return fit_and_check(model, train_data, config, step, callbacks, nan_guard, manager, val_data)

@@ -1,0 +1,115 @@
+"""Training and restoring the ConvLSTM baseline (`python train.py --phase=baseline_convlstm`).
+
+The baseline trains on the same data, windows and optimiser settings as fgbg (`--data`,
+`--frames_per_clip`, `--clips_per_batch`, `--train_steps`, `--learning_rate`...): from the first
+frame of each window it rolls out the other F - 1 frames on its own predictions, steered by the
+window's ground-truth offsets (zeros on data without them), with an L1 loss on every frame. It
+resumes from its last checkpoint, writes TensorBoard scalars, and stops at a non-finite loss
+without overwriting the last good checkpoint, as the fgbg phases do.
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from data_pipelines import datasets, pipeline, synthetic
+from fgbg_keras.models.convlstm_predictor import ConvLSTMPredictor
+from fgbg_keras.training import callbacks as fgbg_callbacks
+from fgbg_keras.training import loop
+
+PHASE = "baseline_convlstm"
+
+
+def build(config):
+    """The baseline of a `RunConfig`, built at its frame size."""
+    model = ConvLSTMPredictor(
+        filters=config.baseline.convlstm_filters,
+        lstm_filters=config.baseline.convlstm_lstm_filters,
+        name="convlstm_baseline",
+    )
+    size = config.model.image_size
+    model({"frame": tf.zeros([1, size, size, 3]), "offsets": tf.zeros([1, 1, 2])})
+    return model
+
+
+def _inputs_and_targets(batch):
+    frames = batch["frames"]
+    offsets = batch.get("offsets")
+    if offsets is None:
+        steps = tf.shape(frames)[1] - 1
+        offsets = tf.zeros(tf.stack([tf.shape(frames)[0], steps, 2]))
+    return {"frame": frames[:, 0], "offsets": offsets}, frames[:, 1:]
+
+
+def train_baseline(config, model_dir, verbose=True):
+    """Trains the baseline in `model_dir`, resuming from its last checkpoint if there is one.
+
+    Raises:
+        loop.TrainingDiverged: the loss became NaN/Inf; the last good checkpoint is kept.
+        ValueError: a bad config or data flag, or a `model_dir` of another kind of run.
+    """
+    config.validate(PHASE)
+    loop.check_model_dir(model_dir)
+    train = config.train
+    datasets.check_data(train.data, train.frames_per_clip, train.tfds_data_dir)
+    loop.write_config(config, model_dir, phase=PHASE)
+    loop.setup_runtime(config)
+
+    model = build(config)
+    optimizer = loop.adam(config, train.learning_rate)
+    model.compile(optimizer=optimizer, loss="mae", jit_compile=train.jit_compile)
+    optimizer.build(model.trainable_variables)
+    checkpoint, manager = loop.make_checkpoint(model, optimizer, model_dir, train.keep_checkpoints)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Resumed from %s", manager.latest_checkpoint)
+    step = int(optimizer.iterations.numpy())
+    if step >= train.train_steps:
+        logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
+        return {}
+
+    train_clips = None
+    if datasets.parse_data_flag(train.data)[0] == "synthetic":
+        train_clips = synthetic.make_split(
+            "train", train.num_train_clips, loop.synthetic_config(config), seed=train.seed
+        )
+    windows = datasets.windows(
+        train.data,
+        train.frames_per_clip,
+        train.seed,
+        start_index=step * train.clips_per_batch,
+        synthetic_clips=train_clips,
+        tfds_data_dir=train.tfds_data_dir,
+    )
+    batches = pipeline.batch_windows(
+        windows, train.clips_per_batch, config.model.image_size, keep_offsets=True
+    )
+    data = batches.map(_inputs_and_targets).prefetch(tf.data.AUTOTUNE)
+
+    nan_guard = fgbg_callbacks.NaNGuard(())
+    callbacks = [
+        nan_guard,
+        fgbg_callbacks.CheckpointSaver(
+            manager, train.checkpoint_every, train.train_steps, nan_guard
+        ),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "train"), write_graph=False),
+    ]
+    if verbose:
+        callbacks.append(fgbg_callbacks.Progress(train.train_steps, ("loss",)))
+    return loop.fit_and_check(model, data, config, step, callbacks, nan_guard, manager)
+
+
+def restore(model_dir):
+    """The `(config, model)` of a baseline run's latest checkpoint.
+
+    Raises:
+        ValueError: naming `model_dir` when it is not a baseline run or holds no checkpoint.
+    """
+    config, latest = loop.latest_checkpoint(model_dir, flag="--convlstm_dir")
+    if loop.run_phase(model_dir) != PHASE:
+        raise ValueError(f"--convlstm_dir={model_dir!r} is not a --phase={PHASE} run of train.py.")
+    model = build(config)
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    return config, model

@@ -1,0 +1,72 @@
+"""The ConvLSTM baseline trains like a phase (resumable, same data), is restored by its own
+loader only, and reaches the evaluation report beside the model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipelines import pipeline
+from fgbg_keras import evaluate
+from fgbg_keras.training import baseline, loop
+from tests.tiny import tiny_config
+
+
+def baseline_config(train_steps=4):
+    config = tiny_config(train_steps=train_steps)
+    config.baseline.convlstm_filters = 4
+    config.baseline.convlstm_lstm_filters = 8
+    return config
+
+
+@pytest.fixture(scope="module")
+def baseline_dir(tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp("baseline") / "convlstm")
+    baseline.train_baseline(baseline_config(), model_dir, verbose=False)
+    return model_dir
+
+
+def test_it_trains_resumes_and_restores(baseline_dir):
+    with open(os.path.join(baseline_dir, loop.CONFIG_FILE)) as f:
+        assert json.load(f)["phase"] == baseline.PHASE
+    assert loop.run_phase(baseline_dir) == baseline.PHASE
+    config, model = baseline.restore(baseline_dir)
+    weights = [w.numpy() for w in model.weights]
+    # Resuming to 6 steps trains 2 more and changes the weights.
+    baseline.train_baseline(baseline_config(train_steps=6), baseline_dir, verbose=False)
+    _, again = baseline.restore(baseline_dir)
+    assert loop.latest_checkpoint(baseline_dir)[1].endswith("-6")
+    assert any(np.abs(a - w.numpy()).max() > 0 for a, w in zip(weights, again.weights))
+    frame = tf.zeros([2, 32, 32, 3])
+    out = again({"frame": frame, "offsets": tf.ones([2, 5, 2])})
+    assert out.shape == (2, 5, 32, 32, 3)
+
+
+def test_each_loader_refuses_the_other_kind_of_run(baseline_dir, unet_run_dir):
+    with pytest.raises(ValueError, match="not a fgbg one .*--convlstm_dir"):
+        loop.restore_networks(baseline_dir)
+    with pytest.raises(ValueError, match="is not a --phase=baseline_convlstm run"):
+        baseline.restore(unet_run_dir)
+
+
+def test_the_baseline_reaches_the_report(baseline_dir, unet_run_dir, tmp_path):
+    folder = tmp_path / "report"
+    evaluate.evaluate_and_report(
+        unet_run_dir, output=str(folder), num_clips=2, rollout_steps=3, convlstm_dir=baseline_dir
+    )
+    rollout = json.loads((folder / "metrics.json").read_text())["rollout"]
+    assert len(rollout["convlstm"]["psnr_per_step"]) == 3
+    assert np.isfinite(rollout["convlstm"]["psnr"])
+    assert "| ConvLSTM (same controls) |" in (folder / "report.md").read_text()
+
+
+def test_windows_keep_their_offsets_in_the_resized_pixels():
+    frames = np.zeros((1, 4, 32, 48, 3), np.uint8)
+    offsets = np.tile(np.array([[[4.0, 2.0]]], np.float32), (1, 3, 1))
+    windows = pipeline.clip_windows({"frames": frames, "offsets": offsets}, 4, seed=0)
+    batch = next(iter(pipeline.batch_windows(windows, 1, (16, 16), keep_offsets=True)))
+    np.testing.assert_allclose(batch["offsets"][0], np.tile([[4.0 / 3, 1.0]], (3, 1)), rtol=1e-6)
+    plain = next(iter(pipeline.batch_windows(windows, 1, (16, 16))))
+    assert "offsets" not in plain
