@@ -77,7 +77,8 @@ HELP = {
     "maxchannel = largest channel difference > threshold.",
     "diff_threshold": "Threshold of the change map d on [-1, 1] frames.",
     "spar_schedule": "Schedule of l2, the sparsity weight: controller (the draft: l2 steers "
-    "L_bg/L_spar along a falling target line) or halving (the reference: l2 = l1 / r, r halves).",
+    "L_bg/L_spar along a falling target line), halving (the reference: l2 = l1 / r, r halves) or "
+    "off (l2 = 0: no sparsity loss, an ablation).",
     "spar_initial_weight": "controller: the initial l2.",
     "spar_target_start": "controller: target L_bg/L_spar ratio at step 0.",
     "spar_target_end": "controller: target ratio from --spar_target_steps on.",

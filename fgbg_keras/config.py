@@ -187,6 +187,8 @@ class LossConfig:
 
     def sparsity_schedule_kwargs(self):
         """The constructor arguments of the chosen sparsity-weight schedule."""
+        if self.spar_schedule == "off":
+            return {}
         if self.spar_schedule == "halving":
             return {
                 "background_weight": self.bg_weight,

@@ -306,9 +306,27 @@ class ControllerSparsitySchedule(SparsitySchedule):
         }
 
 
+class OffSparsitySchedule(SparsitySchedule):
+    """l2 = 0 at every step: L_spar removed, for the ablation (METHOD.md). The ratio
+    L_bg / L_spar is still measured and logged.
+
+    Args:
+        smoothing: float in [0, 1), the EMA decay of the logged ratio.
+        name: optional name of the module.
+    """
+
+    def __init__(self, smoothing=0.9, name=None):
+        super().__init__(1.0, smoothing=smoothing, name=name)
+        self.weight.assign(0.0)
+
+    def _next_weight(self, step, finite):
+        return tf.zeros_like(self.weight)
+
+
 SPARSITY_SCHEDULES = {
     "controller": ControllerSparsitySchedule,
     "halving": HalvingSparsitySchedule,
+    "off": OffSparsitySchedule,
 }
 
 
@@ -316,8 +334,8 @@ def make_sparsity_schedule(name, **kwargs):
     """Builds the sparsity-weight schedule registered under `name` (the `--spar_schedule` flag).
 
     Args:
-        name: a key of `SPARSITY_SCHEDULES`: `"controller"` (the draft) or `"halving"` (the
-            reference).
+        name: a key of `SPARSITY_SCHEDULES`: `"controller"` (the draft), `"halving"` (the
+            reference) or `"off"` (l2 = 0, the ablation).
         **kwargs: the constructor arguments of that schedule.
 
     Returns:

@@ -217,3 +217,11 @@ def test_halving_rejects_bad_arguments():
         schedules.HalvingSparsitySchedule(50.0, start_ratio=16.0, halve_every=100, min_ratio=32)
     with pytest.raises(ValueError, match="halve_every=0"):
         schedules.HalvingSparsitySchedule(50.0, start_ratio=16.0, halve_every=0, min_ratio=2.0)
+
+
+def test_off_keeps_the_sparsity_weight_at_zero_and_still_logs_the_ratio():
+    schedule = schedules.make_sparsity_schedule("off")
+    assert float(schedule.weight) == 0.0
+    for step in range(3):
+        assert float(schedule.update(step, 2.0, 0.5)) == 0.0
+    assert float(schedule.ratio) == pytest.approx(4.0)

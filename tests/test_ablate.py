@@ -1,0 +1,64 @@
+"""The ablation runner: every row of the grid trained, evaluated and tabulated at a 1-step
+budget; finished runs are not trained again."""
+
+import json
+import os
+
+import pytest
+
+from fgbg_keras import ablate
+from tests.tiny import tiny_config
+
+
+def test_the_grid_has_each_ablation_once_relative_to_the_flags():
+    config = tiny_config()  # generator vqvae, bg_mask union, controller, separate, channel
+    rows = dict(ablate.grid(config))
+    assert rows["defaults"] == {}
+    assert rows["no L_bg"] == {"bg_weight": 0.0} and rows["no L_bin"] == {"bin_weight": 0.0}
+    assert rows["no L_spar"] == {"spar_schedule": "off"}
+    assert {"--bg_mask=next", "--bg_mask=current", "--spar_schedule=halving"} <= set(rows)
+    assert rows["--generator=unet"] == {"generator": "unet"}
+    assert rows["--quantize=joint"] == {"quantize": "joint"}
+    assert rows["--condition=split"] == {"condition": "split"}
+    assert len(rows) == 10
+    config.model.generator = "unet"
+    rows = dict(ablate.grid(config))
+    assert rows["--generator=vqvae --quantize=joint"] == {"generator": "vqvae", "quantize": "joint"}
+
+
+def test_row_configs_scale_the_schedules_and_apply_the_change():
+    config = tiny_config(train_steps=40, log_every=4, checkpoint_every=8)
+    config.loss.spar_target_steps = 20
+    row = ablate.row_config(config, {"bg_mask": "next"}, train_steps=10, seed=3)
+    assert row.loss.bg_mask == "next" and row.train.seed == 3 and row.train.train_steps == 10
+    assert row.loss.spar_target_steps == 5 and row.train.log_every == 2
+    assert config.loss.bg_mask == "union"  # the original is untouched
+
+
+@pytest.mark.parametrize("seeds", [[0]])
+def test_a_one_step_budget_gives_a_table_with_every_row(tmp_path, seeds, monkeypatch):
+    config = tiny_config(num_test_clips=1)
+    monkeypatch.setattr(ablate, "budget_steps", lambda config, minutes: (1, 0.1))
+    summary = ablate.run_grid(config, 0.001, seeds, str(tmp_path), rollout_steps=2)
+    names = [name for name, _ in ablate.grid(config)]
+    assert [row["name"] for row in summary["rows"]] == names
+    table = (tmp_path / "ablation.md").read_text()
+    for name in names:
+        assert f"| {name}" in table, name
+    assert "| defaults * |" in table and "1 steps per run" in table
+    for row in summary["rows"]:
+        for key in ("mask_iou", "psnr", "rollout_psnr", "control_error"):
+            assert key in row and f"{key}_std" in row, (row["name"], key)
+    assert json.loads((tmp_path / "ablation.json").read_text())["train_steps"] == 1
+    # Run again: every run is found finished and nothing is trained.
+    marker = tmp_path / "defaults" / "seed0" / "ablation_result.json"
+    stamp = os.path.getmtime(marker)
+    monkeypatch.setattr(ablate, "budget_steps", lambda config, minutes: (1, 0.1))
+    again = ablate.run_grid(config, 0.001, seeds, str(tmp_path), rollout_steps=2)
+    assert again["rows"] == summary["rows"] and os.path.getmtime(marker) == stamp
+
+
+def test_budget_steps_measures_the_training_step():
+    config = tiny_config()
+    steps, seconds = ablate.budget_steps(config, budget_minutes=0.05)
+    assert seconds > 0 and steps == max(1, int(3.0 / seconds))
