@@ -49,18 +49,19 @@ def moving_squares(batch=8, size=16, steps=4, seed=0):
     return frames, offsets
 
 
-def test_its_rollout_loss_falls_when_trained():
+def test_it_learns_to_move_the_square_with_the_controls():
     keras.utils.set_random_seed(0)
-    frames, offsets = moving_squares()
+    frames, offsets = moving_squares(steps=2)
     model = ConvLSTMPredictor(filters=8, lstm_filters=16)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mae")
     x = {"frame": frames[:, 0], "offsets": offsets}
     before = model.evaluate(x, frames[:, 1:], verbose=0)
-    model.fit(x, frames[:, 1:], epochs=150, batch_size=8, verbose=0)
+    model.fit(x, frames[:, 1:], epochs=500, batch_size=8, verbose=0)
     after = model.evaluate(x, frames[:, 1:], verbose=0)
-    # Trainable end to end through the rollout. (In 150 steps it learns the background; using
-    # the controls to move the square takes it several hundred more.)
-    assert after < 0.3 * before, (before, after)
+    assert after < 0.4 * before, (before, after)
+    # It uses the controls: told that the square stays put, it draws it in the wrong place.
+    still = model.evaluate({**x, "offsets": np.zeros_like(offsets)}, frames[:, 1:], verbose=0)
+    assert still > 2.0 * after, (still, after)
 
 
 def test_bad_arguments_are_named():
