@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from data_pipelines import datasets, pipeline, synthetic
+from data_pipelines import datasets, pipeline
 from fgbg_keras.models.convlstm_predictor import ConvLSTMPredictor
 from fgbg_keras.training import callbacks as fgbg_callbacks
 from fgbg_keras.training import loop
@@ -70,21 +70,11 @@ def train_baseline(config, model_dir, verbose=True):
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
         return {}
 
-    train_clips = None
-    if datasets.parse_data_flag(train.data)[0] == "synthetic":
-        train_clips = synthetic.make_split(
-            "train", train.num_train_clips, loop.synthetic_config(config), seed=train.seed
-        )
-    windows = datasets.windows(
-        train.data,
-        train.frames_per_clip,
-        train.seed,
-        start_index=step * train.clips_per_batch,
-        synthetic_clips=train_clips,
-        tfds_data_dir=train.tfds_data_dir,
-    )
     batches = pipeline.batch_windows(
-        windows, train.clips_per_batch, config.model.image_size, keep_offsets=True
+        loop.train_windows(config, step),
+        train.clips_per_batch,
+        config.model.image_size,
+        keep_offsets=True,
     )
     data = batches.map(_inputs_and_targets).prefetch(tf.data.AUTOTUNE)
 

@@ -159,6 +159,25 @@ def restore_networks(model_dir, precision=None):
     return RestoredRun(config, latest, phase, mask_generator, frame_generator)
 
 
+def train_windows(config, step):
+    """The training stream of windows of `--data`, from the element that `step` reaches (so a
+    resumed run continues the stream where it stopped)."""
+    train = config.train
+    clips = None
+    if datasets.parse_data_flag(train.data)[0] == "synthetic":
+        clips = synthetic.make_split(
+            "train", train.num_train_clips, synthetic_config(config), seed=train.seed
+        )
+    return datasets.windows(
+        train.data,
+        train.frames_per_clip,
+        train.seed,
+        start_index=step * train.clips_per_batch,
+        synthetic_clips=clips,
+        tfds_data_dir=train.tfds_data_dir,
+    )
+
+
 def run_phase(model_dir):
     """The `--phase` a run directory was trained with: 1, 2 or "baseline_convlstm"."""
     with open(os.path.join(model_dir, CONFIG_FILE)) as f:
@@ -295,11 +314,6 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
     train = config.train
 
     size = config.model.image_size
-    train_clips = None
-    if datasets.parse_data_flag(train.data)[0] == "synthetic":
-        train_clips = synthetic.make_split(
-            "train", train.num_train_clips, synthetic_config(config), seed=train.seed
-        )
     val_clips = datasets.evaluation_clips(
         train.data,
         "validation",
@@ -327,15 +341,7 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
         return {}
 
-    windows = datasets.windows(
-        train.data,
-        train.frames_per_clip,
-        train.seed,
-        start_index=step * train.clips_per_batch,
-        synthetic_clips=train_clips,
-        tfds_data_dir=train.tfds_data_dir,
-    )
-    batches = pipeline.batch_windows(windows, train.clips_per_batch, size)
+    batches = pipeline.batch_windows(train_windows(config, step), train.clips_per_batch, size)
     if phase == 1:
         train_data = pipeline.pairs(batches, **diff_args)
         loss_terms = phase_one.LOSS_TERMS
