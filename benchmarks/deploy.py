@@ -36,6 +36,7 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402
+from export.tflite import QUANTIZATIONS  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64", "128"], "Frame sizes to time.")
@@ -46,7 +47,6 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("repeats", 5, "Timed calls (SavedModel) or loops (TFLite) per row.")
 flags.DEFINE_integer("parity_clips", 64, "Test clips for the parity rollouts.")
 
-QUANTIZATIONS = ("none", "float16", "dynamic")
 LABELS = {
     "keras": "Keras step, float32 (the reference)",
     "evaluate": "Keras rollout as `evaluate` runs it (run's precision, sub-pixel controls)",
@@ -147,11 +147,23 @@ def latency_table(config, phase):
     return lines
 
 
+class KerasStep:
+    """The Keras step `tf.function` of `export.tflite.convert` with `StepModel`'s call, so that
+    `export.preview.run_loop` drives both the same way."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, frame, mask, control):
+        out = self.step(tf.constant(frame), tf.constant(mask), tf.constant(control))
+        return out["frame"].numpy(), out["mask"].numpy()
+
+
 def parity_table(model_dir):
     """Per quantisation, the TFLite rollouts against the Keras float32 step model's."""
     from data_pipelines.preprocess import preprocess_frames
     from export import tflite
-    from export.preview import StepModel, run_loop, whole_pixel_steps
+    from export.preview import StepModel, run_loop
     from fgbg_keras import mask_ops, metrics, rollout
     from fgbg_keras.evaluate import test_clips
     from fgbg_keras.training import loop
@@ -173,22 +185,14 @@ def parity_table(model_dir):
     for quantize in QUANTIZATIONS:
         content, step = tflite.convert(run, quantize)
         models[quantize] = StepModel(content)
+    models["keras"] = KerasStep(step)
     frames_of = {name: [] for name in ("keras", *QUANTIZATIONS)}
     masks_of = {name: [] for name in frames_of}
     for clip, clip_offsets in zip(frames, offsets):
-        first = clip[None, 0]
-        frame, mask, generated, moved = tf.constant(first), tf.zeros([1, size, size, 1]), [], []
-        for control in whole_pixel_steps(clip_offsets):
-            out = step(frame, mask, tf.constant(control[None]))
-            frame, mask = out["frame"], out["mask"]
-            generated.append(frame[0].numpy())
-            moved.append(mask[0].numpy())
-        frames_of["keras"].append(np.stack(generated)[None])
-        masks_of["keras"].append(np.stack(moved)[None])
-        for quantize, model in models.items():
-            result = run_loop(model, first, clip_offsets)
-            frames_of[quantize].append(result["frames"][None])
-            masks_of[quantize].append(result["masks"][None])
+        for name, model in models.items():
+            result = run_loop(model, clip[None, 0], clip_offsets)
+            frames_of[name].append(result["frames"][None])
+            masks_of[name].append(result["masks"][None])
     # The model as evaluate runs it: the run's precision, the first mask moved by the composed
     # (sub-pixel) controls.
     trained = loop.restore_networks(model_dir)
@@ -231,13 +235,16 @@ def main(argv):
 
     config = train.config_from_flags()
     try:
+        if FLAGS.phase not in ("1", "2"):
+            raise ValueError(f"--phase={FLAGS.phase}: the export benchmark times phase 1 or 2.")
+        phase = int(FLAGS.phase)
         for size in FLAGS.sizes:
             config.model.image_size = int(size)
-            config.validate()
+            config.validate(phase)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     loop.setup_runtime(config)
-    lines = latency_table(config, FLAGS.phase)
+    lines = latency_table(config, phase)
     sys.stdout.write("\n".join(lines) + "\n")
     if FLAGS.model_dir:
         sys.stdout.write("\n" + "\n".join(parity_table(FLAGS.model_dir)) + "\n")

@@ -14,10 +14,11 @@ Every run is Phase I on the flags' `--data`, for the same number of steps: `--bu
 converted with the measured time of a training step of the defaults (so every row gets the same
 steps and the schedules the same horizon: `--spar_target_steps` and `--spar_halve_every` are
 scaled with `--train_steps`). Each is evaluated on the test split: mask IoU, next-frame PSNR and
-the `--rollout_steps` controlled rollouts (true controls, mask carried) where there is ground
-truth. Writes `<output>/<row>/seed<k>/` (a run directory each; finished runs are skipped when the
-command is run again) and `<output>/ablation.md` / `ablation.json`: mean and spread (standard
-deviation) over the seeds per row, the defaults marked.
+the `--ablation_rollout_steps` controlled rollouts (true controls, mask carried) where there is
+ground truth. Writes `<output>/budget.json` (the step count, measured once per folder),
+`<output>/<row>/seed<k>/` (a run directory each; finished runs are read back when the command is
+run again, unfinished ones resume) and `<output>/ablation.md` / `ablation.json`: mean and spread
+(standard deviation) over the seeds per row, the defaults marked.
 """
 
 import copy
@@ -132,7 +133,32 @@ def run_grid(config, budget_minutes, seeds, output, rollout_steps=8, num_clips=N
     from fgbg_keras.training import loop
 
     rows = grid(config)
-    steps, seconds = budget_steps(config, budget_minutes)
+    # The step count is measured once per output folder, so that finishing an interrupted grid
+    # trains every run for as many steps as the first ones.
+    budget_path = os.path.join(output, "budget.json")
+    budget = {}
+    if os.path.exists(budget_path):
+        with open(budget_path) as f:
+            budget = json.load(f)
+    if budget.get("budget_minutes") == budget_minutes:
+        steps, seconds = budget["train_steps"], budget["seconds_per_step"]
+    else:
+        if budget:
+            raise ValueError(
+                f"--output={output!r} holds a grid of --budget_minutes="
+                f"{budget['budget_minutes']}; use that budget or a new --output."
+            )
+        steps, seconds = budget_steps(config, budget_minutes)
+        os.makedirs(output, exist_ok=True)
+        with open(budget_path, "w") as f:
+            json.dump(
+                {
+                    "budget_minutes": budget_minutes,
+                    "train_steps": steps,
+                    "seconds_per_step": seconds,
+                },
+                f,
+            )
     logging.info(
         "%d rows x %d seeds, %d steps each (%.3f s per step of the defaults).",
         len(rows),
@@ -154,7 +180,11 @@ def run_grid(config, budget_minutes, seeds, output, rollout_steps=8, num_clips=N
             loop.train_and_evaluate(run_config, model_dir, phase=1, verbose=False)
             run = loop.restore_networks(model_dir)
             pairs = evaluate.evaluate_pairs(run, num_clips=num_clips)
-            result = {"mask_iou": pairs.get("mask_iou"), "psnr": pairs["psnr"]}
+            result = {
+                "train_steps": steps,
+                "mask_iou": pairs.get("mask_iou"),
+                "psnr": pairs["psnr"],
+            }
             if rollout_steps:
                 rollouts = evaluate.evaluate_rollouts(run, rollout_steps, num_clips)
                 model = rollouts.get("true_carry", rollouts["fitted_carry"])

@@ -32,6 +32,7 @@ import json
 import os
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
@@ -197,6 +198,7 @@ def evaluate_rollouts(
     lpips_metric=None,
     video_features=None,
     convlstm=None,
+    convlstm_controls=True,
 ):
     """Controlled rollouts of a restored run on the test split of its data.
 
@@ -214,8 +216,9 @@ def evaluate_rollouts(
             against the true clips, `fvd.PROTOCOL` with T = `steps` frames) to those methods,
             and `fvd_protocol` to the results. Needs at least 2 clips.
         convlstm: a trained `ConvLSTMPredictor` (`training.baseline.restore`) at the run's
-            frame size: adds the method `"convlstm"`, steered by the true offsets (zeros on
-            data without them, as it was trained).
+            frame size: adds the method `"convlstm"`.
+        convlstm_controls: steer it with the true offsets (it was trained with them);
+            otherwise, or on data without them, with zeros.
 
     Returns:
         A dict with `"steps"`, `"clips"`, `"ground_truth"` (offsets and masks) and one entry
@@ -298,7 +301,7 @@ def evaluate_rollouts(
             generated["measurement"] = {"frames": truth}
         generated["copy_first"] = {"frames": tf.repeat(first[:, None], steps, axis=1)}
         if convlstm is not None:
-            steered = offsets if ground_truth else tf.zeros([batch, steps, 2])
+            steered = offsets if convlstm_controls and ground_truth else tf.zeros([batch, steps, 2])
             generated["convlstm"] = {"frames": convlstm({"frame": first, "offsets": steered})}
         for method, outputs in generated.items():
             values = _step_metrics(masks_of, outputs["frames"], truth, centroids)
@@ -327,9 +330,10 @@ def evaluate_rollouts(
     for method in methods:
         results[method] = _summarize(per_clip[method])
     if videos is not None:
-        true_videos = np.concatenate(videos.pop("truth"))
+        true_statistics = fvd.statistics(video_features, np.concatenate(videos.pop("truth")))
         for method, parts in videos.items():
-            results[method]["fvd"] = fvd.fvd(video_features, true_videos, np.concatenate(parts))
+            generated = fvd.statistics(video_features, np.concatenate(parts))
+            results[method]["fvd"] = fvd.frechet_distance(*true_statistics, *generated)
         results["fvd_protocol"] = {
             **fvd.PROTOCOL,
             "frames": steps,
@@ -459,19 +463,23 @@ def evaluate_and_report(
     report_dir = output if output and not output.endswith(".json") else None
     output = output or os.path.join(model_dir, REPORT_NAME)
     run = loop.restore_networks(model_dir)
-    convlstm = None
+    convlstm, convlstm_controls = None, False
     if convlstm_dir:
         from fgbg_keras.training import baseline
 
         baseline_config, convlstm = baseline.restore(convlstm_dir)
+        convlstm_controls = baseline.trained_with_controls(baseline_config)
+        keras.config.set_dtype_policy(run.config.train.precision)
         sizes = (baseline_config.model.image_size, run.config.model.image_size)
         if sizes[0] != sizes[1]:
             raise ValueError(
                 f"--convlstm_dir={convlstm_dir!r} was trained at {sizes[0]}x{sizes[0]}, the "
                 f"model at {sizes[1]}x{sizes[1]}: train the baseline at the model's size."
             )
-        if rollout_steps is None:
-            rollout_steps = ROLLOUT_STEPS
+    if rollout_steps is None and (convlstm or lpips_metric or video_features):
+        rollout_steps = ROLLOUT_STEPS
+    if video_features is not None and num_clips is not None and num_clips < 2:
+        raise ValueError(f"--num_clips={num_clips}: FVD needs at least 2 test clips.")
     results = evaluate_pairs(run, num_clips=num_clips)
     text = format_table(results)
     if rollout_steps is None and run.phase == 2:
@@ -488,6 +496,7 @@ def evaluate_and_report(
             lpips_metric=lpips_metric,
             video_features=video_features,
             convlstm=convlstm,
+            convlstm_controls=convlstm_controls,
         )
         text += "\n\n" + format_rollout_table(results["rollout"]) + f"\nRollouts: {gif}"
     if report_dir:

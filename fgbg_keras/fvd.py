@@ -104,15 +104,21 @@ class VideoFeatures:
         frames = tf.reshape(videos, [-1, shape[2], shape[3], 3])
         frames = tf.image.resize(frames, [self.resolution] * 2, method="bilinear")
         videos = tf.reshape(frames, [shape[0], shape[1], self.resolution, self.resolution, 3])
-        if self.function is self.model:
-            out = self.function(videos)
-        else:
-            names = list(self.function.structured_input_signature[1])
-            if len(names) != 1:
-                raise ValueError(
-                    f"--fvd_model={self.path!r} takes inputs {names}; expected one video input."
-                )
-            out = self.function(**{names[0]: videos})
+        try:
+            if self.function is self.model:
+                out = self.function(videos)
+            else:
+                names = list(self.function.structured_input_signature[1])
+                if len(names) != 1:
+                    raise ValueError(
+                        f"--fvd_model={self.path!r} takes inputs {names}; expected one video input."
+                    )
+                out = self.function(**{names[0]: videos})
+        except (tf.errors.InvalidArgumentError, TypeError) as error:
+            raise ValueError(
+                f"--fvd_model={self.path!r} does not take float32 videos of shape "
+                f"{videos.shape}: {str(error).splitlines()[0]}"
+            ) from None
         if isinstance(out, dict):
             if len(out) != 1:
                 raise ValueError(
@@ -126,14 +132,14 @@ class VideoFeatures:
         return out.numpy()
 
 
+def statistics(features_fn, videos, batch_size=16):
+    """The Gaussian statistics (mean, covariance) of `features_fn` (a `VideoFeatures`) over
+    videos `[N, T, H, W, 3]` in [-1, 1], N >= 2, applied in batches."""
+    parts = [features_fn(videos[i : i + batch_size]) for i in range(0, len(videos), batch_size)]
+    return gaussian_statistics(np.concatenate(parts))
+
+
 def fvd(features_fn, real_videos, generated_videos, batch_size=16):
-    """FVD between two sets of videos `[N, T, H, W, 3]` in [-1, 1] (N >= 2 each), with
-    `features_fn` (a `VideoFeatures`) applied in batches."""
-
-    def features(videos):
-        parts = [features_fn(videos[i : i + batch_size]) for i in range(0, len(videos), batch_size)]
-        return np.concatenate(parts)
-
-    real = gaussian_statistics(features(real_videos))
-    generated = gaussian_statistics(features(generated_videos))
-    return frechet_distance(*real, *generated)
+    """FVD between two sets of videos `[N, T, H, W, 3]` in [-1, 1] (N >= 2 each)."""
+    real = statistics(features_fn, real_videos, batch_size)
+    return frechet_distance(*real, *statistics(features_fn, generated_videos, batch_size))

@@ -50,6 +50,13 @@ def test_a_one_step_budget_gives_a_table_with_every_row(tmp_path, seeds, monkeyp
         for key in ("mask_iou", "psnr", "rollout_psnr", "control_error"):
             assert key in row and f"{key}_std" in row, (row["name"], key)
     assert json.loads((tmp_path / "ablation.json").read_text())["train_steps"] == 1
+    # Each run was trained with its row's change, for the budget's step.
+    for name, changes in ablate.grid(config):
+        saved = json.loads((tmp_path / ablate._slug(name) / "seed0" / "config.json").read_text())
+        assert saved["train"]["train_steps"] == 1, name
+        for field, value in changes.items():
+            section = next(k for k in ("model", "loss") if field in saved[k])
+            assert saved[section][field] == value, (name, field)
     # Run again: every run is found finished and nothing is trained.
     marker = tmp_path / "defaults" / "seed0" / "ablation_result.json"
     stamp = os.path.getmtime(marker)
@@ -58,7 +65,18 @@ def test_a_one_step_budget_gives_a_table_with_every_row(tmp_path, seeds, monkeyp
     assert again["rows"] == summary["rows"] and os.path.getmtime(marker) == stamp
 
 
-def test_budget_steps_measures_the_training_step():
-    config = tiny_config()
-    steps, seconds = ablate.budget_steps(config, budget_minutes=0.05)
-    assert seconds > 0 and steps == max(1, int(3.0 / seconds))
+def test_budget_steps_converts_the_measured_step_time(monkeypatch):
+    # A clock that advances 0.5 s per reading: each timed step takes 0.5 s.
+    clock = iter(range(0, 10**6))
+    monkeypatch.setattr(ablate.time, "perf_counter", lambda: 0.5 * next(clock))
+    steps, seconds = ablate.budget_steps(tiny_config(), budget_minutes=0.5, measure_steps=10)
+    # perf_counter is read twice, around the 10 steps: 0.5 s over 10 steps = 0.05 s per step.
+    assert seconds == pytest.approx(0.05) and steps == 600
+
+
+def test_a_grid_of_another_budget_in_the_same_folder_is_refused(tmp_path):
+    (tmp_path / "budget.json").write_text(
+        json.dumps({"budget_minutes": 2.0, "train_steps": 10, "seconds_per_step": 0.1})
+    )
+    with pytest.raises(ValueError, match="--budget_minutes=2.0; use that budget"):
+        ablate.run_grid(tiny_config(), 1.0, [0], str(tmp_path))

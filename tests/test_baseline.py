@@ -70,3 +70,27 @@ def test_windows_keep_their_offsets_in_the_resized_pixels():
     np.testing.assert_allclose(batch["offsets"][0], np.tile([[4.0 / 3, 1.0]], (3, 1)), rtol=1e-6)
     plain = next(iter(pipeline.batch_windows(windows, 1, (16, 16))))
     assert "offsets" not in plain
+
+
+def test_windows_without_offsets_become_zero_controls_with_a_static_length():
+    frames = tf.zeros([2, 5, 8, 8, 3])
+    inputs, targets = baseline.inputs_and_targets({"frames": frames})
+    assert inputs["offsets"].shape == (2, 4, 2) and float(tf.reduce_max(inputs["offsets"])) == 0
+    assert targets.shape == (2, 4, 8, 8, 3)
+    spec = tf.TensorSpec([None, 5, 8, 8, 3])
+    traced = tf.function(lambda f: baseline.inputs_and_targets({"frames": f})[0]["offsets"])
+    assert traced.get_concrete_function(spec).output_shapes.as_list() == [None, 4, 2]
+
+
+def test_only_the_synthetic_source_trains_with_controls():
+    config = baseline_config()
+    assert baseline.trained_with_controls(config)
+    config.train.data = "tfrecord:/data/videos"
+    assert not baseline.trained_with_controls(config)
+
+
+def test_resuming_with_other_baseline_settings_names_them(baseline_dir):
+    config = baseline_config(train_steps=6)
+    config.baseline.convlstm_lstm_filters = 16
+    with pytest.raises(ValueError, match="convlstm_lstm_filters.*\\(8, 16\\)"):
+        baseline.train_baseline(config, baseline_dir, verbose=False)

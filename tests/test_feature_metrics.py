@@ -107,3 +107,43 @@ def test_lpips_files_that_do_not_fit_are_named(tmp_path):
         lpips.LPIPS("vgg16", str(tmp_path / "alex.weights.h5"), str(tmp_path / "vgg_lin.npz"))
     with pytest.raises(ValueError, match="--lpips_network='squeeze'"):
         lpips.LPIPS("squeeze", "x", "y")
+
+
+def test_lpips_is_the_weighted_distance_of_channel_normalised_features(tmp_path):
+    """A hand-worked case: the backbone replaced by the identity on the scaled input, one
+    weight per RGB channel, 1x2-pixel frames."""
+    lpips.alexnet_features().save_weights(tmp_path / "alex.weights.h5")
+    save_linear(tmp_path / "lin.npz", lpips.TAPS["alex"][1], np.random.default_rng(0))
+    metric = lpips.LPIPS("alex", str(tmp_path / "alex.weights.h5"), str(tmp_path / "lin.npz"))
+    metric.features = lambda batch, training=False: [batch]
+    weights = np.array([1.0, 2.0, 3.0], np.float32)
+    metric.weights = [weights]
+    a = np.array([[[[0.5, -0.2, 0.1], [0.0, 0.3, -0.9]]]], np.float32)
+    b = np.array([[[[0.5, -0.2, 0.1], [0.9, -0.3, 0.2]]]], np.float32)
+
+    def normalised(x):
+        scaled = (x - np.array(lpips.SHIFT)) / np.array(lpips.SCALE)
+        return scaled / (np.linalg.norm(scaled, axis=-1, keepdims=True) + 1e-10)
+
+    per_pixel = np.sum(weights * (normalised(a) - normalised(b)) ** 2, axis=-1)
+    expected = per_pixel.mean()  # the first pixel is equal: its distance is 0
+    np.testing.assert_allclose(metric(a, b), [expected], rtol=1e-5)
+    assert per_pixel[0, 0, 0] == 0 and expected > 0
+
+
+def test_a_video_network_that_does_not_fit_the_videos_is_named(tmp_path):
+    import tensorflow as tf
+
+    class FixedLength(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 16, 32, 32, 3], tf.float32)])
+        def __call__(self, videos):
+            # Like I3D's fixed-size layers: fails at run time on videos of another length.
+            flat = tf.reshape(videos, [-1, 16 * 32 * 32 * 3])
+            return {"features": tf.stack([tf.reduce_mean(flat, 1), tf.math.reduce_std(flat, 1)], 1)}
+
+    module = FixedLength()
+    path = str(tmp_path / "fixed")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.__call__})
+    features = fvd.VideoFeatures(path, resolution=32)
+    with pytest.raises(ValueError, match="--fvd_model=.*fixed.* does not take float32 videos"):
+        features(np.zeros((2, 4, 8, 8, 3), np.float32))

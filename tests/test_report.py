@@ -1,6 +1,7 @@
 """The evaluation report of a tiny run: every file written, every method and metric in it."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -54,9 +55,14 @@ def test_the_markdown_names_every_method_and_what_was_not_computed(written):
     assert text.count("\n| 3 | ") == 3
 
 
-def test_a_json_output_still_writes_only_the_json(unet_run_dir, tmp_path):
-    evaluate.evaluate_and_report(unet_run_dir, output=str(tmp_path / "eval.json"), num_clips=2)
+def test_a_json_output_writes_the_json_there_and_the_gif_beside_the_run(unet_run_dir, tmp_path):
+    gif = os.path.join(unet_run_dir, evaluate.ROLLOUT_GIF)
+    evaluate.evaluate_and_report(
+        unet_run_dir, output=str(tmp_path / "eval.json"), num_clips=2, rollout_steps=2
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json"]
+    assert os.path.exists(gif)
+    assert json.loads((tmp_path / "eval.json").read_text())["rollout"]["steps"] == 2
 
 
 def test_lpips_and_fvd_from_user_networks_reach_the_report(unet_run_dir, tmp_path):

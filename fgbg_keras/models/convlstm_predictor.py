@@ -78,7 +78,12 @@ class ConvLSTMPredictor(keras.Model):
     def call(self, inputs):
         frame, offsets = inputs["frame"], inputs["offsets"]
         height, width = frame.shape[1], frame.shape[2]
-        if height is not None and (height % 4 or width % 4):
+        if height is None or width is None:
+            raise ValueError(
+                f"The frame height and width must be known when the model is called. Received: "
+                f"frame.shape={frame.shape}"
+            )
+        if height % 4 or width % 4:
             raise ValueError(
                 f"Frame height and width must be divisible by 4. Received: frame.shape="
                 f"{frame.shape}"

@@ -34,12 +34,19 @@ def build(config):
     return model
 
 
-def _inputs_and_targets(batch):
+def trained_with_controls(config):
+    """Whether a baseline run's windows carried ground-truth offsets: only the built-in
+    synthetic source's do (converted records and TFDS windows have none: zeros)."""
+    return datasets.parse_data_flag(config.train.data)[0] == "synthetic"
+
+
+def inputs_and_targets(batch):
+    """A batch of windows -> the ConvLSTM's inputs (first frame, offsets; zeros without them)
+    and its targets (the other frames)."""
     frames = batch["frames"]
     offsets = batch.get("offsets")
     if offsets is None:
-        steps = tf.shape(frames)[1] - 1
-        offsets = tf.zeros(tf.stack([tf.shape(frames)[0], steps, 2]))
+        offsets = tf.zeros_like(frames[:, 1:, 0, 0, :2])  # keeps the static number of steps
     return {"frame": frames[:, 0], "offsets": offsets}, frames[:, 1:]
 
 
@@ -76,7 +83,7 @@ def train_baseline(config, model_dir, verbose=True):
         config.model.image_size,
         keep_offsets=True,
     )
-    data = batches.map(_inputs_and_targets).prefetch(tf.data.AUTOTUNE)
+    data = batches.map(inputs_and_targets).prefetch(tf.data.AUTOTUNE)
 
     nan_guard = fgbg_callbacks.NaNGuard(())
     callbacks = [
@@ -100,6 +107,8 @@ def restore(model_dir):
     config, latest = loop.latest_checkpoint(model_dir, flag="--convlstm_dir")
     if loop.run_phase(model_dir) != PHASE:
         raise ValueError(f"--convlstm_dir={model_dir!r} is not a --phase={PHASE} run of train.py.")
+    keras.config.set_dtype_policy(config.train.precision)
     model = build(config)
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    status = tf.train.Checkpoint(model=model).restore(latest)
+    status.expect_partial().assert_existing_objects_matched()
     return config, model

@@ -232,10 +232,14 @@ def write_config(config, model_dir, phase=1, init_from=None):
                 f"--model_dir={model_dir!r} holds a Phase {values.get('phase', 1)} run, not a "
                 f"Phase {phase} one. Use a new --model_dir."
             )
-        if saved.model != config.model or saved.baseline != config.baseline:
+        changes = {
+            **_config_changes(saved.model, config.model),
+            **_config_changes(saved.baseline, config.baseline),
+        }
+        if changes:
             raise ValueError(
                 f"--model_dir={model_dir!r} holds a run with other network settings; "
-                f"(saved, requested): {_config_changes(saved.model, config.model)}. "
+                f"(saved, requested): {changes}. "
                 "Use a new --model_dir."
             )
     values = {"phase": phase, **config.to_dict()}
