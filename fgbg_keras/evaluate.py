@@ -189,6 +189,14 @@ def _gif_rows(frames, carry, first_mask):
     return tf.unstack(tf.concat([frames, generated, overlaid], axis=2))
 
 
+def _still_grid(rows, steps, clips=4, columns=5):
+    """uint8 `[clips * 3H, columns * W, 3]`: for each of the first `clips` clips (a row of the
+    GIF: true / generated / with masks), `columns` evenly spaced steps from 0 to `steps`."""
+    picks = np.linspace(0, steps, columns).round().astype(int)
+    blocks = [tf.concat([clip[t] for t in picks], axis=1) for clip in rows[:clips]]
+    return to_uint8(tf.concat(blocks, axis=0)).numpy()
+
+
 def evaluate_rollouts(
     run,
     steps=ROLLOUT_STEPS,
@@ -209,7 +217,8 @@ def evaluate_rollouts(
         batch_size: clips rolled out together.
         gif_path: if set, writes an animated GIF there of the first batch of clips, side by
             side: per clip the true frames over the generated ones (true offsets, carry) over
-            those with their masks.
+            those with their masks; and beside it (`.png`) a still grid of 4 of those clips at 5
+            steps from 0 to `steps`.
         lpips_metric: an `fgbg_keras.lpips.LPIPS`: adds `lpips` per step to every method but
             the measurement floor.
         video_features: an `fgbg_keras.fvd.VideoFeatures`: adds `fvd` (generated rollouts
@@ -320,6 +329,7 @@ def evaluate_rollouts(
             rows = _gif_rows(frames, shown, true_masks[:, 0])
             # [T + 1, 3H, B * W, 3]: the clips side by side.
             write_frames(gif_path, to_uint8(tf.concat(rows, axis=2)).numpy())
+            write_frames(os.path.splitext(gif_path)[0] + ".png", _still_grid(rows, steps)[None])
 
     results = {
         "checkpoint": run.checkpoint,

@@ -176,9 +176,12 @@ def markdown(results, plots=None, rollout_gif=None):
                 "## Example rollouts",
                 "",
                 "Per clip, top to bottom: the true frames, the generated frames, the generated "
-                "frames with their masks.",
+                "frames with their masks. Animated: all steps; still: 4 clips at 5 steps, left to "
+                "right.",
                 "",
                 f"![rollouts]({rollout_gif})",
+                "",
+                f"![rollouts at 5 steps]({os.path.splitext(rollout_gif)[0]}.png)",
             ]
     missing = [
         f"- {name.upper()}: not computed; pass `{flags}`."

@@ -40,6 +40,9 @@ def test_the_report_plots_and_json_are_written(written):
             assert image.size == (640, 400)
     with Image.open(folder / "rollouts.gif") as gif:
         assert gif.n_frames >= 2
+    # The still grid: 2 clips of 3 rows of 32 pixels, 5 steps of 32 pixels.
+    with Image.open(folder / "rollouts.png") as still:
+        assert still.size == (5 * 32, 2 * 3 * 32)
 
 
 def test_the_markdown_names_every_method_and_what_was_not_computed(written):
