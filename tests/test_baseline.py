@@ -34,6 +34,11 @@ def test_it_trains_resumes_and_restores(baseline_dir):
     assert loop.run_phase(baseline_dir) == baseline.PHASE
     config, model = baseline.restore(baseline_dir)
     weights = [w.numpy() for w in model.weights]
+    # Every weight is in the checkpoint: a second restore (fresh random init) is identical.
+    _, twice = baseline.restore(baseline_dir)
+    assert len(weights) == len(twice.weights) == 13
+    for a, w in zip(weights, twice.weights):
+        np.testing.assert_array_equal(a, w.numpy())
     # Resuming to 6 steps trains 2 more and changes the weights.
     baseline.train_baseline(baseline_config(train_steps=6), baseline_dir, verbose=False)
     _, again = baseline.restore(baseline_dir)

@@ -47,17 +47,16 @@ class ConvLSTMPredictor(keras.Model):
         self.lstm_filters = lstm_filters
         self.control_scale = float(control_scale)
         conv = dict(padding="same", activation="relu")
-        self.encoder = [
-            keras.layers.Conv2D(filters, 3, strides=2, name="encode1", **conv),
-            keras.layers.Conv2D(2 * filters, 3, strides=2, name="encode2", **conv),
-        ]
-        self.cell = keras.layers.ConvLSTM2D(
+        # One attribute per layer: layers kept in a list are not tracked by tf.train.Checkpoint.
+        self.encode1 = keras.layers.Conv2D(filters, 3, strides=2, name="encode1", **conv)
+        self.encode2 = keras.layers.Conv2D(2 * filters, 3, strides=2, name="encode2", **conv)
+        self.convlstm = keras.layers.ConvLSTM2D(
             lstm_filters, 3, padding="same", return_state=True, name="convlstm"
         )
-        self.decoder = [
-            keras.layers.Conv2DTranspose(2 * filters, 3, strides=2, name="decode1", **conv),
-            keras.layers.Conv2DTranspose(filters, 3, strides=2, name="decode2", **conv),
-        ]
+        self.decode1 = keras.layers.Conv2DTranspose(
+            2 * filters, 3, strides=2, name="decode1", **conv
+        )
+        self.decode2 = keras.layers.Conv2DTranspose(filters, 3, strides=2, name="decode2", **conv)
         self.head = keras.layers.Conv2D(3, 3, padding="same", name="head")
 
     def _step(self, frame, offset, state):
@@ -66,11 +65,9 @@ class ConvLSTMPredictor(keras.Model):
             offset * self.control_scale, (-1, 1, 1, 2)
         )
         x = ops.concatenate([frame, ops.cast(planes, frame.dtype)], axis=-1)
-        for layer in self.encoder:
-            x = layer(x)
-        x, hidden, cell = self.cell(ops.expand_dims(x, 1), initial_state=state)
-        for layer in self.decoder:
-            x = layer(x)
+        x = self.encode2(self.encode1(x))
+        x, hidden, cell = self.convlstm(ops.expand_dims(x, 1), initial_state=state)
+        x = self.decode2(self.decode1(x))
         x = x[:, :height, :width]
         change = self.head(ops.concatenate([x, ops.cast(frame, x.dtype)], axis=-1))
         return ops.clip(ops.cast(frame, change.dtype) + change, -1.0, 1.0), [hidden, cell]
