@@ -34,7 +34,11 @@ def test_it_trains_resumes_and_restores(baseline_dir):
     assert loop.run_phase(baseline_dir) == baseline.PHASE
     config, model = baseline.restore(baseline_dir)
     weights = [w.numpy() for w in model.weights]
-    # Every weight is in the checkpoint: a second restore (fresh random init) is identical.
+    # Every weight is in the checkpoint (the ConvLSTM's cell included), so a second restore of
+    # fresh networks is identical.
+    latest = loop.latest_checkpoint(baseline_dir)[1]
+    saved = [n for n, _ in tf.train.list_variables(latest) if n.startswith("model/")]
+    assert len(saved) == len(model.weights) == 13, saved
     _, twice = baseline.restore(baseline_dir)
     assert len(weights) == len(twice.weights) == 13
     for a, w in zip(weights, twice.weights):

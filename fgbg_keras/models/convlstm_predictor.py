@@ -53,6 +53,9 @@ class ConvLSTMPredictor(keras.Model):
         self.convlstm = keras.layers.ConvLSTM2D(
             lstm_filters, 3, padding="same", return_state=True, name="convlstm"
         )
+        # The ConvLSTM2D layer keeps its weights in its cell, which tf.train.Checkpoint does not
+        # reach through the layer: tracked here, under this model.
+        self.convlstm_cell = self.convlstm.cell
         self.decode1 = keras.layers.Conv2DTranspose(
             2 * filters, 3, strides=2, name="decode1", **conv
         )
