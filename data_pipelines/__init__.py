@@ -1,0 +1,8 @@
+"""Data for fgbg: the built-in sets, the conversion of user videos to records, and the `tf.data`
+pipelines. Importing the package registers the `--data` kinds (`data_pipelines.datasets`), in the
+order `--help` lists them."""
+
+# isort: off
+from data_pipelines import synthetic_source, tfrecord_source, tfds_source  # noqa: F401
+
+# isort: on

@@ -225,29 +225,10 @@ def check_options(source, root, output, options, jpeg_quality, test_fraction, nu
             fail("output", output, f"must not be --input={root!r} or inside it")
 
 
-def convert(
-    source,
-    root,
-    output,
-    options,
-    encoding="png",
-    jpeg_quality=95,
-    test_fraction=0.1,
-    num_shards=8,
-    overwrite=False,
-    beam_args=(),
-):
-    """Runs the conversion pipeline and writes `dataset.json`; returns its `DatasetInfo`.
-
-    Raises:
-        ValueError: naming the flag or path when a setting is out of range, the input is
-            missing or empty, the output is inside the input or already holds records (without
-            `overwrite`), or no clip could be converted.
-    """
+def _clear_output(output, overwrite):
+    """Creates `output`, removing an earlier conversion's files from it only with `overwrite`."""
     import tensorflow as tf
 
-    check_options(source, root, output, options, jpeg_quality, test_fraction, num_shards)
-    inputs = sources.list_inputs(source, root, options)
     old = existing_outputs(output)
     if old and not overwrite:
         raise ValueError(
@@ -257,19 +238,18 @@ def convert(
     for path in old:
         tf.io.gfile.remove(path)
     tf.io.gfile.makedirs(output)
-    logging.info("Converting %d inputs of --source=%s to %s.", len(inputs), source, output)
-    started = time.perf_counter()
-    side = os.path.join(output, "_convert")
+
+
+def _run_pipeline(inputs, output, side, read_input, num_shards, beam_args):
+    """The Beam pipeline: reads the inputs in parallel, writes each split's shards, and beside
+    them (under the `side` prefix) the clips' statistics and the skipped inputs as JSON lines."""
     shards = {"train": num_shards, "test": max(1, num_shards // 4)}
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
         results = (
             pipeline
             | "Inputs" >> beam.Create(inputs)
             | "Reshuffle" >> beam.Reshuffle()
-            | "Read"
-            >> beam.ParDo(
-                ReadInput(source, root, options, encoding, jpeg_quality, test_fraction)
-            ).with_outputs("skipped", main="clips")
+            | "Read" >> beam.ParDo(read_input).with_outputs("skipped", main="clips")
         )
         for split in spec.SPLITS:
             (
@@ -294,16 +274,51 @@ def convert(
             | "Write skips" >> beam.io.WriteToText(side + "_skipped", file_name_suffix=".jsonl")
         )
 
-    def read_lines(prefix):
-        lines = []
-        for path in sorted(tf.io.gfile.glob(prefix + "*")):
-            with tf.io.gfile.GFile(path) as f:
-                lines.extend(json.loads(line) for line in f if line.strip())
-            tf.io.gfile.remove(path)
-        return lines
 
-    stats = read_lines(side + "_stats")
-    skipped = sorted(read_lines(side + "_skipped"), key=lambda s: (s["path"], s["reason"]))
+def _read_side_lines(prefix):
+    """The JSON lines of the files starting with `prefix`, which are then removed."""
+    import tensorflow as tf
+
+    lines = []
+    for path in sorted(tf.io.gfile.glob(prefix + "*")):
+        with tf.io.gfile.GFile(path) as f:
+            lines.extend(json.loads(line) for line in f if line.strip())
+        tf.io.gfile.remove(path)
+    return lines
+
+
+def convert(
+    source,
+    root,
+    output,
+    options,
+    encoding="png",
+    jpeg_quality=95,
+    test_fraction=0.1,
+    num_shards=8,
+    overwrite=False,
+    beam_args=(),
+):
+    """Runs the conversion pipeline and writes `dataset.json`; returns its `DatasetInfo`.
+
+    Raises:
+        ValueError: naming the flag or path when a setting is out of range, the input is
+            missing or empty, the output is inside the input or already holds records (without
+            `overwrite`), or no clip could be converted.
+    """
+    import tensorflow as tf
+
+    check_options(source, root, output, options, jpeg_quality, test_fraction, num_shards)
+    inputs = sources.list_inputs(source, root, options)
+    _clear_output(output, overwrite)
+    logging.info("Converting %d inputs of --source=%s to %s.", len(inputs), source, output)
+    started = time.perf_counter()
+    side = os.path.join(output, "_convert")
+    read_input = ReadInput(source, root, options, encoding, jpeg_quality, test_fraction)
+    _run_pipeline(inputs, output, side, read_input, num_shards, beam_args)
+
+    stats = _read_side_lines(side + "_stats")
+    skipped = sorted(_read_side_lines(side + "_skipped"), key=lambda s: (s["path"], s["reason"]))
     splits, features = _summarize(stats)
     if not stats:
         raise ValueError(

@@ -1,108 +1,101 @@
-"""What `--data` names: the built-in synthetic set, converted records or a TFDS-prepared copy,
-as training streams and as in-memory test clips.
+"""The registry of data kinds: what `--data` names, as training streams and as test clips.
 
-`--data=synthetic` (default) generates the built-in set; `--data=tfrecord:DIR` reads a folder
-written by `python -m data_pipelines.convert`; `--data=tfds:NAME` reads a prepared copy from
-`--tfds_data_dir` (`tfds_source`). All give the same streams (through
-`pipeline.batch_windows` / `pipeline.pairs`) and the same clip arrays for evaluation, so the
-training loop and the evaluation do not know where the frames came from. Ground truth
-(`"masks"`, `"centroids"`, `"offsets"`) is present only when the source has it.
+`--data=KIND` or `--data=KIND:LOCATION` picks the `DataSource` registered as KIND:
+`synthetic` (the built-in set, generated on the fly), `tfrecord:DIR` (a folder written by
+`python -m data_pipelines.convert`) or `tfds:NAME` (a TFDS-prepared copy in `--tfds_data_dir`).
+Every source gives the same windows (through `pipeline.batch_windows` / `pipeline.pairs`) and the
+same clip arrays for evaluation, so training and evaluation never ask where the frames came from.
+Ground truth (`"masks"`, `"centroids"`, `"offsets"`) is present only when the source has it.
+
+A new kind is one module with a `DataSource` subclass registered with `register`, and an import
+in `data_pipelines/__init__.py`; options of its own are `TrainConfig` fields (each with its help),
+which its `from_config` reads.
 """
 
-import numpy as np
-import tensorflow as tf
+import abc
 
-from data_pipelines import pipeline, records, spec, synthetic, tfds_source
+from data_pipelines.registry import Registry
+
+_KINDS = Registry("data kind", "--data")
+
+
+class DataSource(abc.ABC):
+    """One `--data` kind.
+
+    Attributes:
+        kind: the `--data` prefix it is registered under.
+        usage: how `--data` names it, e.g. `"tfrecord:DIR"` (no `:` when it takes no location).
+    """
+
+    kind = None
+    usage = None
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, location, config):
+        """The source that `--data=KIND:location` names in a `RunConfig` (`location` is None
+        for kinds that take none)."""
+
+    @property
+    def has_controls(self):
+        """Whether the training windows carry the object's true `"offsets"` (the controls)."""
+        return False
+
+    @property
+    def has_masks(self):
+        """Whether the clips carry ground-truth `"masks"`."""
+        return False
+
+    def check(self, frames_per_clip):
+        """Raises a ValueError naming `--data` (or the flag to fix) when the data cannot train:
+        missing, empty, or without `frames_per_clip` consecutive frames."""
+
+    @abc.abstractmethod
+    def training_windows(self, frames_per_clip, seed, start_index):
+        """An infinite `tf.data.Dataset` of windows of `frames_per_clip` consecutive frames:
+        dicts with `"frames"` uint8 `[F, H, W, 3]` and, where the source has them, `"masks"`
+        `[F, H, W, 1]` and `"offsets"` `[F - 1, 2]`, seeded by `seed`, from the element
+        `start_index` of the stream (so that a resumed run goes on)."""
+
+    @abc.abstractmethod
+    def evaluation_clips(self, split, num_clips, clip_length, seed):
+        """`num_clips` clips of `clip_length` frames for evaluation, in memory: `{"frames":
+        uint8 [N, T, H, W, 3]}` and the ground truth the source has (`"masks"`,
+        `"centroids"`, `"offsets"` [N, T - 1, 2]), in `synthetic.make_split`'s layout.
+        `split` is `"validation"` or `"test"`."""
+
+
+def register(source):
+    """Class decorator: registers a `DataSource` subclass under its `kind`."""
+    return _KINDS.register(source.kind, source)
+
+
+# The registered kinds, in the order they were registered.
+kinds = _KINDS.names
+
+
+def _usages():
+    usages = [repr(_KINDS[kind].usage) for kind in kinds()]
+    return ", ".join(usages[:-1]) + f" or {usages[-1]}" if len(usages) > 1 else usages[0]
 
 
 def parse_data_flag(data):
-    """`--data` as `(kind, location)`: `("synthetic", None)`, `("tfrecord", DIR)` or
+    """`--data` as `(kind, location)`, e.g. `("synthetic", None)`, `("tfrecord", DIR)` or
     `("tfds", NAME)`.
 
     Raises:
-        ValueError: naming the flag when it is neither.
+        ValueError: naming the flag when it names no registered kind, or a kind without the
+            location it needs.
     """
-    if data == "synthetic":
-        return "synthetic", None
-    kind, _, location = str(data).partition(":")
-    if kind in ("tfrecord", "tfds") and location:
-        return kind, location
-    raise ValueError(f"--data={data!r}: must be 'synthetic', 'tfrecord:DIR' or 'tfds:NAME'.")
+    kind, separator, location = str(data).partition(":")
+    source = _KINDS.get(kind, None)
+    takes_location = source is not None and ":" in source.usage
+    if source is not None and bool(separator and location) == takes_location:
+        return kind, location or None
+    raise ValueError(f"--data={data!r}: must be {_usages()}.")
 
 
-def check_data(data, frames_per_clip=2, tfds_data_dir=""):
-    """Checks `--data` before a run starts: a tfrecord folder must hold a converted data set
-    whose train and test splits have clips, and train clips of `frames_per_clip` frames (else
-    the training stream would never yield); a TFDS data set must be prepared in
-    `tfds_data_dir`. Returns the records' `DatasetInfo` (None otherwise)."""
-    kind, location = parse_data_flag(data)
-    if kind == "synthetic":
-        return None
-    if kind == "tfds":
-        tfds_source.video_key(tfds_source.builder(location, tfds_data_dir))
-        return None
-    if not tf.io.gfile.isdir(location):
-        raise ValueError(f"--data={data!r}: {location!r} is not a folder.")
-    info = spec.DatasetInfo.read(location)
-    for split in spec.SPLITS:
-        records.shard_files(location, split, info)
-        if not info.splits[split]["clips"]:
-            raise ValueError(
-                f"--data={data!r}: the {split} split has no clips; convert again with a "
-                "--test_fraction that leaves clips in both splits."
-            )
-    longest = info.splits["train"].get("max_frames", frames_per_clip)
-    if longest < frames_per_clip:
-        raise ValueError(
-            f"--frames_per_clip={frames_per_clip}: the train clips of {location!r} have at most "
-            f"{longest} frames."
-        )
-    return info
-
-
-def windows(data, frames_per_clip, seed, start_index, synthetic_clips=None, tfds_data_dir=""):
-    """An infinite stream of windows of `frames_per_clip` frames (uint8, with masks if any).
-
-    Synthetic: `pipeline.clip_windows` over `synthetic_clips` from element `start_index`, so
-    resuming is exact. Records and TFDS: `records.random_windows` seeded by
-    `(seed, start_index)`: a resumed run gets a fresh deterministic stream, not the continuation
-    of the old one.
-    """
-    kind, location = parse_data_flag(data)
-    if kind == "synthetic":
-        return pipeline.clip_windows(synthetic_clips, frames_per_clip, seed, start_index)
-    stream_seed = int(np.random.SeedSequence([seed, start_index]).generate_state(1)[0])
-    if kind == "tfds":
-        clips = tfds_source.clips(location, tfds_data_dir, "train", seed=stream_seed)
-        shape = {"frames": tfds_source.frame_shape(location, tfds_data_dir)}
-        return records.random_windows(clips, frames_per_clip, stream_seed, shape=shape)
-    return records.record_windows(location, "train", frames_per_clip, seed=stream_seed)
-
-
-def record_clips(directory, split, num_clips, clip_length):
-    """The first `num_clips` clips of a split holding at least `clip_length` frames, cut to
-    `clip_length`, as arrays in `synthetic.make_split`'s layout (`"offsets"` from the
-    centroids when the data set has them).
-
-    Raises:
-        ValueError: naming the folder when the split has no clip that long.
-    """
-    info = spec.DatasetInfo.read(directory)
-    keys = ["frames"] + [k for k in ("masks", "centroids") if k in info.features]
-    clips = records.read_clips(directory, split, shuffle=False, repeat=False)
-    out = records.first_clips(clips, num_clips, clip_length, keys, f"{directory!r}: the {split}")
-    if "centroids" in out:
-        out["offsets"] = np.diff(out["centroids"], axis=1)
-    return out
-
-
-def evaluation_clips(data, split, num_clips, clip_length, image_size, seed, tfds_data_dir=""):
-    """Clips for evaluation: synthetic `split` ("validation" or "test") or, for records and
-    TFDS, the test split (validation uses its first clips too)."""
-    kind, location = parse_data_flag(data)
-    if kind == "synthetic":
-        config = synthetic.scaled_config(image_size, clip_length)
-        return synthetic.make_split(split, num_clips, config, seed=seed)
-    if kind == "tfds":
-        return tfds_source.test_clips(location, tfds_data_dir, num_clips, clip_length)
-    return record_clips(location, "test", num_clips, clip_length)
+def source(config):
+    """The `DataSource` that `config.train.data` names, with its options from the config."""
+    kind, location = parse_data_flag(config.train.data)
+    return _KINDS[kind].from_config(location, config)

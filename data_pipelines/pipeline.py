@@ -9,8 +9,9 @@ fresh seed instead.
 
 import tensorflow as tf
 
-from data_pipelines.preprocess import preprocess_frames
-from fgbg_keras.losses import frame_difference_mask
+from data_pipelines.change_map import frame_difference_mask
+from data_pipelines.checks import check_int
+from data_pipelines.preprocess import normalize_size, preprocess_frames
 
 CLIP_KEYS = ("frames", "masks", "centroids", "offsets")
 
@@ -30,17 +31,9 @@ def _check_clips(clips):
     return int(frames.shape[0]), int(frames.shape[1])
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-
-
 def _check_frames_per_clip(frames_per_clip, clip_length):
-    if (
-        isinstance(frames_per_clip, bool)
-        or not isinstance(frames_per_clip, int)
-        or not 2 <= frames_per_clip <= clip_length
-    ):
+    check_int("frames_per_clip", frames_per_clip, minimum=2)
+    if frames_per_clip > clip_length:
         raise ValueError(
             f"`frames_per_clip` must be an int in [2, clip_length={clip_length}]. "
             f"Received: frames_per_clip={frames_per_clip!r}"
@@ -56,14 +49,6 @@ def preprocess_masks(masks, size):
     resized = tf.image.resize(flat, size, method="bilinear", antialias=True)
     resized = tf.cast(resized >= 0.5, tf.float32)
     return tf.reshape(resized, [*masks.shape[:-3], *size, 1])
-
-
-def _normalize_size(image_size):
-    if image_size is None:
-        return None
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        return (image_size, image_size)
-    return tuple(image_size)
 
 
 def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
@@ -89,10 +74,7 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
     """
     num_clips, clip_length = _check_clips(clips)
     _check_frames_per_clip(frames_per_clip, clip_length)
-    if isinstance(start_index, bool) or not isinstance(start_index, int) or start_index < 0:
-        raise ValueError(
-            f"`start_index` must be a non-negative int. Received: start_index={start_index!r}"
-        )
+    check_int("start_index", start_index, minimum=0)
     dtypes = {"frames": tf.uint8, "masks": tf.uint8, "centroids": tf.float32, "offsets": tf.float32}
     arrays = {key: tf.convert_to_tensor(clips[key], dtypes[key]) for key in clips}
     seed = int(seed)
@@ -161,8 +143,8 @@ def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False)
         keep_offsets: also pass on `offsets` [C, F - 1, 2] when the windows have them, scaled
             to the resized frames' pixels.
     """
-    _check_positive_int("clips_per_batch", clips_per_batch)
-    size = _normalize_size(image_size)
+    check_int("clips_per_batch", clips_per_batch)
+    size = normalize_size(image_size)
 
     def preprocess(window):
         out = {"frames": preprocess_frames(window["frames"], size)}
@@ -211,11 +193,8 @@ def clip_batches(
         An infinite `tf.data.Dataset` of dicts: `frames` float32 [C, F, H, W, 3] in [-1, 1] and
         `masks` float32 [C, F, H, W, 1] in {0, 1} (ground truth, for logging only).
     """
-    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
-        raise ValueError(
-            f"`start_step` must be a non-negative int. Received: start_step={start_step!r}"
-        )
-    _check_positive_int("clips_per_batch", clips_per_batch)
+    check_int("start_step", start_step, minimum=0)
+    check_int("clips_per_batch", clips_per_batch)
     windows = clip_windows(
         clips, frames_per_clip, seed, start_index=start_step * clips_per_batch, shuffle=shuffle
     )
@@ -277,8 +256,8 @@ def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_thre
         last batch possibly smaller; `mask` and `next_mask` only if `clips` has `masks`).
     """
     num_clips, clip_length = _check_clips(clips)
-    _check_positive_int("batch_size", batch_size)
-    size = _normalize_size(image_size)
+    check_int("batch_size", batch_size)
+    size = normalize_size(image_size)
     frames = tf.convert_to_tensor(clips["frames"], tf.uint8)
     masks = tf.convert_to_tensor(clips["masks"], tf.uint8) if "masks" in clips else None
     pairs_per_clip = clip_length - 1

@@ -8,7 +8,8 @@ they run eagerly, inside `tf.data` and inside exported SavedModel graphs.
 import tensorflow as tf
 
 
-def _normalize_size(size):
+def normalize_size(size):
+    """`None`, or `(height, width)` from an int or a pair of positive ints."""
     if size is None:
         return None
     if isinstance(size, int) and not isinstance(size, bool):
@@ -62,7 +63,7 @@ def preprocess_frames(frames, size=None):
         A float32 tensor of shape `[..., H, W, 3]` (or `[..., height, width, 3]` when `size` is
         given) holding `x * (1 / 127.5) - 1`, clipped to [-1, 1].
     """
-    size = _normalize_size(size)
+    size = normalize_size(size)
     frames = tf.convert_to_tensor(frames)
     if frames.dtype != tf.uint8:
         raise ValueError(f"`frames` must be uint8. Received: frames.dtype={frames.dtype.name}")

@@ -85,6 +85,13 @@ def first_clips(clips, num_clips, clip_length, keys, where):
     return {key: np.stack(values) for key, values in out.items()}
 
 
+def stream_seed(seed, start_index):
+    """The seed of the window stream of a run seeded by `seed` that starts at element
+    `start_index`: a resumed run gets a fresh deterministic stream, not the continuation of the
+    one it stopped."""
+    return int(np.random.SeedSequence([seed, start_index]).generate_state(1)[0])
+
+
 def random_windows(clips, frames_per_clip, seed, decode=None, shape=None):
     """One window of `frames_per_clip` consecutive frames per clip, at a random offset.
 

@@ -15,6 +15,8 @@ import time
 import numpy as np
 from absl import logging
 
+from data_pipelines.checks import check_int
+
 SPLITS = ("train", "validation", "test")
 SHAPES = ("circle", "ellipse", "square", "rectangle", "triangle", "star")
 PHOTO_NAMES = (
@@ -61,9 +63,9 @@ class SyntheticConfig:
     texture_tries: int = 4
 
     def __post_init__(self):
-        _check_int("image_size", self.image_size, minimum=16)
-        _check_int("clip_length", self.clip_length, minimum=2)
-        _check_int("texture_tries", self.texture_tries, minimum=1)
+        check_int("image_size", self.image_size, minimum=16)
+        check_int("clip_length", self.clip_length, minimum=2)
+        check_int("texture_tries", self.texture_tries, minimum=1)
         radius = _pair("sprite_radius", self.sprite_radius)
         speed = _pair("speed", self.speed)
         object.__setattr__(self, "sprite_radius", radius)
@@ -105,11 +107,6 @@ def scaled_config(image_size, clip_length=16):
         sprite_radius=tuple(r * scale for r in default.sprite_radius),
         speed=tuple(v * scale for v in default.speed),
     )
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
 
 
 def _pair(name, value):
@@ -363,10 +360,8 @@ def make_split(split, num_clips, config=SyntheticConfig(), seed=0):
     """
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
-    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 1:
-        raise ValueError(f"`num_clips` must be a positive int. Received: num_clips={num_clips!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+    check_int("num_clips", num_clips)
+    check_int("seed", seed, minimum=0)
     start = time.perf_counter()
     split_index = SPLITS.index(split)
     clips = [

@@ -9,6 +9,8 @@ then `video`, then any); its `train` split trains and its `test` split evaluates
 
 import tensorflow as tf
 
+from data_pipelines import datasets, records
+
 PREFERRED_KEYS = ("image_main", "video")
 SPLITS = ("train", "test")
 
@@ -100,9 +102,39 @@ def frame_shape(name, data_dir):
 def test_clips(name, data_dir, num_clips, clip_length):
     """The first `num_clips` test videos of at least `clip_length` frames, cut to it, as
     `{"frames": uint8 [N, clip_length, H, W, 3]}`."""
-    from data_pipelines import records
-
     videos = clips(name, data_dir, "test", shuffle=False, repeat=False)
     return records.first_clips(
         videos, num_clips, clip_length, ["frames"], f"--data=tfds:{name}: the test"
     )
+
+
+@datasets.register
+class TfdsSource(datasets.DataSource):
+    """`--data=tfds:NAME`: the prepared copy of `name` in `data_dir` (`--tfds_data_dir`). Its
+    videos have no ground truth."""
+
+    kind = "tfds"
+    usage = "tfds:NAME"
+
+    def __init__(self, name, data_dir):
+        self.name = name
+        self.data_dir = data_dir
+
+    @classmethod
+    def from_config(cls, location, config):
+        return cls(location, config.train.tfds_data_dir)
+
+    def check(self, frames_per_clip):
+        video_key(builder(self.name, self.data_dir))
+
+    def training_windows(self, frames_per_clip, seed, start_index):
+        """`records.random_windows` over the train split, seeded by `(seed, start_index)`: a
+        resumed run gets a fresh deterministic stream."""
+        stream_seed = records.stream_seed(seed, start_index)
+        videos = clips(self.name, self.data_dir, "train", seed=stream_seed)
+        shape = {"frames": frame_shape(self.name, self.data_dir)}
+        return records.random_windows(videos, frames_per_clip, stream_seed, shape=shape)
+
+    def evaluation_clips(self, split, num_clips, clip_length, seed):
+        del split, seed  # the test split serves validation and evaluation, in order
+        return test_clips(self.name, self.data_dir, num_clips, clip_length)

@@ -9,35 +9,8 @@ Reference: arXiv 2111.12747 (the draft's eqs. 4-9) and `METHOD.md`.
 import keras
 from keras import ops
 
-# BT.601 luma weights (the reference implementation has a typo, 0.144, for blue).
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)
-DIFF_MODES = ("gray", "maxchannel")
 # Which mask cuts the background for L_bg: the draft's M(f_{t+1}), the reference's M(f_t), or both.
 BG_MASK_MODES = ("next", "current", "union")
-
-
-def frame_difference_mask(frame, next_frame, threshold=0.04, mode="gray"):
-    """Marks the pixels that change between two frames.
-
-    Args:
-        frame: float tensor [..., H, W, 3] in [-1, 1].
-        next_frame: float tensor of the same shape.
-        threshold: a pixel changes when its difference exceeds this value (frames in [-1, 1]).
-        mode: `"gray"`, |gray(next) - gray(frame)| with BT.601 weights, or `"maxchannel"`, the
-            largest absolute difference over the three channels.
-
-    Returns:
-        A float32 tensor [..., H, W, 1] holding 1.0 where the frame changed, else 0.0.
-    """
-    if mode not in DIFF_MODES:
-        raise ValueError(f"`mode` must be one of {DIFF_MODES}. Received: mode={mode!r}")
-    delta = ops.cast(next_frame, "float32") - ops.cast(frame, "float32")
-    if mode == "gray":
-        weights = ops.convert_to_tensor(GRAY_WEIGHTS, dtype="float32")
-        change = ops.abs(ops.sum(delta * weights, axis=-1, keepdims=True))
-    else:
-        change = ops.max(ops.abs(delta), axis=-1, keepdims=True)
-    return ops.cast(change > threshold, "float32")
 
 
 def _mean(x):
@@ -279,3 +252,21 @@ def masked_l1(prediction, target, mask):
     """
     delta = ops.abs(ops.cast(prediction, "float32") - ops.cast(target, "float32"))
     return _mean(ops.cast(mask, "float32") * delta)
+
+
+def weighted_sum(terms, weights):
+    """The total loss: `sum(weights[name] * terms[name])` over the names of `weights`, in their
+    order (each phase lists its terms and weights once).
+
+    Args:
+        terms: dict of scalar loss terms.
+        weights: dict from term names to their weights (floats or scalar tensors).
+
+    Returns:
+        A float32 scalar.
+    """
+    total = None
+    for name, weight in weights.items():
+        value = weight * terms[name]
+        total = value if total is None else total + value
+    return total

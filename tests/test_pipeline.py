@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data_pipelines.change_map import frame_difference_mask
 from data_pipelines.pipeline import clip_windows, eval_triples, triples
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from data_pipelines.synthetic import SyntheticConfig, make_split
-from fgbg_keras.losses import frame_difference_mask
 
 NUM_CLIPS, LENGTH, SIZE = 5, 6, 32
 

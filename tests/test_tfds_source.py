@@ -6,12 +6,17 @@ import pytest
 import tensorflow as tf
 
 from data_pipelines import datasets
-from fgbg_keras import evaluate
+from fgbg_keras import runs
+from fgbg_keras.evaluation import pairs
 from fgbg_keras.training import loop
 from tests.tiny import tiny_config
 
 tfds = pytest.importorskip("tensorflow_datasets")
 NAME = "tiny_pushing"
+
+
+def source(data, tfds_data_dir=""):
+    return datasets.source(tiny_config(data=data, tfds_data_dir=tfds_data_dir))
 
 
 def videos(count, seed):
@@ -49,10 +54,10 @@ def prepared(tmp_path_factory):
 def test_windows_are_consecutive_frames_and_seeded(prepared):
     data_dir, splits = prepared
     data = f"tfds:{NAME}"
-    datasets.check_data(data, 3, data_dir)
+    source(data, data_dir).check(3)
 
     def take():
-        stream = datasets.windows(data, 3, seed=1, start_index=0, tfds_data_dir=data_dir)
+        stream = source(data, data_dir).training_windows(3, seed=1, start_index=0)
         return [w["frames"].numpy() for w in stream.take(6)]
 
     first, again = take(), take()
@@ -64,7 +69,7 @@ def test_windows_are_consecutive_frames_and_seeded(prepared):
             for video in splits["train"]["image_main"]
             for s in range(6)
         )
-    test = datasets.evaluation_clips(data, "test", 2, 6, 32, 0, tfds_data_dir=data_dir)
+    test = source(data, data_dir).evaluation_clips("test", 2, 6, 0)
     assert test["frames"].shape == (2, 6, 48, 48, 3) and "masks" not in test
 
 
@@ -73,17 +78,17 @@ def test_phase_one_trains_and_evaluates_on_a_prepared_copy(prepared, tmp_path):
     config = tiny_config(data=f"tfds:{NAME}", tfds_data_dir=data_dir)
     logs = loop.train_and_evaluate(config, str(tmp_path / "run"), verbose=False)
     assert np.isfinite(logs["loss"])
-    results = evaluate.evaluate_pairs(loop.restore_networks(str(tmp_path / "run")))
+    results = pairs.evaluate_pairs(runs.restore_networks(str(tmp_path / "run")))
     assert results["pairs"] == 2 * 5 and "mask_iou" not in results
 
 
 def test_an_absent_copy_says_how_to_prepare_it(prepared, tmp_path):
     with pytest.raises(ValueError, match="needs --tfds_data_dir"):
-        datasets.check_data("tfds:bair_robot_pushing_small")
+        source("tfds:bair_robot_pushing_small").check(2)
     with pytest.raises(ValueError, match="tfds build bair_robot_pushing_small"):
-        datasets.check_data("tfds:bair_robot_pushing_small", tfds_data_dir=str(tmp_path))
+        source("tfds:bair_robot_pushing_small", str(tmp_path)).check(2)
     with pytest.raises(ValueError, match="no data set 'nothing_here'.*tfds build"):
-        datasets.check_data("tfds:nothing_here", tfds_data_dir=str(tmp_path))
+        source("tfds:nothing_here", str(tmp_path)).check(2)
     with pytest.raises(ValueError, match="--data='tfds:'"):
         datasets.parse_data_flag("tfds:")
 
@@ -99,4 +104,4 @@ def test_a_data_set_without_video_frames_is_named(tmp_path):
         data_dir=str(tmp_path),
     )
     with pytest.raises(ValueError, match="no feature holds uint8 video frames.*label"):
-        datasets.check_data("tfds:no_video", tfds_data_dir=str(tmp_path))
+        source("tfds:no_video", str(tmp_path)).check(2)

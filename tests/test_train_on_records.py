@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from data_pipelines import convert, datasets, sources, synthetic
-from fgbg_keras import evaluate
+from fgbg_keras import runs
+from fgbg_keras.evaluation import evaluator, pairs
 from fgbg_keras.training import loop
 from tests.tiny import tiny_config
 
@@ -40,8 +41,8 @@ def test_both_phases_train_and_evaluate_on_records_without_ground_truth(frame_fo
     config.phase_two.disc_start = 2
     logs = loop.train_and_evaluate(config, phase_two, phase=2, init_from=phase_one, verbose=False)
     assert np.isfinite(logs["loss"])
-    text = evaluate.evaluate_and_report(phase_two, rollout_steps=3)
-    with open(os.path.join(phase_two, evaluate.REPORT_NAME)) as f:
+    text = evaluator.evaluate_and_report(phase_two, rollout_steps=3)
+    with open(os.path.join(phase_two, evaluator.REPORT_NAME)) as f:
         results = json.load(f)
     assert results["data"] == data and "mask_iou" not in results
     assert results["pairs"] == 2 * 5  # 2 test clips of 7 frames, cut to --clip_length=6
@@ -58,7 +59,7 @@ def test_records_with_ground_truth_report_mask_iou(tmp_path):
     convert.convert("synthetic", None, output, options, test_fraction=0.3, num_shards=2)
     model_dir = str(tmp_path / "p1")
     loop.train_and_evaluate(tiny_config(data=f"tfrecord:{output}"), model_dir, verbose=False)
-    results = evaluate.evaluate_pairs(loop.restore_networks(model_dir))
+    results = pairs.evaluate_pairs(runs.restore_networks(model_dir))
     assert 0.0 <= results["mask_iou"] <= 1.0 and results["pairs"] == 2 * 5
 
 
@@ -71,6 +72,6 @@ def test_bad_data_flags_are_named(tmp_path):
     ):
         with pytest.raises(ValueError, match=message):
             loop.train_and_evaluate(tiny_config(data=data), str(tmp_path / "run"), verbose=False)
-        assert not os.path.exists(tmp_path / "run" / loop.CONFIG_FILE)
+        assert not os.path.exists(tmp_path / "run" / runs.CONFIG_FILE)
     with pytest.raises(ValueError, match="must be 'synthetic', 'tfrecord:DIR' or 'tfds:NAME'"):
         datasets.parse_data_flag("tfrecord:")

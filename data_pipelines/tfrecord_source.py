@@ -1,0 +1,75 @@
+"""`--data=tfrecord:DIR`: a folder of records written by `python -m data_pipelines.convert`.
+
+Its train split trains, with windows at random offsets in its clips; its test split evaluates
+(validation uses its first clips too). Ground truth is there when the conversion kept it (the
+synthetic source, BAIR's end-effector positions are not masks): `dataset.json` lists the features.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from data_pipelines import datasets, records, spec
+
+
+@datasets.register
+class RecordSource(datasets.DataSource):
+    """A converted data set in `directory`."""
+
+    kind = "tfrecord"
+    usage = "tfrecord:DIR"
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    @classmethod
+    def from_config(cls, location, config):
+        return cls(location)
+
+    @property
+    def has_masks(self):
+        return "masks" in spec.DatasetInfo.read(self.directory).features
+
+    def check(self, frames_per_clip):
+        """The folder must hold a converted data set whose train and test splits have clips,
+        and train clips of `frames_per_clip` frames (else the training stream would never
+        yield)."""
+        flag = f"--data='tfrecord:{self.directory}'"
+        if not tf.io.gfile.isdir(self.directory):
+            raise ValueError(f"{flag}: {self.directory!r} is not a folder.")
+        info = spec.DatasetInfo.read(self.directory)
+        for split in spec.SPLITS:
+            records.shard_files(self.directory, split, info)
+            if not info.splits[split]["clips"]:
+                raise ValueError(
+                    f"{flag}: the {split} split has no clips; convert again with a "
+                    "--test_fraction that leaves clips in both splits."
+                )
+        longest = info.splits["train"].get("max_frames", frames_per_clip)
+        if longest < frames_per_clip:
+            raise ValueError(
+                f"--frames_per_clip={frames_per_clip}: the train clips of {self.directory!r} "
+                f"have at most {longest} frames."
+            )
+
+    def training_windows(self, frames_per_clip, seed, start_index):
+        """`records.record_windows` seeded by `(seed, start_index)`: a resumed run gets a fresh
+        deterministic stream, not the continuation of the old one."""
+        stream_seed = records.stream_seed(seed, start_index)
+        return records.record_windows(self.directory, "train", frames_per_clip, seed=stream_seed)
+
+    def evaluation_clips(self, split, num_clips, clip_length, seed):
+        """The first `num_clips` clips of the test split holding at least `clip_length` frames,
+        cut to it (`"offsets"` from the centroids when the data set has them).
+
+        Raises:
+            ValueError: naming the folder when the split has no clip that long.
+        """
+        del split, seed  # the test split serves validation and evaluation, in order
+        info = spec.DatasetInfo.read(self.directory)
+        keys = ["frames"] + [k for k in ("masks", "centroids") if k in info.features]
+        clips = records.read_clips(self.directory, "test", shuffle=False, repeat=False)
+        where = f"{self.directory!r}: the test"
+        out = records.first_clips(clips, num_clips, clip_length, keys, where)
+        if "centroids" in out:
+            out["offsets"] = np.diff(out["centroids"], axis=1)
+        return out
