@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from data_pipelines.checks import check_int
+
 # Floor on L_spar when the ratio L_bg / L_spar is measured: the one-sided loss is often exactly 0.
 RATIO_EPSILON = 1e-6
 
@@ -41,10 +43,7 @@ class LinearDecaySchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "`initial_learning_rate` must be positive. "
                 f"Received: initial_learning_rate={initial_learning_rate}"
             )
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(
-                f"`total_steps` must be a positive integer. Received: total_steps={total_steps}"
-            )
+        check_int("total_steps", total_steps)
         if not 0.0 <= decay_start_fraction <= 1.0:
             raise ValueError(
                 "`decay_start_fraction` must be in [0, 1]. "
@@ -179,10 +178,7 @@ class HalvingSparsitySchedule(SparsitySchedule):
             )
         if not start_ratio > 0:
             raise ValueError(f"`start_ratio` must be positive. Received: start_ratio={start_ratio}")
-        if isinstance(halve_every, bool) or not isinstance(halve_every, int) or halve_every < 1:
-            raise ValueError(
-                f"`halve_every` must be a positive integer. Received: halve_every={halve_every}"
-            )
+        check_int("halve_every", halve_every)
         if not 0 < min_ratio <= start_ratio:
             raise ValueError(
                 "`min_ratio` must be positive and at most `start_ratio`. "
@@ -267,10 +263,7 @@ class ControllerSparsitySchedule(SparsitySchedule):
                 "The target line must fall and stay positive: 0 < target_end < target_start. "
                 f"Received: target_start={target_start}, target_end={target_end}"
             )
-        if isinstance(target_steps, bool) or not isinstance(target_steps, int) or target_steps < 1:
-            raise ValueError(
-                f"`target_steps` must be a positive integer. Received: target_steps={target_steps}"
-            )
+        check_int("target_steps", target_steps)
         if not gain > 0:
             raise ValueError(f"`gain` must be positive. Received: gain={gain}")
         super().__init__(initial_weight, smoothing=smoothing, name=name)

@@ -25,7 +25,7 @@ def fixed_blob_mask_generator(frames, training=False):
 
 @pytest.fixture(scope="module")
 def frame_generator():
-    generator = factory.build_frame_generator(tiny_config().model, phase=2)
+    generator = factory.build_frame_generator(tiny_config().model, moving_masks=True)
     zeros = np.zeros((1, SIZE, SIZE, 1), np.float32)
     generator({"frame": np.zeros((1, SIZE, SIZE, 3)), "mask": zeros, "target_mask": zeros})
     return generator
@@ -90,7 +90,7 @@ def tiny_networks():
     """A freshly built (untrained) mask network and frame generator of the tiny config."""
     config = tiny_config().model
     mask_generator = factory.build_mask_generator(config)
-    frame_generator = factory.build_frame_generator(config, phase=2)
+    frame_generator = factory.build_frame_generator(config, moving_masks=True)
     masks = mask_generator(first_frames(1))
     frame_generator({"frame": first_frames(1), "mask": masks, "target_mask": masks})
     return mask_generator, frame_generator
@@ -146,7 +146,7 @@ def test_mixed_precision_networks_give_float32_outputs():
     try:
         config = tiny_config().model
         mask_generator = factory.build_mask_generator(config)
-        frame_generator = factory.build_frame_generator(config, phase=2)
+        frame_generator = factory.build_frame_generator(config, moving_masks=True)
         out = rollout.rollout(
             mask_generator,
             frame_generator,

@@ -197,5 +197,5 @@ def test_phase_one_generator_keeps_nothing_and_phase_two_keeps_the_configured_ba
     from fgbg_keras.models import factory
 
     config = ModelConfig(image_size=16, unet_filters=8, unet_max_filters=16, unet_keep_pasted=2)
-    assert factory.build_frame_generator(config, phase=1).keep_pasted == 0
-    assert factory.build_frame_generator(config, phase=2).keep_pasted == 2
+    assert factory.build_frame_generator(config, moving_masks=False).keep_pasted == 0
+    assert factory.build_frame_generator(config, moving_masks=True).keep_pasted == 2

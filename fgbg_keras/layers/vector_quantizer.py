@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from data_pipelines.checks import check_int
+
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
 class VectorQuantizer(keras.layers.Layer):
@@ -76,9 +78,8 @@ class VectorQuantizer(keras.layers.Layer):
     ):
         # Inputs keep their dtype and are cast to float32 inside `call`; variables never autocast.
         super().__init__(autocast=False, **kwargs)
-        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int. Received: {name}={value}")
+        check_int("num_embeddings", num_embeddings)
+        check_int("embedding_dim", embedding_dim)
         if not isinstance(use_ema, bool):
             raise ValueError(f"`use_ema` must be a bool. Received: use_ema={use_ema}")
         if not 0.0 <= ema_decay < 1.0:

@@ -11,6 +11,8 @@ without ground-truth controls it gets zeros and is a plain next-frame predictor.
 import keras
 from keras import ops
 
+from data_pipelines.checks import check_int
+
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
 class ConvLSTMPredictor(keras.Model):
@@ -38,11 +40,13 @@ class ConvLSTMPredictor(keras.Model):
     Reference: Shi et al., arXiv:1506.04214.
     """
 
+    # Two stride-2 convolutions: frame sizes must be divisible by 4.
+    downsampling_factor = 4
+
     def __init__(self, filters=32, lstm_filters=64, control_scale=0.5, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("filters", filters), ("lstm_filters", lstm_filters)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        check_int("filters", filters)
+        check_int("lstm_filters", lstm_filters)
         self.filters = filters
         self.lstm_filters = lstm_filters
         self.control_scale = float(control_scale)

@@ -1,11 +1,13 @@
-"""Builds the networks of a run from its `ModelConfig`."""
+"""Builds the networks of a run from its config sections."""
 
-from fgbg_keras.layers.vector_quantizer import VectorQuantizer
+import math
+
+import tensorflow as tf
+
+from fgbg_keras.models import generators
+from fgbg_keras.models.convlstm_predictor import ConvLSTMPredictor
 from fgbg_keras.models.mask_generator import MaskGenerator
 from fgbg_keras.models.patchgan import PatchDiscriminator
-from fgbg_keras.models.unet_diff_generator import UNetDiffGenerator
-from fgbg_keras.models.vq_autoencoder import VQDecoder, VQEncoder
-from fgbg_keras.models.vq_frame_generator import VQFrameGenerator
 
 
 def build_mask_generator(config):
@@ -18,57 +20,41 @@ def build_mask_generator(config):
     )
 
 
-def _build_vqvae(config):
-    encoder = VQEncoder(
-        filters=config.generator_filters,
-        latent_dim=config.embedding_dim,
-        num_res_blocks=config.generator_res_blocks,
-        input_channels=3 if config.condition == "split" else 4,
-        name="encoder",
-    )
-    decoder = VQDecoder(
-        filters=config.generator_filters,
-        latent_dim=config.embedding_dim,
-        num_res_blocks=config.generator_res_blocks,
-        name="decoder",
-    )
-    quantizer = VectorQuantizer(
-        num_embeddings=config.num_embeddings,
-        embedding_dim=config.embedding_dim,
-        use_ema=config.vq_ema,
-        ema_decay=config.vq_ema_decay,
-        dead_code_threshold=config.dead_code_threshold,
-        name="quantizer",
-    )
-    return VQFrameGenerator(
-        encoder,
-        decoder,
-        quantizer,
-        quantize=config.quantize,
-        condition=config.condition,
-        name="frame_generator",
-    )
+def build_frame_generator(config, moving_masks=True):
+    """The frame generator G that `config.generator` names (`generators.get`); `moving_masks`
+    is False for Phase I (see `generators.Generator`). Both are the same weights."""
+    return generators.get(config.generator).build(config, moving_masks)
 
 
-def _build_unet(config, phase):
-    return UNetDiffGenerator(
-        num_levels=config.resolved_unet_levels,
-        filters=config.unet_filters,
-        max_filters=config.unet_max_filters,
-        paste=config.unet_paste,
-        # Phase I learns to redraw the object: nothing of it is kept as pasted.
-        keep_pasted=config.unet_keep_pasted if phase == 2 else 0,
-        name="frame_generator",
+def check_frame_size(image_size, networks):
+    """Raises a ValueError naming `--image_size` unless it is divisible by the downsampling of
+    every network of `networks` (`{description: network}`), as the built networks report it."""
+    factors = {name: network.downsampling_factor for name, network in networks.items()}
+    total = math.lcm(*factors.values())
+    if image_size % total:
+        described = ", ".join(f"{name} {factor}" for name, factor in factors.items())
+        raise ValueError(
+            f"--image_size={image_size!r}: must be divisible by {total}, the total downsampling "
+            f"of the networks ({described})"
+        )
+
+
+def build_networks(config, moving_masks=True):
+    """M and G of a `ModelConfig`, after checking that `image_size` suits both.
+
+    Returns:
+        `(mask_generator, frame_generator)`.
+
+    Raises:
+        ValueError: naming `--image_size` when the networks cannot take frames of that size.
+    """
+    mask_generator = build_mask_generator(config)
+    frame_generator = build_frame_generator(config, moving_masks)
+    check_frame_size(
+        config.image_size,
+        {"mask network": mask_generator, "frame generator": frame_generator},
     )
-
-
-def build_frame_generator(config, phase):
-    """The frame generator G of a `ModelConfig` for `phase` (1, or 2 for Phase II and
-    generation): `VQFrameGenerator` or `UNetDiffGenerator`. Both phases' generators have the
-    same weights; they differ only in `ModelConfig.PHASE_TWO_ONLY` settings."""
-    if config.generator == "unet":
-        return _build_unet(config, phase)
-    return _build_vqvae(config)
+    return mask_generator, frame_generator
 
 
 def build_discriminators(config):
@@ -81,3 +67,20 @@ def build_discriminators(config):
         )
         for name in names
     }
+
+
+def build_convlstm(config):
+    """The ConvLSTM baseline of a `RunConfig`, built at its frame size.
+
+    Raises:
+        ValueError: naming `--image_size` when the baseline cannot take frames of that size.
+    """
+    model = ConvLSTMPredictor(
+        filters=config.baseline.convlstm_filters,
+        lstm_filters=config.baseline.convlstm_lstm_filters,
+        name="convlstm_baseline",
+    )
+    size = config.model.image_size
+    check_frame_size(size, {"ConvLSTM baseline": model})
+    model({"frame": tf.zeros([1, size, size, 3]), "offsets": tf.zeros([1, 1, 2])})
+    return model

@@ -2,8 +2,9 @@
 
 import keras
 
+from data_pipelines.checks import check_int
 from fgbg_keras.layers import blocks
-from fgbg_keras.models.network import Network, check_positive_int
+from fgbg_keras.models.network import Network
 
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
@@ -32,10 +33,10 @@ class MaskGenerator(Network):
     """
 
     def __init__(self, ngf=64, num_res_blocks=9, num_downsampling=2, image_channels=3, **kwargs):
-        check_positive_int("ngf", ngf)
-        check_positive_int("num_res_blocks", num_res_blocks, minimum=0)
-        check_positive_int("num_downsampling", num_downsampling, minimum=0)
-        check_positive_int("image_channels", image_channels)
+        check_int("ngf", ngf)
+        check_int("num_res_blocks", num_res_blocks, minimum=0)
+        check_int("num_downsampling", num_downsampling, minimum=0)
+        check_int("image_channels", image_channels)
 
         inputs = keras.Input((None, None, image_channels), name="frame")
         x = blocks.apply_conv_norm_act(inputs, ngf, 7, "stem")

@@ -20,9 +20,3 @@ class Network(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def check_positive_int(name, value, minimum=1):
-    """Raises a ValueError naming the argument unless `value` is an int >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")

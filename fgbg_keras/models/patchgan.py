@@ -4,8 +4,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from data_pipelines.checks import check_int
 from fgbg_keras.layers import blocks
-from fgbg_keras.models.network import Network, check_positive_int
+from fgbg_keras.models.network import Network
 
 NORMS = ("instance", "none")
 
@@ -53,8 +54,8 @@ class PatchDiscriminator(Network):
     """
 
     def __init__(self, input_channels=3, ndf=64, norm="instance", **kwargs):
-        check_positive_int("input_channels", input_channels)
-        check_positive_int("ndf", ndf)
+        check_int("input_channels", input_channels)
+        check_int("ndf", ndf)
         if norm not in NORMS:
             raise ValueError(f"`norm` must be one of {NORMS}. Received: norm={norm!r}")
 
@@ -136,7 +137,7 @@ def local_crops(images, masks, size, margin=0.1):
     Returns:
         A float32 tensor `[B, size, size, C]`.
     """
-    check_positive_int("size", size)
+    check_int("size", size)
     images = tf.cast(images, tf.float32)
     boxes = mask_boxes(masks, margin)
     shape = tf.shape(images)

@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from data_pipelines.checks import check_int
 from fgbg_keras.layers import blocks
 from fgbg_keras.mask_ops import erode_masks, paste_foreground
-from fgbg_keras.models.network import Network, check_positive_int
+from fgbg_keras.models import generators
+from fgbg_keras.models.network import Network
 
 
 def kept_interior(target_mask, pixels):
@@ -71,11 +73,11 @@ class UNet(Network):
         input_channels=5,
         **kwargs,
     ):
-        check_positive_int("num_levels", num_levels)
-        check_positive_int("filters", filters)
-        check_positive_int("max_filters", max_filters)
-        check_positive_int("norm_groups", norm_groups)
-        check_positive_int("input_channels", input_channels)
+        check_int("num_levels", num_levels)
+        check_int("filters", filters)
+        check_int("max_filters", max_filters)
+        check_int("norm_groups", norm_groups)
+        check_int("input_channels", input_channels)
         widths = level_widths(num_levels, filters, max_filters)
         if any(w % norm_groups for w in widths):
             raise ValueError(
@@ -159,8 +161,7 @@ class UNetDiffGenerator(keras.Model):
     synthetic set, this stops the slow drift of the object's appearance that a U-Net free to
     repaint it accumulates over a long rollout. A still object (equal masks) keeps its interior
     too. Phase I, where the generator must learn to redraw the object, is built with
-    `keep_pasted=0` (`factory.build_frame_generator`). Same call interface as
-    `VQFrameGenerator`.
+    `keep_pasted=0` (`build_unet_generator`). Same call interface as `VQFrameGenerator`.
 
     Args:
         num_levels: stride-2 levels of the U-Net; frame sizes must be divisible by
@@ -196,10 +197,7 @@ class UNetDiffGenerator(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(keep_pasted, bool) or not isinstance(keep_pasted, int) or keep_pasted < 0:
-            raise ValueError(
-                f"`keep_pasted` must be an int >= 0. Received: keep_pasted={keep_pasted!r}"
-            )
+        check_int("keep_pasted", keep_pasted, minimum=0)
         self.unet = UNet(
             num_levels, filters, max_filters, norm_groups, input_channels=5, name="unet"
         )
@@ -251,3 +249,27 @@ class UNetDiffGenerator(keras.Model):
             }
         )
         return config
+
+
+def halvings(size):
+    """How often `size` halves to a whole number: the U-Net's levels down to the smallest map
+    (8 at 256)."""
+    levels = 0
+    while size > 1 and size % 2 == 0:
+        levels, size = levels + 1, size // 2
+    return levels
+
+
+@generators.register("unet")
+def build_unet_generator(config, moving_masks=True):
+    """The `UNetDiffGenerator` of a `ModelConfig` (its `unet_*` settings; `unet_levels=0`
+    follows the frame size down). Phase I (`moving_masks=False`) keeps nothing as pasted: the
+    generator learns to redraw the object."""
+    return UNetDiffGenerator(
+        num_levels=config.unet_levels or halvings(config.image_size),
+        filters=config.unet_filters,
+        max_filters=config.unet_max_filters,
+        paste=config.unet_paste,
+        keep_pasted=config.unet_keep_pasted if moving_masks else 0,
+        name="frame_generator",
+    )

@@ -2,15 +2,16 @@
 
 import keras
 
+from data_pipelines.checks import check_int
 from fgbg_keras.layers import blocks
-from fgbg_keras.models.network import Network, check_positive_int
+from fgbg_keras.models.network import Network
 
 
 def _check_filters(filters, groups):
-    if not filters or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters):
-        raise ValueError(
-            f"`filters` must be a non-empty list of positive ints. Received: filters={filters}"
-        )
+    if not filters:
+        raise ValueError(f"`filters` must be a non-empty list. Received: filters={filters}")
+    for value in filters:
+        check_int("filters", value)
     if any(f % groups for f in filters):
         raise ValueError(
             f"Every entry of `filters` must be divisible by `norm_groups={groups}`. "
@@ -51,11 +52,11 @@ class VQEncoder(Network):
         **kwargs,
     ):
         filters = list(filters)
-        check_positive_int("norm_groups", norm_groups)
+        check_int("norm_groups", norm_groups)
         _check_filters(filters, norm_groups)
-        check_positive_int("latent_dim", latent_dim)
-        check_positive_int("num_res_blocks", num_res_blocks, minimum=0)
-        check_positive_int("input_channels", input_channels)
+        check_int("latent_dim", latent_dim)
+        check_int("num_res_blocks", num_res_blocks, minimum=0)
+        check_int("input_channels", input_channels)
 
         inputs = keras.Input((None, None, input_channels), name="stream")
         x = blocks.apply_conv(inputs, filters[0], 3, "stem")
@@ -124,11 +125,11 @@ class VQDecoder(Network):
         **kwargs,
     ):
         filters = list(filters)
-        check_positive_int("norm_groups", norm_groups)
+        check_int("norm_groups", norm_groups)
         _check_filters(filters, norm_groups)
-        check_positive_int("latent_dim", latent_dim)
-        check_positive_int("num_res_blocks", num_res_blocks, minimum=0)
-        check_positive_int("output_channels", output_channels)
+        check_int("latent_dim", latent_dim)
+        check_int("num_res_blocks", num_res_blocks, minimum=0)
+        check_int("output_channels", output_channels)
 
         inputs = keras.Input((None, None, latent_dim), name="latents")
         x = blocks.apply_conv(inputs, filters[-1], 3, "stem")

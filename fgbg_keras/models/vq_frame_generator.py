@@ -3,6 +3,10 @@
 import keras
 from keras import ops
 
+from fgbg_keras.layers.vector_quantizer import VectorQuantizer
+from fgbg_keras.models import generators
+from fgbg_keras.models.vq_autoencoder import VQDecoder, VQEncoder
+
 QUANTIZE_MODES = ("joint", "separate")
 CONDITION_MODES = ("split", "channel")
 
@@ -124,3 +128,39 @@ class VQFrameGenerator(keras.Model):
         for key in ("encoder", "decoder", "quantizer"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+@generators.register("vqvae", ablations={"quantize": QUANTIZE_MODES, "condition": CONDITION_MODES})
+def build_vqvae_generator(config, moving_masks=True):
+    """The `VQFrameGenerator` of a `ModelConfig` (`generator_filters`, `generator_res_blocks`,
+    the codebook settings, `quantize`, `condition`); the same in every phase."""
+    del moving_masks
+    encoder = VQEncoder(
+        filters=config.generator_filters,
+        latent_dim=config.embedding_dim,
+        num_res_blocks=config.generator_res_blocks,
+        input_channels=3 if config.condition == "split" else 4,
+        name="encoder",
+    )
+    decoder = VQDecoder(
+        filters=config.generator_filters,
+        latent_dim=config.embedding_dim,
+        num_res_blocks=config.generator_res_blocks,
+        name="decoder",
+    )
+    quantizer = VectorQuantizer(
+        num_embeddings=config.num_embeddings,
+        embedding_dim=config.embedding_dim,
+        use_ema=config.vq_ema,
+        ema_decay=config.vq_ema_decay,
+        dead_code_threshold=config.dead_code_threshold,
+        name="quantizer",
+    )
+    return VQFrameGenerator(
+        encoder,
+        decoder,
+        quantizer,
+        quantize=config.quantize,
+        condition=config.condition,
+        name="frame_generator",
+    )
