@@ -1,103 +1,191 @@
 """Configuration of a training run, validated before any graph is built.
 
-Field names equal the flag names of `train.py`, so a validation error names the flag to fix.
+Every field of a section is a flag of train.py of the same name (`fgbg_keras.flags` defines them),
+declared with `option()`: its default, its help text and its allowed values stand beside it, so a
+field cannot exist without its help and a validation error names the flag to fix.
 """
 
 import dataclasses
 import math
 
-from fgbg_keras.losses import BG_MASK_MODES, DIFF_MODES, GAN_LOSSES
+from data_pipelines import datasets
+from data_pipelines.change_map import DIFF_MODES
+from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES
+from fgbg_keras.models import generators
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
 from fgbg_keras.schedules import SPARSITY_SCHEDULES
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-GENERATORS = ("vqvae", "unet")
+
+
+def option(default, help, choices=None, moving_masks_only=False):
+    """A config field: its default, the help text of its flag and, if any, its allowed values.
+
+    `moving_masks_only` marks a setting with no weights of its own that only changes what the
+    networks do with moving masks (Phase II and generation): a Phase II run may set it otherwise
+    than the Phase I run it starts from.
+    """
+    metadata = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "moving_masks_only": moving_masks_only,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _fail(name, value, requirement):
     raise ValueError(f"--{name}={value!r}: {requirement}")
 
 
+class Section:
+    """Base of the config sections: each field is declared with `option()`, or the class is
+    refused when it is defined; `validate` checks every field's choices, then `check`."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in cls.__dict__.get("__annotations__", {}):
+            value = cls.__dict__.get(name)
+            if not (isinstance(value, dataclasses.Field) and value.metadata.get("help")):
+                raise TypeError(
+                    f"{cls.__name__}.{name} has no help text: declare it with option(default, "
+                    "help), which is what its flag's --help shows."
+                )
+
+    def validate(self, config):
+        """Raises a ValueError naming the flag of the first bad field; `config` is the whole
+        `RunConfig`, for checks across sections."""
+        for field in dataclasses.fields(self):
+            choices = field.metadata["choices"]
+            if choices is not None and getattr(self, field.name) not in choices:
+                _fail(field.name, getattr(self, field.name), f"must be one of {choices}")
+        self.check(config)
+
+    def check(self, config):
+        """The section's own checks, after its choices."""
+
+    def _at_least(self, minimum, *names):
+        for name in names:
+            if getattr(self, name) < minimum:
+                _fail(name, getattr(self, name), f"must be >= {minimum}")
+
+    def _finite_non_negative(self, *names):
+        for name in names:
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                _fail(name, value, "must be a finite number >= 0")
+
+
 @dataclasses.dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Sizes and variants of the networks."""
 
-    image_size: int = 64
-    mask_ngf: int = 16
-    mask_res_blocks: int = 3
-    mask_downsampling: int = 2
-    generator: str = "unet"
-    generator_filters: tuple = (16, 32, 64)
-    generator_res_blocks: int = 1
-    num_embeddings: int = 256
-    embedding_dim: int = 32
-    quantize: str = "separate"  # measured best on synthetic masks; "joint" is the draft's
-    condition: str = "channel"
-    vq_ema: bool = False
-    vq_ema_decay: float = 0.99
-    dead_code_threshold: float = 0.0
-    unet_filters: int = 32
-    unet_max_filters: int = 256
-    unet_levels: int = 0  # 0: down to the smallest map the image size allows (8 at 256x256)
-    unet_paste: bool = True
-    unet_keep_pasted: int = 1
+    image_size: int = option(
+        64,
+        "Frame height and width in pixels; must be divisible by the networks' total downsampling.",
+    )
+    mask_ngf: int = option(
+        16, "Width of the mask network's stem (paper: 64; the default is smaller, for a CPU)."
+    )
+    mask_res_blocks: int = option(
+        3, "Residual blocks of the mask network (paper: 9; the default is fewer, for a CPU)."
+    )
+    mask_downsampling: int = option(2, "Stride-2 stages of the mask network.")
+    generator: str = option(
+        "unet",
+        "Frame generator: unet (the difference U-Net of the paper's section 3.4: f_hat = f_t + d "
+        "inside the masks, f_t outside; the default, measured best in controlled rollouts) or "
+        "vqvae (the VQ-VAE of section 3.2).",
+        choices=generators.names(),
+    )
+    generator_filters: tuple = option(
+        (16, 32, 64),
+        "Widths of the VQ-VAE encoder levels, comma-separated; one stride-2 stage between "
+        "consecutive levels.",
+    )
+    generator_res_blocks: int = option(
+        1, "Residual blocks per level of the VQ-VAE encoder and decoder."
+    )
+    num_embeddings: int = option(256, "Codebook size K.")
+    embedding_dim: int = option(32, "Size n_z of each code vector.")
+    quantize: str = option(
+        "separate",
+        "joint: f_hat = D(q(z_fg + z_bg)) (the draft); separate: D(q(z_fg) + q(z_bg)) (the "
+        "reference; the default, measured best for masks on the synthetic set).",
+        choices=QUANTIZE_MODES,
+    )
+    condition: str = option(
+        "channel",
+        "vqvae: split: streams cut by the target mask (the reference); channel: the target mask "
+        "is a 4th encoder channel (the default, measured better in rollouts).",
+        choices=CONDITION_MODES,
+    )
+    vq_ema: bool = option(
+        False, "Update the codebook by exponential moving averages instead of gradients."
+    )
+    vq_ema_decay: float = option(
+        0.99, "Decay of the codebook EMA and of the code-usage statistics."
+    )
+    dead_code_threshold: float = option(
+        0.0, "Restart codes whose EMA usage falls below this (0 disables)."
+    )
+    unet_filters: int = option(
+        32,
+        "unet: width of the U-Net's first level, doubling per level (paper: 64; the default is "
+        "smaller, for a CPU).",
+    )
+    unet_max_filters: int = option(
+        256, "unet: the cap on the U-Net's widths (paper: 512; the default is smaller, for a CPU)."
+    )
+    unet_levels: int = option(
+        0,
+        "unet: stride-2 levels; 0 halves down to the smallest map the image size allows (8 levels "
+        "at 256x256, as the paper).",
+    )
+    unet_paste: bool = option(
+        True,
+        "unet: start from f_t with the foreground copied by whole pixels to the target mask and "
+        "the background it uncovers filled in from around it, instead of from f_t (the paper; "
+        "--nounet_paste); the U-Net then refines both. No effect in Phase 1, where the masks do "
+        "not move.",
+        moving_masks_only=True,
+    )
+    unet_keep_pasted: int = option(
+        1,
+        "unet with --unet_paste: the U-Net changes only the background the object uncovered and "
+        "a band this many pixels wide inside the target mask's edge; the object's interior stays "
+        "the exact pasted copy. 0: it changes the whole union of the masks. No effect in Phase 1.",
+        moving_masks_only=True,
+    )
 
     def __post_init__(self):
         self.generator_filters = tuple(int(f) for f in self.generator_filters)
 
-    # Settings with no weights of their own that only change what Phase II does with moving
-    # masks: a Phase II run may set them otherwise than the Phase I run it starts from.
-    PHASE_TWO_ONLY = ("unet_paste", "unet_keep_pasted")
-
     def networks(self):
-        """This config without `PHASE_TWO_ONLY`: what the weights of a Phase I run depend on."""
+        """This config with its `moving_masks_only` settings at their defaults: what the
+        weights of a Phase I run depend on."""
         defaults = {
-            f.name: f.default for f in dataclasses.fields(self) if f.name in self.PHASE_TWO_ONLY
+            f.name: f.default for f in dataclasses.fields(self) if f.metadata["moving_masks_only"]
         }
         return dataclasses.replace(self, **defaults)
 
-    @property
-    def resolved_unet_levels(self):
-        """`unet_levels`, or as many halvings as `image_size` allows when it is 0."""
-        if self.unet_levels:
-            return self.unet_levels
-        levels, size = 0, self.image_size
-        while size > 1 and size % 2 == 0:
-            levels, size = levels + 1, size // 2
-        return levels
-
-    @property
-    def generator_downsampling(self):
-        if self.generator == "unet":
-            return 2**self.resolved_unet_levels
-        return 2 ** (len(self.generator_filters) - 1)
-
-    @property
-    def downsampling_factor(self):
-        return max(2**self.mask_downsampling, self.generator_downsampling)
-
-    def validate(self):
-        if self.generator not in GENERATORS:
-            _fail("generator", self.generator, f"must be one of {GENERATORS}")
-        for name in (
+    def check(self, config):
+        self._at_least(
+            1,
             "mask_ngf",
             "num_embeddings",
             "embedding_dim",
             "image_size",
             "unet_filters",
             "unet_max_filters",
-        ):
-            if getattr(self, name) < 1:
-                _fail(name, getattr(self, name), "must be a positive integer")
-        for name in (
+        )
+        self._at_least(
+            0,
             "mask_res_blocks",
             "mask_downsampling",
             "generator_res_blocks",
             "unet_levels",
             "unet_keep_pasted",
-        ):
-            if getattr(self, name) < 0:
-                _fail(name, getattr(self, name), "must be >= 0")
+        )
         for name in ("unet_filters", "unet_max_filters"):
             if getattr(self, name) % 8:
                 _fail(
@@ -109,18 +197,6 @@ class ModelConfig:
                 ",".join(map(str, self.generator_filters)),
                 "must be a non-empty list of multiples of 8",
             )
-        if self.image_size % self.downsampling_factor:
-            _fail(
-                "image_size",
-                self.image_size,
-                f"must be divisible by {self.downsampling_factor}, the total downsampling of "
-                f"the networks (2**mask_downsampling, and 2**(len(generator_filters) - 1) or "
-                f"2**unet_levels)",
-            )
-        if self.quantize not in QUANTIZE_MODES:
-            _fail("quantize", self.quantize, f"must be one of {QUANTIZE_MODES}")
-        if self.condition not in CONDITION_MODES:
-            _fail("condition", self.condition, f"must be one of {CONDITION_MODES}")
         if not 0.0 < self.vq_ema_decay < 1.0:
             _fail("vq_ema_decay", self.vq_ema_decay, "must be in (0, 1)")
         if self.dead_code_threshold < 0:
@@ -128,30 +204,50 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
-class LossConfig:
+class LossConfig(Section):
     """Weights and variants of the Phase I losses (METHOD.md, Losses)."""
 
-    reconstruction_weight: float = 1.0
-    codebook_weight: float = 1.0
-    commitment_beta: float = 0.25
-    bg_weight: float = 50.0
-    bin_weight: float = 4.0
-    bg_mask: str = "union"
-    two_sided_sparsity: bool = False
-    diff: str = "gray"
-    diff_threshold: float = 0.04
-    spar_schedule: str = "controller"
-    spar_initial_weight: float = 3.0
-    spar_target_start: float = 0.5
-    spar_target_end: float = 0.03
-    spar_target_steps: int = 1500
-    spar_gain: float = 0.01
-    spar_start_ratio: float = 16.0
-    spar_halve_every: int = 300
-    spar_min_ratio: float = 8.0
+    reconstruction_weight: float = option(1.0, "Weight of L1(f_hat, f_{t+1}).")
+    codebook_weight: float = option(1.0, "Weight of the codebook loss ||sg(z) - z_q||^2.")
+    commitment_beta: float = option(0.25, "Weight beta of the commitment loss ||z - sg(z_q)||^2.")
+    bg_weight: float = option(50.0, "l1, weight of the background loss L_bg.")
+    bin_weight: float = option(4.0, "l3, weight of the binarization loss L_bin.")
+    bg_mask: str = option(
+        "union",
+        "Mask of L_bg: next = M(f_{t+1}) (the draft), current = M(f_t) (the reference), union = "
+        "max of the two.",
+        choices=BG_MASK_MODES,
+    )
+    two_sided_sparsity: bool = option(
+        False, "Penalise |mean(m) - mean(d)| instead of max(mean(m) - mean(d), 0)."
+    )
+    diff: str = option(
+        "gray",
+        "Change map d: gray = |gray(f_{t+1}) - gray(f_t)| > threshold (BT.601); maxchannel = "
+        "largest channel difference > threshold.",
+        choices=DIFF_MODES,
+    )
+    diff_threshold: float = option(0.04, "Threshold of the change map d on [-1, 1] frames.")
+    spar_schedule: str = option(
+        "controller",
+        "Schedule of l2, the sparsity weight: controller (the draft: l2 steers L_bg/L_spar along "
+        "a falling target line), halving (the reference: l2 = l1 / r, r halves) or off (l2 = 0: "
+        "no sparsity loss, an ablation).",
+        choices=tuple(SPARSITY_SCHEDULES),
+    )
+    spar_initial_weight: float = option(3.0, "controller: the initial l2.")
+    spar_target_start: float = option(0.5, "controller: target L_bg/L_spar ratio at step 0.")
+    spar_target_end: float = option(0.03, "controller: target ratio from --spar_target_steps on.")
+    spar_target_steps: int = option(1500, "controller: steps over which the target falls.")
+    spar_gain: float = option(
+        0.01, "controller: log-step of the multiplicative update per training step."
+    )
+    spar_start_ratio: float = option(16.0, "halving: the initial r of l2 = l1 / r.")
+    spar_halve_every: int = option(300, "halving: steps between halvings of r.")
+    spar_min_ratio: float = option(8.0, "halving: the floor of r.")
 
-    def validate(self):
-        for name in (
+    def check(self, config):
+        self._finite_non_negative(
             "reconstruction_weight",
             "codebook_weight",
             "commitment_beta",
@@ -160,10 +256,7 @@ class LossConfig:
             "diff_threshold",
             "spar_initial_weight",
             "spar_gain",
-        ):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                _fail(name, value, "must be a finite number >= 0")
+        )
         for name in ("spar_target_start", "spar_target_end", "spar_start_ratio", "spar_min_ratio"):
             if not getattr(self, name) > 0:
                 _fail(name, getattr(self, name), "must be > 0")
@@ -174,16 +267,7 @@ class LossConfig:
                 f"must be below --spar_target_start={self.spar_target_start} (the target "
                 "ratio L_bg/L_spar falls over training)",
             )
-        for name in ("spar_target_steps", "spar_halve_every"):
-            if getattr(self, name) < 1:
-                _fail(name, getattr(self, name), "must be >= 1")
-        if self.bg_mask not in BG_MASK_MODES:
-            _fail("bg_mask", self.bg_mask, f"must be one of {BG_MASK_MODES}")
-        if self.diff not in DIFF_MODES:
-            _fail("diff", self.diff, f"must be one of {DIFF_MODES}")
-        if self.spar_schedule not in SPARSITY_SCHEDULES:
-            choices = tuple(SPARSITY_SCHEDULES)
-            _fail("spar_schedule", self.spar_schedule, f"must be one of {choices}")
+        self._at_least(1, "spar_target_steps", "spar_halve_every")
 
     def sparsity_schedule_kwargs(self):
         """The constructor arguments of the chosen sparsity-weight schedule."""
@@ -206,33 +290,68 @@ class LossConfig:
 
 
 @dataclasses.dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """Data, optimisation and bookkeeping of a run."""
 
-    train_steps: int = 2000
-    clips_per_batch: int = 2
-    frames_per_clip: int = 10
-    learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    beta_2: float = 0.999
-    decay_start_fraction: float = 0.5
-    log_every: int = 50
-    checkpoint_every: int = 250
-    image_every: int = 250
-    keep_checkpoints: int = 3
-    seed: int = 0
-    precision: str = "float32"
-    jit_compile: bool = False
-    deterministic: bool = True
-    data: str = "synthetic"
-    tfds_data_dir: str = ""
-    num_train_clips: int = 1000
-    num_val_clips: int = 16
-    num_test_clips: int = 64
-    clip_length: int = 16
+    train_steps: int = option(2000, "Total optimizer steps of the phase.")
+    clips_per_batch: int = option(
+        2, "Clips per batch; a batch holds clips_per_batch * (frames_per_clip - 1) pairs."
+    )
+    frames_per_clip: int = option(10, "Consecutive frames sampled from each clip (paper: 10).")
+    learning_rate: float = option(
+        2e-4, "Adam learning rate (constant, then linear decay to 0; paper: 2e-4)."
+    )
+    beta_1: float = option(0.5, "Adam beta_1.")
+    beta_2: float = option(0.999, "Adam beta_2 (the reference uses 0.9).")
+    decay_start_fraction: float = option(
+        0.5, "Fraction of --train_steps before the learning rate starts to decay."
+    )
+    log_every: int = option(
+        50, "Steps between TensorBoard scalars (each is the mean over these steps)."
+    )
+    checkpoint_every: int = option(250, "Steps between checkpoints and validation runs.")
+    image_every: int = option(250, "Steps between TensorBoard images of masks and predictions.")
+    keep_checkpoints: int = option(3, "Checkpoints kept on disk.")
+    seed: int = option(0, "Seed of the data, the initial weights and every random choice.")
+    precision: str = option(
+        "float32",
+        "float32 or mixed_bfloat16 (fast on CPUs with AMX/AVX512-BF16 and on GPUs).",
+        choices=PRECISIONS,
+    )
+    jit_compile: bool = option(False, "Compile the train step with XLA.")
+    deterministic: bool = option(
+        True, "Enable TensorFlow's op determinism, so two runs with one seed are identical."
+    )
+    data: str = option(
+        "synthetic",
+        "synthetic: the built-in set, generated on the fly. tfrecord:DIR: a folder written by "
+        "`python -m data_pipelines.convert`; tfds:NAME: a TFDS-prepared copy in --tfds_data_dir "
+        "(its train split trains, the first --num_val_clips of its test split validate, the first "
+        "--num_test_clips evaluate; mask IoU and control error against ground truth only where "
+        "the data has it).",
+    )
+    tfds_data_dir: str = option(
+        "",
+        "With --data=tfds:NAME (e.g. bair_robot_pushing_small): the folder holding the copy "
+        "`tfds build NAME --data_dir=...` prepared; never downloaded. Needs pip install -e "
+        "'.[tfds]'.",
+    )
+    num_train_clips: int = option(1000, "Synthetic clips in the training split.")
+    num_val_clips: int = option(
+        16,
+        "Clips that validate during training (synthetic: its validation split; tfrecord: the "
+        "first clips of the test split).",
+    )
+    num_test_clips: int = option(64, "Clips of the test split that the evaluation uses.")
+    clip_length: int = option(
+        16,
+        "Frames per synthetic clip; with tfrecord data, the evaluation uses test clips of at "
+        "least this many frames, cut to it.",
+    )
 
-    def validate(self):
-        for name in (
+    def check(self, config):
+        self._at_least(
+            1,
             "train_steps",
             "clips_per_batch",
             "log_every",
@@ -242,9 +361,7 @@ class TrainConfig:
             "num_train_clips",
             "num_val_clips",
             "num_test_clips",
-        ):
-            if getattr(self, name) < 1:
-                _fail(name, getattr(self, name), "must be >= 1")
+        )
         if self.frames_per_clip < 2:
             _fail("frames_per_clip", self.frames_per_clip, "must be >= 2 (one pair of frames)")
         if self.frames_per_clip > self.clip_length:
@@ -253,15 +370,10 @@ class TrainConfig:
                 self.frames_per_clip,
                 f"must be <= --clip_length={self.clip_length}",
             )
-        if self.train_steps % self.log_every:
-            multiple = f"must be a multiple of --log_every={self.log_every}"
-            _fail("train_steps", self.train_steps, multiple)
-        if self.checkpoint_every % self.log_every:
-            _fail(
-                "checkpoint_every",
-                self.checkpoint_every,
-                f"must be a multiple of --log_every={self.log_every}",
-            )
+        for name in ("train_steps", "checkpoint_every"):
+            if getattr(self, name) % self.log_every:
+                multiple = f"must be a multiple of --log_every={self.log_every}"
+                _fail(name, getattr(self, name), multiple)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             _fail("learning_rate", self.learning_rate, "must be a finite number > 0")
         for name in ("beta_1", "beta_2"):
@@ -269,11 +381,7 @@ class TrainConfig:
                 _fail(name, getattr(self, name), "must be in [0, 1)")
         if not 0.0 <= self.decay_start_fraction <= 1.0:
             _fail("decay_start_fraction", self.decay_start_fraction, "must be in [0, 1]")
-        if self.precision not in PRECISIONS:
-            _fail("precision", self.precision, f"must be one of {PRECISIONS}")
-        from data_pipelines.datasets import parse_data_flag  # raises naming --data
-
-        parse_data_flag(self.data)
+        datasets.parse_data_flag(self.data)
 
     @property
     def pairs_per_batch(self):
@@ -281,42 +389,75 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
-class PhaseTwoConfig:
+class PhaseTwoConfig(Section):
     """Phase II: discriminators, GAN and region losses, scheduled sampling (METHOD.md)."""
 
-    disc_start: int = 500
-    gan_loss: str = "hinge"
-    gan_weight: float = 1.0
-    adaptive_gan_weight: bool = True
-    disc_filters: int = 64
-    disc_conditional: bool = True
-    local_disc: bool = True
-    local_crop_size: int = 32
-    disc_learning_rate: float = 0.0  # 0: the generator's --learning_rate
-    fg_region_weight: float = 1.0
-    bg_region_weight: float = 1.0
-    ss_start: int = -1  # -1: half of --train_steps
-    ss_initial: float = 0.1
-    ss_increment: float = 0.1
-    ss_interval: int = 100
-    reset_generator_head: bool = True
+    disc_start: int = option(
+        500,
+        "Phase 2: step at which the discriminators and the GAN loss join; a multiple of "
+        "--log_every.",
+    )
+    gan_loss: str = option(
+        "hinge",
+        "Phase 2: hinge (the reference) or nonsaturating (the draft's log loss, eq. 9).",
+        choices=GAN_LOSSES,
+    )
+    gan_weight: float = option(1.0, "Phase 2: weight of the generator's adversarial loss.")
+    adaptive_gan_weight: bool = option(
+        True,
+        "Phase 2: multiply --gan_weight by the VQGAN adaptive weight, the ratio of the gradient "
+        "norms of the reconstruction and GAN terms at the generator's last layer.",
+    )
+    disc_filters: int = option(
+        64, "Phase 2: width of the PatchGAN discriminators' first layer (pix2pix: 64)."
+    )
+    disc_conditional: bool = option(
+        True,
+        "Phase 2: discriminators see concat(f_t, frame) (the draft), not the frame alone (the "
+        "reference).",
+    )
+    local_disc: bool = option(
+        True, "Phase 2: add the local discriminator on a crop around the target mask."
+    )
+    local_crop_size: int = option(32, "Phase 2: side in pixels of the local discriminator's crop.")
+    disc_learning_rate: float = option(
+        0.0, "Phase 2: the discriminators' learning rate; 0 uses --learning_rate."
+    )
+    fg_region_weight: float = option(1.0, "Phase 2: weight of L1 inside the target mask.")
+    bg_region_weight: float = option(1.0, "Phase 2: weight of L1 outside the target mask.")
+    ss_start: int = option(
+        -1, "Phase 2: first step of scheduled sampling (-1: half of --train_steps)."
+    )
+    ss_initial: float = option(
+        0.1, "Phase 2: probability of feeding the model its own output at --ss_start."
+    )
+    ss_increment: float = option(
+        0.1,
+        "Phase 2: rise of that probability every --ss_interval steps (capped at 1).",
+    )
+    ss_interval: int = option(
+        100, "Phase 2: steps between rises of the scheduled-sampling probability."
+    )
+    reset_generator_head: bool = option(
+        True,
+        "Phase 2, a generator with a resettable head (unet): start its last layer at zero, so "
+        "Phase 2 starts from the base frame (with --unet_paste: the moved foreground) rather than "
+        "from the Phase 1 U-Net, which learned to predict motion it was never told. No effect "
+        "with vqvae.",
+    )
 
     def resolved_ss_start(self, train_steps):
         return train_steps // 2 if self.ss_start < 0 else self.ss_start
 
-    def validate(self, train):
-        if self.gan_loss not in GAN_LOSSES:
-            _fail("gan_loss", self.gan_loss, f"must be one of {GAN_LOSSES}")
-        for name in ("gan_weight", "fg_region_weight", "bg_region_weight", "disc_learning_rate"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                _fail(name, value, "must be a finite number >= 0")
+    def check(self, config):
+        train = config.train
+        self._finite_non_negative(
+            "gan_weight", "fg_region_weight", "bg_region_weight", "disc_learning_rate"
+        )
         for name in ("ss_initial", "ss_increment"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 _fail(name, getattr(self, name), "must be in [0, 1]")
-        for name in ("disc_filters", "ss_interval"):
-            if getattr(self, name) < 1:
-                _fail(name, getattr(self, name), "must be >= 1")
+        self._at_least(1, "disc_filters", "ss_interval")
         if self.local_crop_size < 32:
             _fail("local_crop_size", self.local_crop_size, "must be >= 32 (the PatchGAN's input)")
         if self.disc_start < 0:
@@ -331,21 +472,32 @@ class PhaseTwoConfig:
 
 
 @dataclasses.dataclass
-class BaselineConfig:
+class BaselineConfig(Section):
     """The ConvLSTM baseline (`--phase=baseline_convlstm`)."""
 
-    convlstm_filters: int = 32
-    convlstm_lstm_filters: int = 64
+    convlstm_filters: int = option(32, "baseline_convlstm: width of the first encoder convolution.")
+    convlstm_lstm_filters: int = option(64, "baseline_convlstm: channels of the ConvLSTM state.")
 
-    def validate(self):
-        for name in ("convlstm_filters", "convlstm_lstm_filters"):
-            if getattr(self, name) < 1:
-                _fail(name, getattr(self, name), "must be >= 1")
+    def check(self, config):
+        self._at_least(1, "convlstm_filters", "convlstm_lstm_filters")
+
+
+# The sections of a run, in the order of `--helpfull` and config.json; the sections whose
+# settings shape the weights cannot change when a run resumes.
+SECTIONS = {
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "train": TrainConfig,
+    "phase_two": PhaseTwoConfig,
+    "baseline": BaselineConfig,
+}
+COMMON_SECTIONS = ("model", "loss", "train")
+NETWORK_SECTIONS = ("model", "baseline")
 
 
 @dataclasses.dataclass
 class RunConfig:
-    """Everything a run of either phase needs."""
+    """Everything a run of any phase needs."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
@@ -353,18 +505,44 @@ class RunConfig:
     phase_two: PhaseTwoConfig = dataclasses.field(default_factory=PhaseTwoConfig)
     baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
 
-    def validate(self, phase=1):
-        """Validates the sections `phase` (1, 2 or "baseline_convlstm") uses; returns `self`."""
-        self.model.validate()
-        self.loss.validate()
-        self.train.validate()
-        if phase == 2:
-            self.phase_two.validate(self.train)
-        if phase == "baseline_convlstm":
-            self.baseline.validate()
-            if self.model.image_size % 4:
-                _fail("image_size", self.model.image_size, "must be divisible by 4 (ConvLSTM)")
+    def validate(self, sections=()):
+        """Validates the model, loss and train sections and those named in `sections` (a phase
+        asks for its own, e.g. `("phase_two",)`); returns `self`."""
+        for name in (*COMMON_SECTIONS, *sections):
+            getattr(self, name).validate(self)
         return self
+
+    def fields(self):
+        """`(section, field)` for every field of every section, in flag order."""
+        return [
+            (getattr(self, name), field)
+            for name in SECTIONS
+            for field in dataclasses.fields(getattr(self, name))
+        ]
+
+    def _section_of(self, name):
+        for section, field in self.fields():
+            if field.name == name:
+                return section
+        raise ValueError(f"No setting --{name} in any config section.")
+
+    def get(self, name):
+        """The value of the field `name` (a flag name), in whichever section holds it."""
+        return getattr(self._section_of(name), name)
+
+    def set(self, name, value):
+        """Sets the field `name` (a flag name) in whichever section holds it."""
+        setattr(self._section_of(name), name, value)
+
+    def network_changes(self, other):
+        """`{name: (self's, other's)}` for each network setting in which `other` differs."""
+        return {
+            field.name: (getattr(section, field.name), getattr(getattr(other, name), field.name))
+            for name in NETWORK_SECTIONS
+            for section in (getattr(self, name),)
+            for field in dataclasses.fields(section)
+            if getattr(section, field.name) != getattr(getattr(other, name), field.name)
+        }
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -376,8 +554,18 @@ class RunConfig:
         model.setdefault("unet_keep_pasted", 0)
         return cls(
             model=ModelConfig(**model),
-            loss=LossConfig(**values.get("loss", {})),
-            train=TrainConfig(**values.get("train", {})),
-            phase_two=PhaseTwoConfig(**values.get("phase_two", {})),
-            baseline=BaselineConfig(**values.get("baseline", {})),
+            **{
+                name: section(**values.get(name, {}))
+                for name, section in SECTIONS.items()
+                if name != "model"
+            },
         )
+
+
+def field_changes(saved, requested):
+    """`{name: (saved, requested)}` for each field of a section in which the two differ."""
+    return {
+        f.name: (getattr(saved, f.name), getattr(requested, f.name))
+        for f in dataclasses.fields(saved)
+        if getattr(saved, f.name) != getattr(requested, f.name)
+    }

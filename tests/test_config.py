@@ -1,0 +1,60 @@
+"""The config sections: every field carries the help text of its flag and its choices, which
+validation checks by the flag's name."""
+
+import dataclasses
+
+import pytest
+
+from fgbg_keras import config as fgbg_config
+from fgbg_keras.config import ModelConfig, RunConfig, Section, option
+
+
+def test_every_field_has_its_help_and_a_field_without_one_is_refused():
+    for _, field in RunConfig().fields():
+        assert len(field.metadata["help"]) > 10, field.name
+    with pytest.raises(TypeError, match="Bad.size has no help text"):
+
+        @dataclasses.dataclass
+        class Bad(Section):
+            size: int = 3
+
+    @dataclasses.dataclass
+    class Good(Section):
+        size: int = option(3, "A size.", choices=(3, 4))
+
+    with pytest.raises(ValueError, match=r"--size=5: must be one of \(3, 4\)"):
+        Good(size=5).validate(None)
+
+
+def test_choices_are_checked_by_the_flag_name():
+    with pytest.raises(
+        ValueError, match=r"--quantize='both': must be one of \('joint', 'separate'\)"
+    ):
+        RunConfig(model=ModelConfig(quantize="both")).validate()
+    config = RunConfig()
+    config.loss.spar_schedule = "sometimes"
+    with pytest.raises(ValueError, match="--spar_schedule='sometimes'"):
+        config.validate()
+    config = RunConfig()
+    config.phase_two.gan_loss = "wasserstein"
+    config.validate()  # a phase that does not use the section does not check it
+    with pytest.raises(ValueError, match="--gan_loss='wasserstein'"):
+        config.validate(("phase_two",))
+
+
+def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():
+    marked = [f.name for _, f in RunConfig().fields() if f.metadata["moving_masks_only"]]
+    assert marked == ["unet_paste", "unet_keep_pasted"]
+    changed = ModelConfig(unet_paste=False, unet_keep_pasted=3, mask_ngf=8)
+    assert changed.networks() == ModelConfig(mask_ngf=8)
+
+
+def test_fields_are_found_by_their_flag_name():
+    config = RunConfig()
+    config.set("bg_weight", 7.0)
+    config.set("disc_filters", 16)
+    assert config.get("bg_weight") == config.loss.bg_weight == 7.0
+    assert config.phase_two.disc_filters == 16
+    with pytest.raises(ValueError, match="No setting --bg_wieght"):
+        config.set("bg_wieght", 1.0)
+    assert list(fgbg_config.SECTIONS) == [f.name for f in dataclasses.fields(RunConfig)]
