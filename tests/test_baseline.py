@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import pipeline
-from fgbg_keras import evaluate
+from data_pipelines import datasets, pipeline
+from fgbg_keras import runs
+from fgbg_keras.evaluation import evaluator
 from fgbg_keras.training import baseline, loop
 from tests.tiny import tiny_config
+
+PHASE = baseline.PHASE.name
 
 
 def baseline_config(train_steps=4):
@@ -24,29 +27,29 @@ def baseline_config(train_steps=4):
 @pytest.fixture(scope="module")
 def baseline_dir(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("baseline") / "convlstm")
-    baseline.train_baseline(baseline_config(), model_dir, verbose=False)
+    loop.train_and_evaluate(baseline_config(), model_dir, PHASE, verbose=False)
     return model_dir
 
 
 def test_it_trains_resumes_and_restores(baseline_dir):
-    with open(os.path.join(baseline_dir, loop.CONFIG_FILE)) as f:
-        assert json.load(f)["phase"] == baseline.PHASE
-    assert loop.run_phase(baseline_dir) == baseline.PHASE
-    config, model = baseline.restore(baseline_dir)
+    with open(os.path.join(baseline_dir, runs.CONFIG_FILE)) as f:
+        assert json.load(f)["phase"] == PHASE
+    assert runs.run_phase(baseline_dir) == PHASE
+    config, model = runs.restore_convlstm(baseline_dir)
     weights = [w.numpy() for w in model.weights]
     # Every weight is in the checkpoint (the ConvLSTM's cell included), so a second restore of
     # fresh networks is identical.
-    latest = loop.latest_checkpoint(baseline_dir)[1]
+    latest = runs.latest_checkpoint(baseline_dir)[1]
     saved = [n for n, _ in tf.train.list_variables(latest) if n.startswith("model/")]
     assert len(saved) == len(model.weights) == 13, saved
-    _, twice = baseline.restore(baseline_dir)
+    _, twice = runs.restore_convlstm(baseline_dir)
     assert len(weights) == len(twice.weights) == 13
     for a, w in zip(weights, twice.weights):
         np.testing.assert_array_equal(a, w.numpy())
     # Resuming to 6 steps trains 2 more and changes the weights.
-    baseline.train_baseline(baseline_config(train_steps=6), baseline_dir, verbose=False)
-    _, again = baseline.restore(baseline_dir)
-    assert loop.latest_checkpoint(baseline_dir)[1].endswith("-6")
+    loop.train_and_evaluate(baseline_config(train_steps=6), baseline_dir, PHASE, verbose=False)
+    _, again = runs.restore_convlstm(baseline_dir)
+    assert runs.latest_checkpoint(baseline_dir)[1].endswith("-6")
     assert any(np.abs(a - w.numpy()).max() > 0 for a, w in zip(weights, again.weights))
     frame = tf.zeros([2, 32, 32, 3])
     out = again({"frame": frame, "offsets": tf.ones([2, 5, 2])})
@@ -55,14 +58,14 @@ def test_it_trains_resumes_and_restores(baseline_dir):
 
 def test_each_loader_refuses_the_other_kind_of_run(baseline_dir, unet_run_dir):
     with pytest.raises(ValueError, match="not a fgbg one .*--convlstm_dir"):
-        loop.restore_networks(baseline_dir)
+        runs.restore_networks(baseline_dir)
     with pytest.raises(ValueError, match="is not a --phase=baseline_convlstm run"):
-        baseline.restore(unet_run_dir)
+        runs.restore_convlstm(unet_run_dir)
 
 
 def test_the_baseline_reaches_the_report(baseline_dir, unet_run_dir, tmp_path):
     folder = tmp_path / "report"
-    evaluate.evaluate_and_report(
+    evaluator.evaluate_and_report(
         unet_run_dir, output=str(folder), num_clips=2, rollout_steps=3, convlstm_dir=baseline_dir
     )
     rollout = json.loads((folder / "metrics.json").read_text())["rollout"]
@@ -93,13 +96,13 @@ def test_windows_without_offsets_become_zero_controls_with_a_static_length():
 
 def test_only_the_synthetic_source_trains_with_controls():
     config = baseline_config()
-    assert baseline.trained_with_controls(config)
+    assert datasets.source(config).has_controls
     config.train.data = "tfrecord:/data/videos"
-    assert not baseline.trained_with_controls(config)
+    assert not datasets.source(config).has_controls
 
 
 def test_resuming_with_other_baseline_settings_names_them(baseline_dir):
     config = baseline_config(train_steps=6)
     config.baseline.convlstm_lstm_filters = 16
     with pytest.raises(ValueError, match="convlstm_lstm_filters.*\\(8, 16\\)"):
-        baseline.train_baseline(config, baseline_dir, verbose=False)
+        loop.train_and_evaluate(config, baseline_dir, PHASE, verbose=False)

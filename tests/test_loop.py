@@ -5,16 +5,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_keras import evaluate
-from fgbg_keras.training import loop
+from data_pipelines import pipeline
+from fgbg_keras import runs
+from fgbg_keras.evaluation import evaluator, pairs
+from fgbg_keras.training import loop, phases
 from fgbg_keras.training.phase_one import build_phase_one
 from tests.harness import read_events
-from tests.tiny import tiny_config
+from tests.tiny import synthetic_split, tiny_config
 
 
 def checkpoint_values(model_dir):
     """Every saved variable of the latest checkpoint, by name."""
-    reader = tf.train.load_checkpoint(os.path.join(model_dir, loop.CHECKPOINT_DIR))
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, runs.CHECKPOINT_DIR))
     names = reader.get_variable_to_shape_map()
     return {n: reader.get_tensor(n) for n in names if n != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
@@ -56,8 +58,8 @@ def test_resume_restores_step_weights_and_schedule(trained, tmp_path):
     # Resuming a finished run trains nothing and leaves the checkpoint as it was.
     assert loop.train_and_evaluate(tiny_config(), model_dir, verbose=False) == {}
     config = tiny_config()
-    model, optimizer = loop.build_model_and_optimizer(config, _batch(config))
-    checkpoint, manager = loop.make_checkpoint(model, optimizer, model_dir)
+    model, optimizer = phases.get(1).build(config, _batch(config))
+    checkpoint, manager = runs.make_checkpoint(model, optimizer, model_dir)
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     assert int(optimizer.iterations.numpy()) == 4
     saved_tensors = list(saved.values())
@@ -86,19 +88,19 @@ def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_same_seed_gives_identical_runs_and_another_seed_does_not(tmp_path):
-    runs = {}
+    saved = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         model_dir = str(tmp_path / name)
         loop.train_and_evaluate(tiny_config(train_steps=2, seed=seed), model_dir, verbose=False)
-        runs[name] = checkpoint_values(model_dir)
-    for name in runs["a"]:
-        np.testing.assert_array_equal(runs["a"][name], runs["b"][name], err_msg=name)
-    assert any(not np.array_equal(runs["a"][n], runs["c"][n]) for n in runs["a"])
+        saved[name] = checkpoint_values(model_dir)
+    for name in saved["a"]:
+        np.testing.assert_array_equal(saved["a"][name], saved["b"][name], err_msg=name)
+    assert any(not np.array_equal(saved["a"][n], saved["c"][n]) for n in saved["a"])
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     model_dir = str(tmp_path / "nan")
-    real_pairs = loop.pipeline.pairs
+    real_pairs = pipeline.pairs
 
     def poisoned(*args, **kwargs):
         # The run starts at step 0, so batch `index` is step `index`.
@@ -110,7 +112,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
 
         return real_pairs(*args, **kwargs).enumerate().map(poison)
 
-    monkeypatch.setattr(loop.pipeline, "pairs", poisoned)
+    monkeypatch.setattr(pipeline, "pairs", poisoned)
     with pytest.raises(loop.TrainingDiverged, match=r"step 4: \w+_loss is nan.*ckpt-2"):
         loop.train_and_evaluate(tiny_config(train_steps=6), model_dir, verbose=False)
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
@@ -121,25 +123,25 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
 
 def test_evaluate_reports_the_table(trained):
     model_dir, _ = trained
-    results = evaluate.evaluate_pairs(loop.restore_networks(model_dir))
+    results = pairs.evaluate_pairs(runs.restore_networks(model_dir))
     assert results["step"] == 4
     assert results["pairs"] == 2 * 5  # num_test_clips * (clip_length - 1)
-    for name in evaluate.METRICS:
+    for name in pairs.METRICS:
         assert np.isfinite(results[name]) and np.isfinite(results[f"{name}_std"]), name
     assert 0.0 <= results["mask_iou"] <= 1.0 and 0.0 <= results["diff_mask_iou"] <= 1.0
-    table = evaluate.format_table(results)
+    table = pairs.format_table(results)
     assert "mask IoU" in table and "copy-last" in table and f"{results['psnr']:.2f}" in table
 
 
 def test_model_dir_errors(tmp_path):
     with pytest.raises(ValueError, match="--model_dir is required"):
-        loop.check_model_dir("")
+        runs.check_model_dir("")
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ValueError, match=r"--model_dir=.*file/run.*cannot be created"):
-        loop.check_model_dir(str(blocker / "run"))
+        runs.check_model_dir(str(blocker / "run"))
     with pytest.raises(ValueError, match="no config.json"):
-        evaluate.evaluate_and_report(str(tmp_path))
+        evaluator.evaluate_and_report(str(tmp_path))
 
 
 def test_resume_with_other_network_settings_is_refused(trained):
@@ -147,13 +149,11 @@ def test_resume_with_other_network_settings_is_refused(trained):
     config = tiny_config()
     config.model.mask_ngf = 8
     with pytest.raises(ValueError, match="mask_ngf"):
-        loop.write_config(config, model_dir)
+        runs.write_config(config, model_dir, phases.get(1))
     with open(os.path.join(model_dir, "config.json")) as f:
         assert json.load(f)["model"]["mask_ngf"] == 4
 
 
 def _batch(config):
-    from data_pipelines import pipeline, synthetic
-
-    clips = synthetic.make_split("validation", 1, loop.synthetic_config(config), seed=0)
+    clips = synthetic_split(config, "validation", 1)
     return next(iter(pipeline.eval_triples(clips, batch_size=2)))

@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import pipeline, synthetic
-from fgbg_keras.training import loop
+from data_pipelines import pipeline
+from fgbg_keras.training import phases
 from fgbg_keras.training.phase_one import LOSS_TERMS, PhaseOne, build_phase_one
 from tests.harness import config_round_trip
-from tests.tiny import tiny_config
+from tests.tiny import synthetic_split, tiny_config
 
 
 def batches(config, count):
-    clips = synthetic.make_split("train", 4, loop.synthetic_config(config), seed=0)
+    clips = synthetic_split(config, "train", 4)
     data = pipeline.triples(clips, frames_per_clip=3, clips_per_batch=2, seed=0)
     return list(data.take(count))
 
@@ -42,7 +42,7 @@ def test_train_steps_lower_the_loss(config, bg_mask):
     config.loss.spar_start_ratio = config.loss.spar_min_ratio = 16.0
     config.train.learning_rate = 2e-3
     batch = batches(config, 1)[0]
-    model, _ = loop.build_model_and_optimizer(config, batch)
+    model, _ = phases.get(1).build(config, batch)
     before = model.evaluate(batch, verbose=0, return_dict=True, steps=1)
     for _ in range(20):
         logs = model.train_on_batch(batch, return_dict=True)
@@ -65,7 +65,7 @@ def test_train_steps_lower_the_loss(config, bg_mask):
 
 
 def test_train_step_updates_the_sparsity_weight_and_reports_statistics(config):
-    model, _ = loop.build_model_and_optimizer(config, batches(config, 1)[0])
+    model, _ = phases.get(1).build(config, batches(config, 1)[0])
     start = float(model.sparsity_schedule.weight.numpy())
     logs = model.train_on_batch(batches(config, 1)[0], return_dict=True)
     assert float(model.sparsity_schedule.weight.numpy()) != start
@@ -76,7 +76,7 @@ def test_train_step_updates_the_sparsity_weight_and_reports_statistics(config):
 
 
 def test_test_step_reports_iou_and_psnr_without_changing_weights(config):
-    model, _ = loop.build_model_and_optimizer(config, batches(config, 1)[0])
+    model, _ = phases.get(1).build(config, batches(config, 1)[0])
     weights = [w.copy() for w in model.get_weights()]
     logs = model.evaluate(batches(config, 1)[0], verbose=0, return_dict=True, steps=1)
     for name in ("mask_iou", "psnr", "copy_last_psnr"):
@@ -113,7 +113,7 @@ def test_rejects_bad_arguments(config):
 def test_mixed_bfloat16_step_is_finite(config):
     try:
         keras.config.set_dtype_policy("mixed_bfloat16")
-        model, _ = loop.build_model_and_optimizer(config, batches(config, 1)[0])
+        model, _ = phases.get(1).build(config, batches(config, 1)[0])
         logs = model.train_on_batch(batches(config, 1)[0], return_dict=True)
         assert model.mask_generator.get_layer("stem_conv").compute_dtype == "bfloat16"
         assert all(np.isfinite(logs[name]) for name in LOSS_TERMS)

@@ -3,23 +3,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import pipeline, synthetic
+from data_pipelines import pipeline
 from fgbg_keras import schedules
 from fgbg_keras.mask_ops import binarize
-from fgbg_keras.training import loop
+from fgbg_keras.training import phases
 from fgbg_keras.training.phase_two import LOSS_TERMS, PhaseTwo, build_phase_two
 from tests.harness import config_round_trip
-from tests.tiny import tiny_config
+from tests.tiny import synthetic_split, tiny_config
 
 
 def clip_batch(config, clips_per_batch=2, frames_per_clip=3):
-    clips = synthetic.make_split("train", 4, loop.synthetic_config(config), seed=0)
+    clips = synthetic_split(config, "train", 4)
     data = pipeline.clip_batches(clips, frames_per_clip, clips_per_batch, seed=0)
     return next(iter(data))
 
 
 def pair_batch(config):
-    clips = synthetic.make_split("validation", 1, loop.synthetic_config(config), seed=0)
+    clips = synthetic_split(config, "validation", 1)
     return next(iter(pipeline.eval_triples(clips, batch_size=3)))
 
 
@@ -29,12 +29,12 @@ def phase_two_config(**overrides):
     config.phase_two.local_crop_size = 32
     for name, value in overrides.items():
         setattr(config.phase_two, name, value)
-    return config.validate(phase=2)
+    return phases.get(2).validate(config)
 
 
 def built_model(config):
     keras.utils.set_random_seed(0)
-    model, _ = loop.build_model_and_optimizer(config, pair_batch(config), phase=2)
+    model, _ = phases.get(2).build(config, pair_batch(config))
     return model
 
 

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fgbg_keras import evaluate, generate, mask_ops
-from fgbg_keras.training import loop
+from fgbg_keras import generate, mask_ops
+from fgbg_keras import runs as run_dirs
+from fgbg_keras.evaluation import evaluator
+from fgbg_keras.evaluation.rollouts import ROLLOUT_METRICS
+from fgbg_keras.training import loop, phases
 from tests.harness import read_events
 from tests.tiny import tiny_config
 
@@ -44,7 +47,7 @@ def test_phase_two_trains_from_phase_one_with_the_mask_network_frozen(runs):
     assert logs["discriminator_loss"] and np.isfinite(logs["discriminator_loss"])
     # The last epoch's mean of p: 0.1 at step 2 and 0.2 at step 3.
     assert logs["ss_probability"] == pytest.approx(0.15)
-    one, two = loop.restore_networks(phase_one), loop.restore_networks(phase_two)
+    one, two = run_dirs.restore_networks(phase_one), run_dirs.restore_networks(phase_two)
     assert (one.phase, two.phase) == (1, 2)
     for a, b in zip(one.mask_generator.get_weights(), two.mask_generator.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -52,7 +55,7 @@ def test_phase_two_trains_from_phase_one_with_the_mask_network_frozen(runs):
         not np.array_equal(a, b)
         for a, b in zip(one.frame_generator.get_weights(), two.frame_generator.get_weights())
     )
-    with open(os.path.join(phase_two, loop.CONFIG_FILE)) as f:
+    with open(os.path.join(phase_two, run_dirs.CONFIG_FILE)) as f:
         saved = json.load(f)
     assert saved["phase"] == 2 and saved["init_from"] == os.path.abspath(phase_one)
     assert two.config.phase_two.disc_start == 2
@@ -98,7 +101,7 @@ def test_bad_init_from_is_named(runs, tmp_path):
         loop.train_and_evaluate(config, str(tmp_path / "c"), phase=2, init_from=str(empty))
     no_checkpoint = tmp_path / "no_checkpoint"
     no_checkpoint.mkdir()
-    (no_checkpoint / loop.CONFIG_FILE).write_text(json.dumps(config.to_dict()))
+    (no_checkpoint / run_dirs.CONFIG_FILE).write_text(json.dumps(config.to_dict()))
     with pytest.raises(ValueError, match="has no checkpoint"):
         loop.train_and_evaluate(
             config, str(tmp_path / "d"), phase=2, init_from=str(no_checkpoint), verbose=False
@@ -107,8 +110,8 @@ def test_bad_init_from_is_named(runs, tmp_path):
     free = phase_two_config(unet_paste=False, unet_keep_pasted=2)
     batch = {"frame": np.zeros((1, 32, 32, 3), np.float32)}
     batch["next_frame"] = batch["frame"]
-    model, _ = loop.build_model_and_optimizer(free, batch, phase=2)
-    loop.initialize_from(model, free, phase_one)
+    model, _ = phases.get(2).build(free, batch)
+    loop.initialize_from(model, free, phase_one, 2)
     for name, value in (("image_size", 64), ("mask_ngf", 8), ("generator", "unet")):
         with pytest.raises(ValueError, match=f"other network settings.*'{name}'"):
             loop.train_and_evaluate(
@@ -124,14 +127,14 @@ def test_reset_generator_head_keeps_the_phase_one_unet_but_its_last_layer(tmp_pa
     overrides = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
     phase_one = str(tmp_path / "phase1")
     loop.train_and_evaluate(phase_two_config(**overrides), phase_one, verbose=False)
-    trained = loop.restore_networks(phase_one).frame_generator.get_weights()
+    trained = run_dirs.restore_networks(phase_one).frame_generator.get_weights()
     config = phase_two_config(**overrides)
     config.phase_two.reset_generator_head = True
-    config.validate(phase=2)
+    phases.get(2).validate(config)
     batch = {"frame": np.zeros((1, 32, 32, 3), np.float32)}
     batch["next_frame"] = batch["frame"]
-    model, _ = loop.build_model_and_optimizer(config, batch, phase=2)
-    loop.initialize_from(model, config, phase_one)
+    model, _ = phases.get(2).build(config, batch)
+    loop.initialize_from(model, config, phase_one, 2)
     started = model.frame_generator.get_weights()
     for a, b in zip(trained[:-2], started[:-2]):
         np.testing.assert_array_equal(a, b)
@@ -140,21 +143,21 @@ def test_reset_generator_head_keeps_the_phase_one_unet_but_its_last_layer(tmp_pa
 
 def test_phase_two_evaluation_reports_rollouts_per_step(runs):
     _, phase_two, _ = runs
-    text = evaluate.evaluate_and_report(phase_two, rollout_steps=3)
-    with open(os.path.join(phase_two, evaluate.REPORT_NAME)) as f:
+    text = evaluator.evaluate_and_report(phase_two, rollout_steps=3)
+    with open(os.path.join(phase_two, evaluator.REPORT_NAME)) as f:
         results = json.load(f)
     assert results["phase"] == 2 and results["pairs"] == 2 * 5
     rollouts = results["rollout"]
     assert rollouts["steps"] == 3 and rollouts["clips"] == 2
     methods = ("true_carry", "true_reestimate", "fitted_carry", "paste_only", "copy_first")
     for method in methods + ("measurement",):
-        for name in evaluate.ROLLOUT_METRICS:
+        for name in ROLLOUT_METRICS:
             assert len(rollouts[method][f"{name}_per_step"]) == 3, (method, name)
     for method in ("true_carry", "copy_first"):
         per_step = rollouts[method]["psnr_per_step"]
         assert rollouts[method]["psnr"] == pytest.approx(np.mean(per_step), rel=1e-5)
     assert f"{rollouts['copy_first']['psnr']:.2f}" in text
-    assert os.path.getsize(os.path.join(phase_two, evaluate.ROLLOUT_GIF)) > 0
+    assert os.path.getsize(os.path.join(phase_two, evaluator.ROLLOUT_GIF)) > 0
 
 
 def run_generate(*args):

@@ -34,6 +34,14 @@ def tiny_config(**train_overrides):
     )
 
 
+def synthetic_split(config, split, num_clips):
+    """`num_clips` clips of a synthetic split at a `RunConfig`'s frame size and clip length."""
+    from data_pipelines import synthetic
+
+    data_config = synthetic.scaled_config(config.model.image_size, config.train.clip_length)
+    return synthetic.make_split(split, num_clips, data_config, seed=0)
+
+
 def save_linear(path, channels, rng):
     """An LPIPS linear-layer file: `lin0` ... as the official `[1, C, 1, 1]` tensors."""
     import numpy as np

@@ -1,43 +1,21 @@
-"""Training and restoring the ConvLSTM baseline (`python train.py --phase=baseline_convlstm`).
+"""The ConvLSTM baseline as a phase: `python train.py --phase=baseline_convlstm`.
 
 The baseline trains on the same data, windows and optimiser settings as fgbg (`--data`,
 `--frames_per_clip`, `--clips_per_batch`, `--train_steps`, `--learning_rate`...): from the first
 frame of each window it rolls out the other F - 1 frames on its own predictions, steered by the
-window's ground-truth offsets (zeros on data without them), with an L1 loss on every frame. It
-resumes from its last checkpoint, writes TensorBoard scalars, and stops at a non-finite loss
-without overwriting the last good checkpoint, as the fgbg phases do.
+window's ground-truth offsets (zeros on data without them), with an L1 loss on every frame. Like
+every phase (`loop.train_and_evaluate`), it resumes from its last checkpoint, writes TensorBoard
+scalars, and stops at a non-finite loss without overwriting the last good checkpoint; its
+networks are loaded with `runs.restore_convlstm`.
 """
 
 import os
 
 import keras
 import tensorflow as tf
-from absl import logging
 
-from data_pipelines import datasets, pipeline
-from fgbg_keras.models.convlstm_predictor import ConvLSTMPredictor
-from fgbg_keras.training import callbacks as fgbg_callbacks
-from fgbg_keras.training import loop
-
-PHASE = "baseline_convlstm"
-
-
-def build(config):
-    """The baseline of a `RunConfig`, built at its frame size."""
-    model = ConvLSTMPredictor(
-        filters=config.baseline.convlstm_filters,
-        lstm_filters=config.baseline.convlstm_lstm_filters,
-        name="convlstm_baseline",
-    )
-    size = config.model.image_size
-    model({"frame": tf.zeros([1, size, size, 3]), "offsets": tf.zeros([1, 1, 2])})
-    return model
-
-
-def trained_with_controls(config):
-    """Whether a baseline run's windows carried ground-truth offsets: only the built-in
-    synthetic source's do (converted records and TFDS windows have none: zeros)."""
-    return datasets.parse_data_flag(config.train.data)[0] == "synthetic"
+from fgbg_keras.models import factory
+from fgbg_keras.training import phases
 
 
 def inputs_and_targets(batch):
@@ -50,65 +28,40 @@ def inputs_and_targets(batch):
     return {"frame": frames[:, 0], "offsets": offsets}, frames[:, 1:]
 
 
-def train_baseline(config, model_dir, verbose=True):
-    """Trains the baseline in `model_dir`, resuming from its last checkpoint if there is one.
+class ConvLSTMBaseline(phases.Phase):
+    """`--phase=baseline_convlstm`: the ConvLSTM predictor with an L1 loss on its rollouts."""
 
-    Raises:
-        loop.TrainingDiverged: the loss became NaN/Inf; the last good checkpoint is kept.
-        ValueError: a bad config or data flag, or a `model_dir` of another kind of run.
-    """
-    config.validate(PHASE)
-    loop.check_model_dir(model_dir)
-    train = config.train
-    datasets.check_data(train.data, train.frames_per_clip, train.tfds_data_dir)
-    loop.write_config(config, model_dir, phase=PHASE)
-    loop.setup_runtime(config)
-
-    model = build(config)
-    optimizer = loop.adam(config, train.learning_rate)
-    model.compile(optimizer=optimizer, loss="mae", jit_compile=train.jit_compile)
-    optimizer.build(model.trainable_variables)
-    checkpoint, manager = loop.make_checkpoint(model, optimizer, model_dir, train.keep_checkpoints)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s", manager.latest_checkpoint)
-    step = int(optimizer.iterations.numpy())
-    if step >= train.train_steps:
-        logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
-        return {}
-
-    batches = pipeline.batch_windows(
-        loop.train_windows(config, step),
-        train.clips_per_batch,
-        config.model.image_size,
-        keep_offsets=True,
+    name = "baseline_convlstm"
+    saved_as = "baseline_convlstm"
+    help = (
+        "baseline_convlstm: train the ConvLSTM baseline on the same data (the data and training "
+        "flags apply; evaluate it beside a fgbg run with `python -m fgbg_keras.evaluate "
+        "--convlstm_dir`)."
     )
-    data = batches.map(inputs_and_targets).prefetch(tf.data.AUTOTUNE)
+    sections = ("baseline",)
+    networks = "convlstm"
+    validates = False
+    keeps_offsets = True
 
-    nan_guard = fgbg_callbacks.NaNGuard(())
-    callbacks = [
-        nan_guard,
-        fgbg_callbacks.CheckpointSaver(
-            manager, train.checkpoint_every, train.train_steps, nan_guard
-        ),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "train"), write_graph=False),
-    ]
-    if verbose:
-        callbacks.append(fgbg_callbacks.Progress(train.train_steps, ("loss",)))
-    return loop.fit_and_check(model, data, config, step, callbacks, nan_guard, manager)
+    def build(self, config, sample_batch):
+        model = factory.build_convlstm(config)
+        optimizer = phases.adam(config, config.train.learning_rate)
+        model.compile(optimizer=optimizer, loss="mae", jit_compile=config.train.jit_compile)
+        optimizer.build(model.trainable_variables)
+        return model, optimizer
+
+    def train_data(self, config, batches):
+        return batches.map(inputs_and_targets).prefetch(tf.data.AUTOTUNE)
+
+    def callbacks(self, config, model_dir, validation):
+        return [keras.callbacks.TensorBoard(os.path.join(model_dir, "train"), write_graph=False)]
+
+    def next_steps(self, model_dir):
+        return (
+            "Evaluate the baseline beside a fgbg run of the same data and frame size: python -m "
+            f"fgbg_keras.evaluate --model_dir=FGBG_RUN --convlstm_dir={model_dir} "
+            "--output=REPORT_DIR\n"
+        )
 
 
-def restore(model_dir):
-    """The `(config, model)` of a baseline run's latest checkpoint.
-
-    Raises:
-        ValueError: naming `model_dir` when it is not a baseline run or holds no checkpoint.
-    """
-    config, latest = loop.latest_checkpoint(model_dir, flag="--convlstm_dir")
-    if loop.run_phase(model_dir) != PHASE:
-        raise ValueError(f"--convlstm_dir={model_dir!r} is not a --phase={PHASE} run of train.py.")
-    keras.config.set_dtype_policy(config.train.precision)
-    model = build(config)
-    status = tf.train.Checkpoint(model=model).restore(latest)
-    status.expect_partial().assert_existing_objects_matched()
-    return config, model
+PHASE = phases.register(ConvLSTMBaseline())

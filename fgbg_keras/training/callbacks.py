@@ -8,7 +8,8 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines.preprocess import preprocess_frames
-from fgbg_keras import mask_ops, metrics, rollout
+from fgbg_keras import mask_ops, rollout
+from fgbg_keras.media import overlay
 
 
 def _step(model):
@@ -128,7 +129,7 @@ class Summaries(keras.callbacks.Callback):
                 ("frame_t_plus_1", (self.image_batch["next_frame"] + 1.0) / 2.0),
                 ("predicted_frame", (outputs["frame"] + 1.0) / 2.0),
                 ("mask", outputs["mask"]),
-                ("mask_overlay", metrics.overlay(frame, outputs["mask"])),
+                ("mask_overlay", overlay(frame, outputs["mask"])),
             ):
                 tf.summary.image(
                     name, tf.clip_by_value(image, 0.0, 1.0), max_outputs=self.max_images

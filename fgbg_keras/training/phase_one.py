@@ -4,10 +4,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from fgbg_keras import losses, metrics
+from data_pipelines import pipeline
+from fgbg_keras import losses
+from fgbg_keras.evaluation import metrics
 from fgbg_keras.layers.vector_quantizer import code_usage
-from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
+from fgbg_keras.models.factory import build_networks
 from fgbg_keras.schedules import make_sparsity_schedule
+from fgbg_keras.training import phases
 from fgbg_keras.training.tracked import TrackedModel
 
 # The order in which Phase I reports its terms; the NaN guard names the first bad one.
@@ -173,15 +176,15 @@ class PhaseOne(TrackedModel):
             ),
             "binarization_loss": ops.mean(ops.stack([losses.binarization_loss(m) for m in masks])),
         }
-        sparsity_weight = ops.convert_to_tensor(self.sparsity_schedule.weight)
-        total = (
-            self.reconstruction_weight * terms["reconstruction_loss"]
-            + self.codebook_weight * terms["codebook_loss"]
-            + terms["commitment_loss"]
-            + self.bg_weight * terms["background_loss"]
-            + sparsity_weight * terms["sparsity_loss"]
-            + self.bin_weight * terms["binarization_loss"]
-        )
+        weights = {
+            "reconstruction_loss": self.reconstruction_weight,
+            "codebook_loss": self.codebook_weight,
+            "commitment_loss": 1.0,
+            "background_loss": self.bg_weight,
+            "sparsity_loss": ops.convert_to_tensor(self.sparsity_schedule.weight),
+            "binarization_loss": self.bin_weight,
+        }
+        total = losses.weighted_sum(terms, weights)
         statistics["mask_mean"] = ops.mean(outputs["mask"])
         statistics["diff_mean"] = ops.mean(diff)
         return total, terms, statistics, outputs
@@ -231,18 +234,14 @@ class PhaseOne(TrackedModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("mask_generator", "frame_generator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**cls._deserialize_networks(config))
 
 
 def build_phase_one(config):
     """The `PhaseOne` model of a `RunConfig`, with freshly built networks."""
     loss = config.loss
     return PhaseOne(
-        build_mask_generator(config.model),
-        build_frame_generator(config.model, phase=1),
+        *build_networks(config.model, moving_masks=PhaseOneTraining.moving_masks),
         bg_mask=loss.bg_mask,
         two_sided_sparsity=loss.two_sided_sparsity,
         reconstruction_weight=loss.reconstruction_weight,
@@ -254,3 +253,30 @@ def build_phase_one(config):
         sparsity_schedule_config=loss.sparsity_schedule_kwargs(),
         name="phase_one",
     )
+
+
+class PhaseOneTraining(phases.Phase):
+    """`--phase=1`: `PhaseOne` on the (f_t, f_{t+1}, d) triples of the training windows."""
+
+    name = "1"
+    saved_as = 1
+    help = "1: learn masks and the frame generator together."
+    moving_masks = False
+    loss_terms = LOSS_TERMS
+    progress_names = ("loss", "background_loss", "sparsity_weight", "mask_mean")
+
+    def build(self, config, sample_batch):
+        optimizer = phases.adam(config, config.train.learning_rate)
+        model = build_phase_one(config)
+        model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile)
+        model(sample_batch, training=False)
+        optimizer.build(model.trainable_variables)
+        return model, optimizer
+
+    def train_data(self, config, batches):
+        return pipeline.pairs(
+            batches, diff_mode=config.loss.diff, diff_threshold=config.loss.diff_threshold
+        )
+
+
+PHASE = phases.register(PhaseOneTraining())

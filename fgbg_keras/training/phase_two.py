@@ -2,17 +2,17 @@
 
 import keras
 import tensorflow as tf
+from absl import logging
 from keras import ops
 
-from fgbg_keras import losses, metrics
+from fgbg_keras import losses
+from fgbg_keras.evaluation import metrics
 from fgbg_keras.mask_ops import binarize
-from fgbg_keras.models.factory import (
-    build_discriminators,
-    build_frame_generator,
-    build_mask_generator,
-)
+from fgbg_keras.models.factory import build_discriminators, build_networks
 from fgbg_keras.models.patchgan import local_crops
 from fgbg_keras.schedules import scheduled_sampling_probability
+from fgbg_keras.training import callbacks as fgbg_callbacks
+from fgbg_keras.training import phases
 from fgbg_keras.training.phase_one import vector_quantizer_terms
 from fgbg_keras.training.tracked import TrackedModel
 
@@ -238,13 +238,14 @@ class PhaseTwo(TrackedModel):
             "background_loss": losses.masked_l1(prediction, targets, 1.0 - target_mask),
             **vq_terms,
         }
-        total = (
-            self.reconstruction_weight * terms["reconstruction_loss"]
-            + self.fg_region_weight * terms["foreground_loss"]
-            + self.bg_region_weight * terms["background_loss"]
-            + self.codebook_weight * terms["codebook_loss"]
-            + terms["commitment_loss"]
-        )
+        weights = {
+            "reconstruction_loss": self.reconstruction_weight,
+            "foreground_loss": self.fg_region_weight,
+            "background_loss": self.bg_region_weight,
+            "codebook_loss": self.codebook_weight,
+            "commitment_loss": 1.0,
+        }
+        total = losses.weighted_sum(terms, weights)
         statistics["target_mask_mean"] = ops.mean(target_mask)
         return total, terms, statistics, prediction
 
@@ -354,9 +355,7 @@ class PhaseTwo(TrackedModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("mask_generator", "frame_generator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        config = cls._deserialize_networks(config)
         config["discriminators"] = {
             name: keras.saving.deserialize_keras_object(d)
             for name, d in config["discriminators"].items()
@@ -368,8 +367,7 @@ def build_phase_two(config):
     """The `PhaseTwo` model of a `RunConfig`, with freshly built networks."""
     loss, two = config.loss, config.phase_two
     return PhaseTwo(
-        build_mask_generator(config.model),
-        build_frame_generator(config.model, phase=2),
+        *build_networks(config.model, moving_masks=PhaseTwoTraining.moving_masks),
         build_discriminators(two),
         gan_loss=two.gan_loss,
         gan_weight=two.gan_weight,
@@ -388,3 +386,60 @@ def build_phase_two(config):
         seed=config.train.seed,
         name="phase_two",
     )
+
+
+class PhaseTwoTraining(phases.Phase):
+    """`--phase=2`: `PhaseTwo` on windows of consecutive frames, started from a Phase I run."""
+
+    name = "2"
+    saved_as = 2
+    help = (
+        "2: freeze the masks and fine-tune the generator on target masks, with discriminators "
+        "(needs --init_from)."
+    )
+    sections = ("phase_two",)
+    needs_init_from = True
+    loss_terms = LOSS_TERMS
+    progress_names = ("loss", "reconstruction_loss", "discriminator_loss", "ss_probability")
+
+    def build(self, config, sample_batch):
+        """`PhaseTwo` compiled and built; the returned optimizer trains the frame generator,
+        the discriminators' own is `model.discriminator_optimizer`."""
+        optimizer = phases.adam(config, config.train.learning_rate)
+        model = build_phase_two(config)
+        disc_rate = config.phase_two.disc_learning_rate or config.train.learning_rate
+        model.compile(
+            optimizer=optimizer,
+            discriminator_optimizer=phases.adam(config, disc_rate),
+            jit_compile=config.train.jit_compile,
+        )
+        outputs = model(sample_batch, training=False)
+        model.discriminate(sample_batch["frame"], outputs["frame"], outputs["mask"], False)
+        model.discriminator_optimizer.build(model.discriminator_variables)
+        optimizer.build(model.frame_generator.trainable_variables)
+        return model, optimizer
+
+    def start(self, model, config):
+        if config.phase_two.reset_generator_head and hasattr(model.frame_generator, "reset_head"):
+            model.frame_generator.reset_head()
+            logging.info(
+                "The frame generator's last layer starts at zero: Phase 2 starts from its base "
+                "frame."
+            )
+
+    def train_data(self, config, batches):
+        return batches.prefetch(tf.data.AUTOTUNE)
+
+    def callbacks(self, config, model_dir, validation):
+        train, two = config.train, config.phase_two
+        return [
+            fgbg_callbacks.PhaseTwoSwitches(
+                two.disc_start, two.resolved_ss_start(train.train_steps)
+            ),
+            fgbg_callbacks.RolloutSummaries(
+                model_dir, validation.clips, train.image_every, image_size=config.model.image_size
+            ),
+        ]
+
+
+PHASE = phases.register(PhaseTwoTraining())

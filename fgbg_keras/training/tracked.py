@@ -25,3 +25,12 @@ class TrackedModel(keras.Model):
         results = {"loss": self.total_tracker.result()}
         results.update({name: self.trackers[name].result() for name in values})
         return results
+
+    @staticmethod
+    def _deserialize_networks(config):
+        """A copy of a phase's config with its mask network and frame generator deserialized
+        (for `from_config`)."""
+        config = dict(config)
+        for key in ("mask_generator", "frame_generator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return config

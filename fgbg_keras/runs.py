@@ -1,0 +1,224 @@
+"""Run directories: what a run of train.py leaves in its `--model_dir`, and how it is loaded.
+
+    <model_dir>/config.json    the phase ({"phase": 1, 2 or "baseline_convlstm"}), `--init_from`
+                               if any, and every config section (`RunConfig.to_dict`)
+    <model_dir>/flags.json     the flags as train.py resolved them
+    <model_dir>/checkpoints/   `tf.train.Checkpoint`s: "model" (the phase's model, whose
+                               networks are "model/mask_generator", "model/frame_generator" in
+                               Phase I and II), "optimizer" and, in Phase II,
+                               "discriminator_optimizer"
+    <model_dir>/train/, validation/   TensorBoard logs
+
+Training writes and resumes these (`fgbg_keras.training.loop`); evaluation, generation and the
+exports load the networks of the latest checkpoint through `restore_networks` and
+`restore_convlstm`, without the training loop.
+"""
+
+import json
+import os
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+from fgbg_keras.config import RunConfig, field_changes
+from fgbg_keras.models import factory
+from fgbg_keras.training import phases
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def check_model_dir(model_dir):
+    """Creates `model_dir` if needed; raises ValueError naming it if it cannot be written."""
+    if not model_dir:
+        raise ValueError("--model_dir is required: the directory for checkpoints and logs.")
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--model_dir={model_dir!r} cannot be created: {error.strerror}") from None
+    if not os.access(model_dir, os.W_OK):
+        raise ValueError(f"--model_dir={model_dir!r} is not writable.")
+
+
+def _read_config_file(model_dir, flag="--model_dir"):
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isdir(model_dir):
+        raise ValueError(f"{flag}={model_dir!r} does not exist.")
+    if not os.path.exists(path):
+        raise ValueError(f"{flag}={model_dir!r} has no {CONFIG_FILE}: it is not a fgbg run.")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_config(model_dir, flag="--model_dir"):
+    """The `RunConfig` saved in a run directory."""
+    return RunConfig.from_dict(_read_config_file(model_dir, flag))
+
+
+def run_phase(model_dir, flag="--model_dir"):
+    """The `--phase` a run directory was trained with, as config.json records it: 1, 2 or
+    "baseline_convlstm" (runs from before the phases were recorded are Phase I runs)."""
+    phase = _read_config_file(model_dir, flag).get("phase", 1)
+    return int(phase) if str(phase).isdigit() else phase
+
+
+def write_config(config, model_dir, phase, init_from=None):
+    """Writes `config.json` for a run of `phase` (a `phases.Phase`); on resume, refuses another
+    phase or other network settings, naming them."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            values = json.load(f)
+        saved_phase = values.get("phase", 1)
+        if saved_phase != phase.saved_as:
+            raise ValueError(
+                f"--model_dir={model_dir!r} holds a Phase {saved_phase} run, not a Phase "
+                f"{phase.saved_as} one. Use a new --model_dir."
+            )
+        changes = RunConfig.from_dict(values).network_changes(config)
+        if changes:
+            raise ValueError(
+                f"--model_dir={model_dir!r} holds a run with other network settings; "
+                f"(saved, requested): {changes}. Use a new --model_dir."
+            )
+    values = {"phase": phase.saved_as, **config.to_dict()}
+    if init_from:
+        values["init_from"] = os.path.abspath(init_from)
+    with open(path, "w") as f:
+        json.dump(values, f, indent=2)
+
+
+def checkpoint_dir(model_dir):
+    return os.path.join(model_dir, CHECKPOINT_DIR)
+
+
+def has_checkpoint(model_dir):
+    """Whether `model_dir` holds a checkpoint (a run to resume)."""
+    return tf.train.latest_checkpoint(checkpoint_dir(model_dir)) is not None
+
+
+def latest_checkpoint(model_dir, flag="--model_dir"):
+    """The saved config of a run and the path of its latest checkpoint.
+
+    Raises:
+        ValueError: naming `flag` when `model_dir` is not a run or holds no checkpoint.
+    """
+    config = load_config(model_dir, flag)
+    latest = tf.train.latest_checkpoint(checkpoint_dir(model_dir))
+    if latest is None:
+        raise ValueError(
+            f"{flag}={model_dir!r} has no checkpoint under {checkpoint_dir(model_dir)}."
+        )
+    return config, latest
+
+
+def make_checkpoint(model, optimizer, model_dir, max_to_keep=3):
+    """The training state of a run (the model, its optimizer, and the discriminators' in Phase
+    II) and its manager under `<model_dir>/checkpoints`."""
+    state = {"model": model, "optimizer": optimizer}
+    if getattr(model, "discriminator_optimizer", None) is not None:
+        state["discriminator_optimizer"] = model.discriminator_optimizer
+    checkpoint = tf.train.Checkpoint(**state)
+    manager = tf.train.CheckpointManager(
+        checkpoint, checkpoint_dir(model_dir), max_to_keep=max_to_keep
+    )
+    return checkpoint, manager
+
+
+def restore_fgbg_networks(mask_generator, frame_generator, checkpoint):
+    """Restores M and G from the checkpoint of a Phase I or II run into built networks; the
+    rest of the checkpoint (optimizers, discriminators) is left out."""
+    view = tf.train.Checkpoint(
+        model=tf.train.Checkpoint(mask_generator=mask_generator, frame_generator=frame_generator)
+    )
+    view.restore(checkpoint).expect_partial().assert_existing_objects_matched()
+
+
+def check_init_from(config, init_from):
+    """The latest checkpoint of the run whose networks start a Phase II run.
+
+    Settings marked `moving_masks_only` (`ModelConfig.networks`) may differ from that run's.
+
+    Raises:
+        ValueError: naming `--init_from` when it is missing, holds no checkpoint, or was trained
+            with other network settings (frame size, widths, generator variant...).
+    """
+    saved, latest = latest_checkpoint(init_from, flag="--init_from")
+    if saved.model.networks() != config.model.networks():
+        raise ValueError(
+            f"--init_from={init_from!r} was trained with other network settings than this "
+            f"run; (saved, requested): "
+            f"{field_changes(saved.model.networks(), config.model.networks())}."
+        )
+    return latest
+
+
+class RestoredRun(NamedTuple):
+    """The networks of a run's latest checkpoint, with what they were trained under.
+
+    `moving_masks`: the frame generator was trained to draw the object at moving target masks
+    (Phase II), rather than at the current mask (Phase I).
+    """
+
+    config: RunConfig
+    checkpoint: str
+    phase: int
+    mask_generator: keras.Model
+    frame_generator: keras.Model
+    moving_masks: bool
+
+
+def restore_networks(model_dir, precision=None):
+    """The mask network and frame generator of the latest checkpoint of a Phase I or II run.
+
+    Sets the run's dtype policy, or `precision` if given (the TFLite export asks for float32:
+    mixed-precision variables are float32 either way, so the checkpoint loads). Both networks
+    are built for `config.model.image_size` (they take any size divisible by their
+    downsampling) and restored.
+
+    Returns:
+        A `RestoredRun`.
+
+    Raises:
+        ValueError: naming `model_dir` when it is not a run, holds no checkpoint, or holds a run
+            of a phase without these networks.
+    """
+    config, latest = latest_checkpoint(model_dir)
+    saved_phase = run_phase(model_dir)
+    phase = phases.get(saved_phase)
+    if phase.networks != "fgbg":
+        raise ValueError(
+            f"--model_dir={model_dir!r} holds a --phase={saved_phase} run, not a fgbg one (pass a "
+            "ConvLSTM baseline run as --convlstm_dir)."
+        )
+    keras.config.set_dtype_policy(precision or config.train.precision)
+    mask_generator, frame_generator = factory.build_networks(config.model, phase.moving_masks)
+    size = config.model.image_size
+    frame = tf.zeros([1, size, size, 3])
+    mask = mask_generator(frame)
+    frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
+    restore_fgbg_networks(mask_generator, frame_generator, latest)
+    return RestoredRun(
+        config, latest, saved_phase, mask_generator, frame_generator, phase.moving_masks
+    )
+
+
+def restore_convlstm(model_dir):
+    """The `(config, model)` of the latest checkpoint of a ConvLSTM baseline run.
+
+    Raises:
+        ValueError: naming `--convlstm_dir` when `model_dir` is not a baseline run or holds no
+            checkpoint.
+    """
+    config, latest = latest_checkpoint(model_dir, flag="--convlstm_dir")
+    saved_phase = run_phase(model_dir)
+    if phases.get(saved_phase).networks != "convlstm":
+        raise ValueError(
+            f"--convlstm_dir={model_dir!r} is not a --phase=baseline_convlstm run of train.py."
+        )
+    keras.config.set_dtype_policy(config.train.precision)
+    model = factory.build_convlstm(config)
+    status = tf.train.Checkpoint(model=model).restore(latest)
+    status.expect_partial().assert_existing_objects_matched()
+    return config, model
