@@ -8,11 +8,9 @@
 
 The image (png, jpeg, gif, bmp, ...; grayscale, palette and RGBA are converted to RGB, alpha
 composited over white) is resized to the model's frame size by the training preprocessing. Controls
-are given in pixels of the input image and converted to model pixels; a trajectory shorter than
-`--steps` repeats its last control. `--trajectory` is "dx,dy" per step, separated by ";".
-`--affine_file` holds one control per line, "a11 a12 tx a21 a22 ty": the object's pixels p move to
-`c + L (p - c) + t` about its centroid c, with (x, y) = (column, row) and y pointing down (see
-`fgbg_keras.rollout`).
+are given in pixels of the input image and converted to model pixels (`fgbg_keras.controls` says
+how `--trajectory` and `--affine_file` are written); a trajectory shorter than `--steps` repeats
+its last control.
 
 Writes `.gif` (10 fps, looping), `.mp4` (H.264, yuv420p) or `.png` (all frames side by side); frame
 0 is the input frame, then one frame per step. If the object leaves the frame, a warning names the
@@ -27,95 +25,12 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from data_pipelines.preprocess import preprocess_frames, to_uint8
-from fgbg_keras import mask_ops, metrics, rollout
-from fgbg_keras.media import check_output, load_image, write_frames
-from fgbg_keras.training import loop
-
-
-def parse_trajectory(text):
-    """Parses "dx,dy;dx,dy;..." into offsets `[N, 2]` float32, in input-image pixels."""
-    tokens = [token.strip() for token in (text or "").split(";")]
-    if not any(tokens):
-        raise ValueError(f'--trajectory={text!r}: give at least one step "dx,dy".')
-    offsets = []
-    for index, token in enumerate(tokens, start=1):
-        parts = token.split(",")
-        try:
-            values = [float(part) for part in parts]
-        except ValueError:
-            values = []
-        if len(values) != 2 or not np.all(np.isfinite(values)):
-            raise ValueError(
-                f'--trajectory={text!r}: step {index} is {token!r}, not "dx,dy" (two numbers).'
-            )
-        offsets.append(values)
-    return np.asarray(offsets, np.float32)
-
-
-def read_affine_file(path):
-    """Reads one control per line, "a11 a12 tx a21 a22 ty", into `[N, 2, 3]` float32.
-
-    Blank lines and lines starting with "#" are skipped.
-    """
-    try:
-        with open(path) as f:
-            lines = f.readlines()
-    except OSError as error:
-        raise ValueError(f"--affine_file={path!r} cannot be read: {error.strerror}.") from None
-    controls = []
-    for number, line in enumerate(lines, start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            values = [float(v) for v in line.replace(",", " ").split()]
-        except ValueError:
-            values = []
-        if len(values) != 6 or not np.all(np.isfinite(values)):
-            raise ValueError(
-                f"--affine_file={path!r}, line {number}: {line!r} is not six numbers "
-                '"a11 a12 tx a21 a22 ty".'
-            )
-        controls.append(np.reshape(values, (2, 3)))
-    if not controls:
-        raise ValueError(f"--affine_file={path!r} holds no controls.")
-    return np.asarray(controls, np.float32)
-
-
-def repeat_last(controls, steps):
-    """The first `steps` controls, the last one repeated as often as needed."""
-    if steps < 1:
-        raise ValueError(f"--steps={steps}: must be at least 1.")
-    index = np.minimum(np.arange(steps), len(controls) - 1)
-    return controls[index]
-
-
-def to_model_pixels(controls, input_size, model_size):
-    """Converts controls `[N, 2, 3]` from input-image pixels to model pixels.
-
-    With S = diag(model_w / input_w, model_h / input_h), `[L | t]` becomes `[S L S^-1 | S t]`, so
-    a translation is scaled per axis and a rotation stays a rotation of the input image's content.
-
-    Args:
-        controls: `[N, 2, 3]` affine controls in input pixels.
-        input_size: `(height, width)` of the input image.
-        model_size: `(height, width)` of the model's frames.
-    """
-    scale = np.array([model_size[1] / input_size[1], model_size[0] / input_size[0]], np.float32)
-    linear = controls[:, :, :2] * scale[:, None] / scale[None, :]
-    translation = controls[:, :, 2:] * scale[:, None]
-    return np.concatenate([linear, translation], axis=-1).astype(np.float32)
-
-
-def display_frames(frames, masks, overlay, scale):
-    """Frames in [-1, 1] `[N, H, W, 3]` as uint8, tinted by `masks` if asked, upscaled."""
-    if overlay:
-        tinted = metrics.overlay(frames, masks)
-        pixels = np.round(np.clip(np.asarray(tinted), 0.0, 1.0) * 255.0).astype(np.uint8)
-    else:
-        pixels = np.asarray(to_uint8(frames))
-    return pixels.repeat(scale, axis=1).repeat(scale, axis=2)
+from data_pipelines.checks import check_int
+from data_pipelines.preprocess import preprocess_frames
+from fgbg_keras import controls as user_controls
+from fgbg_keras import flags as fgbg_flags
+from fgbg_keras import mask_ops, rollout, runs
+from fgbg_keras.media import check_output, display_frames, load_image, write_frames
 
 
 def generate(
@@ -147,15 +62,14 @@ def generate(
     """
     if mask_mode not in rollout.MASK_MODES:
         raise ValueError(f"--mask_mode={mask_mode!r}: must be one of {rollout.MASK_MODES}.")
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"--scale={scale!r}: must be a positive integer.")
+    check_int("scale", scale, flag=True)
     check_output(output)
-    controls = repeat_last(np.asarray(controls, np.float32), steps)
+    controls = user_controls.repeat_last(np.asarray(controls, np.float32), steps)
     image = load_image(image_path)
 
-    run = loop.restore_networks(model_dir)
+    run = runs.restore_networks(model_dir)
     size = run.config.model.image_size
-    controls = to_model_pixels(controls, image.shape[:2], (size, size))
+    controls = user_controls.to_model_pixels(controls, image.shape[:2], (size, size))
     frame = preprocess_frames(image[None], size=size)
     rollout_fn = rollout.make_rollout_fn(
         run.mask_generator, run.frame_generator, mask_mode=mask_mode, image_size=size
@@ -196,9 +110,10 @@ def main(argv):
         if (FLAGS.trajectory is None) == (FLAGS.affine_file is None):
             raise ValueError("Give exactly one of --trajectory and --affine_file.")
         if FLAGS.trajectory is not None:
-            controls = np.asarray(mask_ops.translation_controls(parse_trajectory(FLAGS.trajectory)))
+            offsets = user_controls.parse_trajectory(FLAGS.trajectory)
+            controls = np.asarray(mask_ops.translation_controls(offsets))
         else:
-            controls = read_affine_file(FLAGS.affine_file)
+            controls = user_controls.read_affine_file(FLAGS.affine_file)
         result = generate(
             FLAGS.model_dir,
             FLAGS.image,
@@ -219,29 +134,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("model_dir", None, "The run directory of train.py.")
-    flags.DEFINE_string("image", None, "The first frame: an image file of any size.")
-    flags.DEFINE_string(
-        "trajectory",
-        None,
-        'Offsets "dx,dy;dx,dy;..." in input-image pixels, one per step; the last repeats.',
-    )
-    flags.DEFINE_string(
-        "affine_file",
-        None,
-        'A text file with one control "a11 a12 tx a21 a22 ty" per line (translation in '
-        "input-image pixels); the last repeats. Instead of --trajectory.",
-    )
-    flags.DEFINE_integer("steps", 30, "Frames to generate.")
-    flags.DEFINE_string("output", None, "Output file: .gif, .mp4 or .png (a strip of frames).")
-    flags.DEFINE_enum(
-        "mask_mode",
-        rollout.DEFAULT_MASK_MODE,
-        list(rollout.MASK_MODES),
-        "carry: move the first mask by the controls; reestimate: re-run the mask network on "
-        "each generated frame.",
-    )
-    flags.DEFINE_bool("overlay", False, "Tint each frame by its mask.")
-    flags.DEFINE_integer("scale", 1, "Nearest-neighbour upscaling of the written frames.")
-    flags.mark_flags_as_required(["model_dir", "image", "output"])
+    fgbg_flags.define_generate_flags()
+    flags.adopt_module_key_flags(fgbg_flags)
     app.run(main)

@@ -1,8 +1,11 @@
-"""Reading input images and writing generated frames as GIF, MP4 or a PNG strip."""
+"""Reading input images, drawing frames for display, writing them as GIF, MP4 or a PNG strip."""
 
 import os
 
 import numpy as np
+import tensorflow as tf
+
+from data_pipelines.preprocess import to_uint8
 
 OUTPUT_FORMATS = (".gif", ".mp4", ".png")
 FRAMES_PER_SECOND = 10
@@ -22,6 +25,24 @@ def load_image(path):
     except (OSError, UnidentifiedImageError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise ValueError(f"--image={path!r} cannot be read as an image: {reason}") from None
+
+
+def overlay(frames, masks, color=(1.0, 0.15, 0.15), alpha=0.55):
+    """Frames in [-1, 1] tinted by their masks, as float images in [0, 1] for display."""
+    tint = tf.constant(color, tf.float32)
+    weight = alpha * tf.cast(masks, tf.float32)
+    return (tf.cast(frames, tf.float32) + 1.0) / 2.0 * (1.0 - weight) + tint * weight
+
+
+def display_frames(frames, masks, tinted, scale):
+    """Frames in [-1, 1] `[N, H, W, 3]` as uint8, tinted by `masks` if `tinted`, upscaled by
+    the integer `scale` (nearest neighbour)."""
+    if tinted:
+        pixels = np.asarray(overlay(frames, masks))
+        pixels = np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
+    else:
+        pixels = np.asarray(to_uint8(frames))
+    return pixels.repeat(scale, axis=1).repeat(scale, axis=2)
 
 
 def check_output(path):

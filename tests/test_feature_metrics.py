@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from fgbg_keras import fvd, lpips
+from fgbg_keras.evaluation import fvd, lpips
 from tests.tiny import save_linear, save_video_network
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from fgbg_keras import metrics
+from fgbg_keras.evaluation import metrics
 
 
 def test_mask_iou_on_hand_made_masks():
@@ -29,14 +29,6 @@ def test_psnr_and_ssim_match_tensorflow_on_unit_range():
     )
     # A frame off by 0.2 everywhere on [-1, 1] is off by 0.1 on [0, 1]: PSNR 20 dB.
     np.testing.assert_allclose(metrics.psnr(a * 0, a * 0 + 0.2), [20.0, 20.0], rtol=1e-4)
-
-
-def test_overlay_tints_only_the_mask():
-    frames = np.zeros((1, 2, 1, 3), "float32")
-    masks = np.array([[[[1.0]], [[0.0]]]], "float32")
-    out = np.asarray(metrics.overlay(frames, masks, color=(1.0, 0.0, 0.0), alpha=0.5))
-    np.testing.assert_allclose(out[0, 0, 0], [0.75, 0.25, 0.25])
-    np.testing.assert_allclose(out[0, 1, 0], [0.5, 0.5, 0.5])
 
 
 def test_control_error_on_hand_made_masks():

@@ -6,14 +6,17 @@ import os
 import numpy as np
 import pytest
 
-from fgbg_keras import evaluate, lpips, report
+from fgbg_keras.evaluation import evaluator, lpips, methods, rollouts
 from tests.tiny import save_linear, save_video_network
+
+# The methods evaluated on data with ground truth and no ConvLSTM run.
+GROUND_TRUTH_METHODS = [m.name for m in methods.available({methods.GROUND_TRUTH})]
 
 
 @pytest.fixture(scope="module")
 def written(unet_run_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("report") / "synthetic"
-    text = evaluate.evaluate_and_report(
+    text = evaluator.evaluate_and_report(
         unet_run_dir, output=str(folder), rollout_steps=3, num_clips=2
     )
     return folder, text
@@ -27,8 +30,8 @@ def test_the_report_plots_and_json_are_written(written):
     metrics = json.loads((folder / "metrics.json").read_text())
     rollout = metrics["rollout"]
     assert rollout["steps"] == 3 and rollout["clips"] == 2
-    for method in evaluate.ROLLOUT_METHODS:
-        for name in evaluate.ROLLOUT_METRICS:
+    for method in GROUND_TRUTH_METHODS:
+        for name in rollouts.ROLLOUT_METRICS:
             assert len(rollout[method][f"{name}_per_step"]) == 3, (method, name)
             assert name in rollout[method], (method, name)
     # The oracle moves the true sprite with the true masks: closer to the truth than not moving.
@@ -48,8 +51,8 @@ def test_the_report_plots_and_json_are_written(written):
 def test_the_markdown_names_every_method_and_what_was_not_computed(written):
     folder, _ = written
     text = (folder / "report.md").read_text()
-    for method in evaluate.ROLLOUT_METHODS:
-        assert report.METHOD_LABELS[method] in text, method
+    for method in GROUND_TRUTH_METHODS:
+        assert methods.label(method) in text, method
     for name in ("psnr", "ssim", "control_error"):
         assert f"]({name}_per_step.png)" in text
     assert "LPIPS: not computed; pass `--lpips_network" in text
@@ -59,8 +62,8 @@ def test_the_markdown_names_every_method_and_what_was_not_computed(written):
 
 
 def test_a_json_output_writes_the_json_there_and_the_gif_beside_the_run(unet_run_dir, tmp_path):
-    gif = os.path.join(unet_run_dir, evaluate.ROLLOUT_GIF)
-    evaluate.evaluate_and_report(
+    gif = os.path.join(unet_run_dir, evaluator.ROLLOUT_GIF)
+    evaluator.evaluate_and_report(
         unet_run_dir, output=str(tmp_path / "eval.json"), num_clips=2, rollout_steps=2
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json"]
@@ -76,14 +79,14 @@ def test_lpips_and_fvd_from_user_networks_reach_the_report(unet_run_dir, tmp_pat
         include_top=False, weights=None, input_shape=(None, None, 3)
     ).save_weights(tmp_path / "vgg.weights.h5")
     save_linear(tmp_path / "lin.npz", lpips.TAPS["vgg16"][1], np.random.default_rng(0))
-    lpips_metric, video_features = evaluate.feature_metrics(
+    lpips_metric, video_features = evaluator.feature_metrics(
         "vgg16",
         str(tmp_path / "vgg.weights.h5"),
         str(tmp_path / "lin.npz"),
         save_video_network(tmp_path),
     )
     folder = tmp_path / "report"
-    evaluate.evaluate_and_report(
+    evaluator.evaluate_and_report(
         unet_run_dir,
         output=str(folder),
         rollout_steps=3,
@@ -93,7 +96,7 @@ def test_lpips_and_fvd_from_user_networks_reach_the_report(unet_run_dir, tmp_pat
     )
     rollout = json.loads((folder / "metrics.json").read_text())["rollout"]
     assert rollout["fvd_protocol"]["frames"] == 3 and rollout["fvd_protocol"]["videos"] == 2
-    for method in evaluate.ROLLOUT_METHODS:
+    for method in GROUND_TRUTH_METHODS:
         if method == "measurement":
             assert "lpips" not in rollout[method] and "fvd" not in rollout[method]
             continue
@@ -108,4 +111,24 @@ def test_lpips_and_fvd_from_user_networks_reach_the_report(unet_run_dir, tmp_pat
 
 def test_lpips_needs_both_files():
     with pytest.raises(ValueError, match="both --lpips_backbone and --lpips_linear"):
-        evaluate.feature_metrics("vgg16", "backbone.weights.h5", None, None)
+        evaluator.feature_metrics("vgg16", "backbone.weights.h5", None, None)
+
+
+def test_a_registered_method_reaches_the_tables_with_its_label(monkeypatch):
+    from fgbg_keras.evaluation import report
+
+    toy = methods.RolloutMethod(
+        "mirror", "mirror (a test's method)", "mirror", None, frozenset(), False
+    )
+    monkeypatch.setitem(methods._METHODS, "mirror", toy)
+    per_step = {"psnr_per_step": [20.0, 19.0], "psnr": 19.5, "lost_per_step": [0, 0], "lost": 0.0}
+    rollout = {"steps": 2, "clips": 1, "fitted_carry": per_step, "copy_first": per_step}
+    rollout["mirror"] = dict(per_step, psnr_per_step=[30.0, 29.0], psnr=29.5)
+    results = {"pairs": 1, "psnr": 1.0, "ssim": 1.0, "copy_last_psnr": 1.0, "copy_last_ssim": 1.0}
+    text = report.markdown({**results, "rollout": rollout})
+    assert "| mirror (a test's method) | 29.50 |" in text
+    assert (
+        "| step | fgbg (parameterized control) | copy-first-frame | mirror (a test's method) |"
+        in text
+    )
+    assert "| 2 | 19.00 | 19.00 | 29.00 |" in text

@@ -6,13 +6,13 @@ import os
 
 import pytest
 
-from fgbg_keras import ablate
+from fgbg_keras.evaluation import ablation
 from tests.tiny import tiny_config
 
 
 def test_the_grid_has_each_ablation_once_relative_to_the_flags():
     config = tiny_config()  # generator vqvae, bg_mask union, controller, separate, channel
-    rows = dict(ablate.grid(config))
+    rows = dict(ablation.grid(config))
     assert rows["defaults"] == {}
     assert rows["no L_bg"] == {"bg_weight": 0.0} and rows["no L_bin"] == {"bin_weight": 0.0}
     assert rows["no L_spar"] == {"spar_schedule": "off"}
@@ -22,14 +22,14 @@ def test_the_grid_has_each_ablation_once_relative_to_the_flags():
     assert rows["--condition=split"] == {"condition": "split"}
     assert len(rows) == 10
     config.model.generator = "unet"
-    rows = dict(ablate.grid(config))
+    rows = dict(ablation.grid(config))
     assert rows["--generator=vqvae --quantize=joint"] == {"generator": "vqvae", "quantize": "joint"}
 
 
 def test_row_configs_scale_the_schedules_and_apply_the_change():
     config = tiny_config(train_steps=40, log_every=4, checkpoint_every=8)
     config.loss.spar_target_steps = 20
-    row = ablate.row_config(config, {"bg_mask": "next"}, train_steps=10, seed=3)
+    row = ablation.row_config(config, {"bg_mask": "next"}, train_steps=10, seed=3)
     assert row.loss.bg_mask == "next" and row.train.seed == 3 and row.train.train_steps == 10
     assert row.loss.spar_target_steps == 5 and row.train.log_every == 2
     assert config.loss.bg_mask == "union"  # the original is untouched
@@ -38,9 +38,9 @@ def test_row_configs_scale_the_schedules_and_apply_the_change():
 @pytest.mark.parametrize("seeds", [[0]])
 def test_a_one_step_budget_gives_a_table_with_every_row(tmp_path, seeds, monkeypatch):
     config = tiny_config(num_test_clips=1)
-    monkeypatch.setattr(ablate, "budget_steps", lambda config, minutes: (1, 0.1))
-    summary = ablate.run_grid(config, 0.001, seeds, str(tmp_path), rollout_steps=2)
-    names = [name for name, _ in ablate.grid(config)]
+    monkeypatch.setattr(ablation, "budget_steps", lambda config, minutes: (1, 0.1))
+    summary = ablation.run_grid(config, 0.001, seeds, str(tmp_path), rollout_steps=2)
+    names = [name for name, _ in ablation.grid(config)]
     assert [row["name"] for row in summary["rows"]] == names
     table = (tmp_path / "ablation.md").read_text()
     for name in names:
@@ -51,8 +51,8 @@ def test_a_one_step_budget_gives_a_table_with_every_row(tmp_path, seeds, monkeyp
             assert key in row and f"{key}_std" in row, (row["name"], key)
     assert json.loads((tmp_path / "ablation.json").read_text())["train_steps"] == 1
     # Each run was trained with its row's change, for the budget's step.
-    for name, changes in ablate.grid(config):
-        saved = json.loads((tmp_path / ablate._slug(name) / "seed0" / "config.json").read_text())
+    for name, changes in ablation.grid(config):
+        saved = json.loads((tmp_path / ablation._slug(name) / "seed0" / "config.json").read_text())
         assert saved["train"]["train_steps"] == 1, name
         for field, value in changes.items():
             section = next(k for k in ("model", "loss") if field in saved[k])
@@ -60,16 +60,16 @@ def test_a_one_step_budget_gives_a_table_with_every_row(tmp_path, seeds, monkeyp
     # Run again: every run is found finished and nothing is trained.
     marker = tmp_path / "defaults" / "seed0" / "ablation_result.json"
     stamp = os.path.getmtime(marker)
-    monkeypatch.setattr(ablate, "budget_steps", lambda config, minutes: (1, 0.1))
-    again = ablate.run_grid(config, 0.001, seeds, str(tmp_path), rollout_steps=2)
+    monkeypatch.setattr(ablation, "budget_steps", lambda config, minutes: (1, 0.1))
+    again = ablation.run_grid(config, 0.001, seeds, str(tmp_path), rollout_steps=2)
     assert again["rows"] == summary["rows"] and os.path.getmtime(marker) == stamp
 
 
 def test_budget_steps_converts_the_measured_step_time(monkeypatch):
     # A clock that advances 0.5 s per reading: each timed step takes 0.5 s.
     clock = iter(range(0, 10**6))
-    monkeypatch.setattr(ablate.time, "perf_counter", lambda: 0.5 * next(clock))
-    steps, seconds = ablate.budget_steps(tiny_config(), budget_minutes=0.5, measure_steps=10)
+    monkeypatch.setattr(ablation.time, "perf_counter", lambda: 0.5 * next(clock))
+    steps, seconds = ablation.budget_steps(tiny_config(), budget_minutes=0.5, measure_steps=10)
     # perf_counter is read twice, around the 10 steps: 0.5 s over 10 steps = 0.05 s per step.
     assert seconds == pytest.approx(0.05) and steps == 600
 
@@ -79,4 +79,19 @@ def test_a_grid_of_another_budget_in_the_same_folder_is_refused(tmp_path):
         json.dumps({"budget_minutes": 2.0, "train_steps": 10, "seconds_per_step": 0.1})
     )
     with pytest.raises(ValueError, match="--budget_minutes=2.0; use that budget"):
-        ablate.run_grid(tiny_config(), 1.0, [0], str(tmp_path))
+        ablation.run_grid(tiny_config(), 1.0, [0], str(tmp_path))
+
+
+def test_a_registered_generator_joins_the_grid_with_its_variants(monkeypatch):
+    from fgbg_keras.models import generators
+
+    toy = generators.Generator("toy", build=None, ablations={"condition": ("split", "channel")})
+    monkeypatch.setitem(generators._GENERATORS, "toy", toy)
+    config = tiny_config()  # generator vqvae, condition channel
+    rows = dict(ablation.grid(config))
+    assert rows["--generator=toy"] == {"generator": "toy"}
+    assert rows["--generator=toy --condition=split"] == {"generator": "toy", "condition": "split"}
+    assert "--condition=split" in rows and len(rows) == 12
+    assert "--generator=vqvae --generator=toy" not in ablation.format_table(
+        {"train_steps": 1, "rows": []}, config
+    )

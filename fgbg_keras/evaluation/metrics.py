@@ -39,13 +39,6 @@ def mask_iou(mask, target, threshold=0.5):
     return tf.where(union > 0, intersection / tf.maximum(union, 1.0), tf.ones_like(union))
 
 
-def overlay(frames, masks, color=(1.0, 0.15, 0.15), alpha=0.55):
-    """Frames in [-1, 1] tinted by their masks, as float images in [0, 1] for display."""
-    tint = tf.constant(color, tf.float32)
-    weight = alpha * tf.cast(masks, tf.float32)
-    return _to_unit(frames) * (1.0 - weight) + tint * weight
-
-
 def control_error(masks, true_centroids):
     """Distance in pixels between each mask's centroid and where the object truly is.
 

@@ -1,0 +1,231 @@
+"""The registry of rollout methods: the model's ways of generating a test clip, its baselines,
+and the measurement floor, each with the label the tables and plots give it.
+
+Every method starts from the first frame of a test clip and produces the clip's other T frames
+(`evaluation.rollouts` scores them). The built-in ones, in the order every table lists them:
+
+- `true_carry`, `true_reestimate`: the model steered by the object's true offsets, with the mask
+  carried forward or re-estimated from each generated frame (ground truth needed);
+- `fitted_carry`: the "parameterized control" of METHOD.md, offsets fitted from binarize(M(.)) of
+  consecutive true frames: needs no ground truth, and is how real video is evaluated;
+- `paste_only`: the compositor of `mask_ops.paste_foreground` stepped with the same masks and no
+  frame generator: what M alone gives (the frame generator should beat it);
+- `oracle`: the same compositor given the true masks (the first frame's true sprite pasted at
+  its true positions): the ceiling of moving the object by pasting;
+- `copy_first`: the first frame, repeated;
+- `convlstm`: the ConvLSTM baseline (`--convlstm_dir`), given the true offsets where it was
+  trained with them, else zeros;
+- `measurement`: the true frames themselves, the floor of the control error (M's own error).
+
+A new method is a `prepare(context)` function registered with `register`, in this module or in a
+module that `fgbg_keras/evaluation/__init__.py` imports; the report, the printed table and the
+ablation read the registry.
+"""
+
+import dataclasses
+from typing import Callable
+
+import tensorflow as tf
+
+from data_pipelines.registry import Registry
+from fgbg_keras import mask_ops, rollout
+
+# What a method may need besides the model: the clips' true offsets and masks, a ConvLSTM run.
+GROUND_TRUTH = "ground_truth"
+CONVLSTM = "convlstm"
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutMethod:
+    """A registered rollout method.
+
+    Attributes:
+        name: its key in the results.
+        label: its name in the report and the plots.
+        column: its header in the printed table (the reference method has none).
+        prepare: `prepare(context)` (a `Context`) -> `generate(batch)`, which maps a
+            `RolloutBatch` to a dict with `"frames"` `[B, T, H, W, 3]` (and `"masks"` where the
+            method has its own).
+        needs: what it needs besides the model (`GROUND_TRUTH`, `CONVLSTM`).
+        reference: it is the true frames: only the control error and lost objects apply, and
+            LPIPS and FVD are not computed for it.
+    """
+
+    name: str
+    label: str
+    column: str
+    prepare: Callable
+    needs: frozenset
+    reference: bool
+
+
+@dataclasses.dataclass
+class RolloutBatch:
+    """A batch of test clips as the methods see it, in the model's pixels.
+
+    Attributes:
+        frames: the clips `[B, T + 1, H, W, 3]` in [-1, 1]; `first` is frame 0, `truth` the T
+            frames to generate.
+        model_masks: binarize(M(frames)) `[B, T + 1, H, W, 1]`.
+        controls: `{"fitted": [B, T, 2, 3]}`, and `"true"` with ground truth.
+        offsets: the true offsets `[B, T, 2]` (None without ground truth).
+        masks: the true masks `[B, T + 1, H, W, 1]` (None without ground truth).
+        centroids: where the object is in each of the T frames `[B, T, 2]`: the truth, or M's
+            centroids on the true frames without it (NaN where M finds nothing).
+    """
+
+    frames: tf.Tensor
+    model_masks: tf.Tensor
+    controls: dict
+    centroids: tf.Tensor
+    offsets: tf.Tensor = None
+    masks: tf.Tensor = None
+
+    @property
+    def first(self):
+        return self.frames[:, 0]
+
+    @property
+    def truth(self):
+        return self.frames[:, 1:]
+
+
+class Context:
+    """What the methods of one evaluation share: the restored run, the ConvLSTM baseline if
+    any, and one compiled rollout per mask mode.
+
+    Args:
+        run: a `runs.RestoredRun`.
+        convlstm: a restored `ConvLSTMPredictor` at the run's frame size, or None.
+        convlstm_controls: steer it with the true offsets (it was trained with them).
+    """
+
+    def __init__(self, run, convlstm=None, convlstm_controls=False):
+        self.run = run
+        self.convlstm = convlstm
+        self.convlstm_controls = convlstm_controls
+        self._rollouts = {}
+
+    def rollout_fn(self, mask_mode):
+        """The model's compiled rollout (`rollout.make_rollout_fn`) in `mask_mode`."""
+        if mask_mode not in self._rollouts:
+            self._rollouts[mask_mode] = rollout.make_rollout_fn(
+                self.run.mask_generator, self.run.frame_generator, mask_mode
+            )
+        return self._rollouts[mask_mode]
+
+
+_METHODS = Registry("rollout method", "method")
+# Every registered method, in table order; the `RolloutMethod` of one.
+names = _METHODS.names
+get = _METHODS.get
+
+
+def register(name, label, column="", needs=(), reference=False):
+    """Decorator: registers `prepare(context)` as the rollout method `name`."""
+
+    def decorator(prepare):
+        method = RolloutMethod(name, label, column, prepare, frozenset(needs), reference)
+        _METHODS.register(name, method)
+        return prepare
+
+    return decorator
+
+
+def label(name):
+    """The report's label of a method (its name if it is not registered)."""
+    return _METHODS[name].label if name in _METHODS else name
+
+
+def available(have):
+    """The methods whose needs are all in `have` (a set of `GROUND_TRUTH`, `CONVLSTM`)."""
+    return [get(name) for name in names() if get(name).needs <= set(have)]
+
+
+# The model's method that the per-step tables, the example rollouts and the ablation show: the
+# first of these that was evaluated.
+PRIMARY = ("true_carry", "fitted_carry")
+
+
+def primary(evaluated):
+    """The primary method among `evaluated` (names, or a results dict keyed by them)."""
+    return next(name for name in PRIMARY if name in evaluated)
+
+
+def _model_method(name, label, column, needs=()):
+    """Registers the model steered by the controls the name says ("true" or "fitted") with the
+    mask mode it says ("carry" or "reestimate")."""
+    controls, mask_mode = name.split("_")
+
+    def prepare(context):
+        rollout_fn = context.rollout_fn(mask_mode)
+        return lambda batch: rollout_fn(batch.first, batch.controls[controls])
+
+    register(name, label, column, needs=needs)(prepare)
+
+
+_model_method("true_carry", "fgbg (true controls, mask carried)", "true/carry", (GROUND_TRUTH,))
+_model_method(
+    "true_reestimate", "fgbg (true controls, mask re-estimated)", "true/reest.", (GROUND_TRUTH,)
+)
+_model_method("fitted_carry", "fgbg (parameterized control)", "fitted/carry")
+
+
+def _paste(inputs, training=False):
+    """A frame "generator" with no weights: the masked content moved, the hole filled."""
+    del training
+    return {
+        "frame": mask_ops.paste_foreground(inputs["frame"], inputs["mask"], inputs["target_mask"])
+    }
+
+
+@register("paste_only", "paste-only (M alone, no generator)", "paste-only", needs=(GROUND_TRUTH,))
+def _paste_only(context):
+    rollout_fn = rollout.make_rollout_fn(context.run.mask_generator, _paste)
+    return lambda batch: rollout_fn(batch.first, batch.controls["true"])
+
+
+@register(
+    "oracle", "oracle (true sprite pasted at the true masks)", "oracle", needs=(GROUND_TRUTH,)
+)
+def _oracle(context):
+    def generate(batch):
+        size, steps = batch.frames.shape[2:4], batch.truth.shape[1]
+
+        def flat(x, channels):
+            return tf.reshape(x, [-1, *size, channels])
+
+        pasted = mask_ops.paste_foreground(
+            flat(tf.repeat(batch.first[:, None], steps, axis=1), 3),
+            flat(tf.repeat(batch.masks[:, :1], steps, axis=1), 1),
+            flat(batch.masks[:, 1:], 1),
+        )
+        return {"frames": tf.reshape(pasted, batch.truth.shape)}
+
+    return generate
+
+
+@register("copy_first", "copy-first-frame", "copy-first")
+def _copy_first(context):
+    return lambda batch: {"frames": tf.repeat(batch.first[:, None], batch.truth.shape[1], axis=1)}
+
+
+@register("convlstm", "ConvLSTM (same controls)", "ConvLSTM", needs=(CONVLSTM,))
+def _convlstm(context):
+    def generate(batch):
+        steered = batch.offsets
+        if not context.convlstm_controls or steered is None:
+            steered = tf.zeros([batch.frames.shape[0], batch.truth.shape[1], 2])
+        return {"frames": context.convlstm({"frame": batch.first, "offsets": steered})}
+
+    return generate
+
+
+@register(
+    "measurement",
+    "M on the true frames (measurement floor)",
+    needs=(GROUND_TRUTH,),
+    reference=True,
+)
+def _measurement(context):
+    return lambda batch: {"frames": batch.truth}
