@@ -34,18 +34,31 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import train  # noqa: E402
-from export.tflite import QUANTIZATIONS  # noqa: E402
+from data_pipelines.preprocess import preprocess_frames
+from export import serving, tflite
+from export.preview import StepModel, run_loop
+from export.tflite import QUANTIZATIONS
+from fgbg_keras import flags as fgbg_flags
+from fgbg_keras import mask_ops, rollout, runs
+from fgbg_keras.evaluation import metrics
+from fgbg_keras.evaluation.pairs import load_test_clips
+from fgbg_keras.models.factory import build_networks
+from fgbg_keras.training import loop, phases
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("sizes", ["64", "128"], "Frame sizes to time.")
-flags.DEFINE_list("threads", ["1", "2"], "LiteRT interpreter threads to time.")
-flags.DEFINE_integer(
-    "rollout_steps", 30, "Frames per generate call, TFLite loop and parity rollout."
-)
-flags.DEFINE_integer("repeats", 5, "Timed calls (SavedModel) or loops (TFLite) per row.")
-flags.DEFINE_integer("parity_clips", 64, "Test clips for the parity rollouts.")
+
+
+def define_flags():
+    # train.py's flags: --phase and the networks a flagfile describes, --model_dir for parity.
+    fgbg_flags.define_train_flags()
+    flags.DEFINE_list("sizes", ["64", "128"], "Frame sizes to time.")
+    flags.DEFINE_list("threads", ["1", "2"], "LiteRT interpreter threads to time.")
+    flags.DEFINE_integer(
+        "rollout_steps", 30, "Frames per generate call, TFLite loop and parity rollout."
+    )
+    flags.DEFINE_integer("repeats", 5, "Timed calls (SavedModel) or loops (TFLite) per row.")
+    flags.DEFINE_integer("parity_clips", 64, "Test clips for the parity rollouts.")
+
 
 LABELS = {
     "keras": "Keras step, float32 (the reference)",
@@ -54,20 +67,24 @@ LABELS = {
 
 
 def fresh_run(config, phase, precision):
-    """A `loop.RestoredRun` of fresh networks at `config.model.image_size`, in `precision`."""
+    """A `runs.RestoredRun` of fresh networks of `phase` at `config.model.image_size`, in
+    `precision`."""
     import keras
-
-    from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
-    from fgbg_keras.training import loop
 
     keras.config.set_dtype_policy(precision)
     size = config.model.image_size
-    mask_generator = build_mask_generator(config.model)
-    frame_generator = build_frame_generator(config.model, phase)
+    mask_generator, frame_generator = build_networks(config.model, phase.moving_masks)
     frame = tf.zeros([1, size, size, 3])
     mask = mask_generator(frame)
     frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
-    return loop.RestoredRun(config, "(fresh weights)", phase, mask_generator, frame_generator)
+    return runs.RestoredRun(
+        config,
+        "(fresh weights)",
+        phase.saved_as,
+        mask_generator,
+        frame_generator,
+        phase.moving_masks,
+    )
 
 
 def median_seconds(fn, repeats):
@@ -82,8 +99,6 @@ def median_seconds(fn, repeats):
 
 def saved_model_latency(run, folder):
     """Milliseconds per frame of the `step` and `generate` signatures of `run`'s SavedModel."""
-    from export import serving
-
     serving.export(run, folder)
     model = tf.saved_model.load(folder)
     size = run.config.model.image_size
@@ -108,8 +123,6 @@ def saved_model_latency(run, folder):
 def tflite_latency(content, size, threads):
     """Median milliseconds per step (the first, with the mask network, left out) of the TFLite
     loop over `--repeats` loops of `--rollout_steps` steps."""
-    from export.preview import StepModel, run_loop
-
     model = StepModel(content, num_threads=threads)
     frame = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
     offsets = np.ones([FLAGS.rollout_steps, 2], np.float32)
@@ -121,8 +134,6 @@ def tflite_latency(content, size, threads):
 
 
 def latency_table(config, phase):
-    from export import tflite
-
     lines = [
         f"Latency per frame, batch 1, {os.cpu_count()} CPUs; SavedModel in "
         f"{config.train.precision}, {FLAGS.rollout_steps} frames per generate call.",
@@ -161,16 +172,9 @@ class KerasStep:
 
 def parity_table(model_dir):
     """Per quantisation, the TFLite rollouts against the Keras float32 step model's."""
-    from data_pipelines.preprocess import preprocess_frames
-    from export import tflite
-    from export.preview import StepModel, run_loop
-    from fgbg_keras import mask_ops, metrics, rollout
-    from fgbg_keras.evaluate import test_clips
-    from fgbg_keras.training import loop
-
-    run = loop.restore_networks(model_dir, precision="float32")
+    run = runs.restore_networks(model_dir, precision="float32")
     size = run.config.model.image_size
-    clips = test_clips(run.config, FLAGS.parity_clips, FLAGS.rollout_steps + 1)
+    clips = load_test_clips(run.config, FLAGS.parity_clips, FLAGS.rollout_steps + 1)
     frames = np.asarray(preprocess_frames(clips["frames"], size))
     truth = "offsets" in clips
     if truth:
@@ -195,7 +199,7 @@ def parity_table(model_dir):
             masks_of[name].append(result["masks"][None])
     # The model as evaluate runs it: the run's precision, the first mask moved by the composed
     # (sub-pixel) controls.
-    trained = loop.restore_networks(model_dir)
+    trained = runs.restore_networks(model_dir)
     rollout_fn = rollout.make_rollout_fn(trained.mask_generator, trained.frame_generator)
     controls = mask_ops.translation_controls(tf.constant(offsets, tf.float32))
     for start in range(0, len(frames), 16):
@@ -231,16 +235,15 @@ def parity_table(model_dir):
 
 def main(argv):
     del argv
-    from fgbg_keras.training import loop
-
-    config = train.config_from_flags()
+    config = fgbg_flags.config_from_flags()
     try:
-        if FLAGS.phase not in ("1", "2"):
+        phase = phases.get(FLAGS.phase)
+        if phase.networks != "fgbg":
             raise ValueError(f"--phase={FLAGS.phase}: the export benchmark times phase 1 or 2.")
-        phase = int(FLAGS.phase)
         for size in FLAGS.sizes:
             config.model.image_size = int(size)
-            config.validate(phase)
+            phase.validate(config)
+            build_networks(config.model, phase.moving_masks)  # checks the size suits them
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     loop.setup_runtime(config)
@@ -251,4 +254,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -14,27 +14,30 @@ with Phase I's batch shape (`--clips_per_batch` windows of `--frames_per_clip` f
 """
 
 import os
-import sys
 import tempfile
 import time
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data_pipelines import convert, pipeline, records, sources  # noqa: E402
+from data_pipelines import convert, pipeline, records, sources
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("sizes", ["64", "256"], "Frame sizes to convert and read.")
-flags.DEFINE_list("encodings", ["png", "jpeg"], "Frame encodings to compare.")
-flags.DEFINE_integer("clips", 200, "Synthetic clips to convert per row.")
-flags.DEFINE_integer("clip_length", 16, "Frames per converted clip.")
-flags.DEFINE_integer("clips_per_batch", 6, "Windows per batch (Phase I: 6).")
-flags.DEFINE_integer("frames_per_clip", 4, "Frames per window (Phase I: 4).")
-flags.DEFINE_integer("batches", 100, "Timed batches per row.")
-flags.DEFINE_integer("warmup", 10, "Untimed batches before timing.")
-flags.DEFINE_list(
-    "beam_args", [], "Beam pipeline options for the conversion, e.g. the multi-process runner."
-)
+
+
+def define_flags():
+    flags.DEFINE_list("sizes", ["64", "256"], "Frame sizes to convert and read.")
+    flags.DEFINE_list("encodings", ["png", "jpeg"], "Frame encodings to compare.")
+    flags.DEFINE_integer("clips", 200, "Synthetic clips to convert per row.")
+    flags.DEFINE_integer("clip_length", 16, "Frames per converted clip.")
+    flags.DEFINE_integer("clips_per_batch", 6, "Windows per batch (Phase I: 6).")
+    flags.DEFINE_integer("frames_per_clip", 4, "Frames per window (Phase I: 4).")
+    flags.DEFINE_integer("batches", 100, "Timed batches per row.")
+    flags.DEFINE_integer("warmup", 10, "Untimed batches before timing.")
+    flags.DEFINE_list(
+        "beam_args",
+        [],
+        "Beam pipeline options for the conversion, e.g. the multi-process runner.",
+    )
 
 
 def time_reader(directory):
@@ -97,4 +100,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -18,23 +18,26 @@ import time
 import tensorflow as tf
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import train  # noqa: E402
+from fgbg_keras import flags as fgbg_flags
+from fgbg_keras import mask_ops, rollout
+from fgbg_keras.models.factory import build_networks
+from fgbg_keras.training import loop
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("sizes", ["64", "128"], "Frame sizes to time.")
-flags.DEFINE_integer("rollout_steps", 30, "Frames generated per call.")
-flags.DEFINE_integer("batch", 1, "Trajectories generated together.")
-flags.DEFINE_integer("repeats", 5, "Timed calls per row; the median is reported.")
+
+
+def define_flags():
+    # The network flags of train.py, so that a flagfile describes the networks timed.
+    fgbg_flags.define_config_flags()
+    flags.DEFINE_list("sizes", ["64", "128"], "Frame sizes to time.")
+    flags.DEFINE_integer("rollout_steps", 30, "Frames generated per call.")
+    flags.DEFINE_integer("batch", 1, "Trajectories generated together.")
+    flags.DEFINE_integer("repeats", 5, "Timed calls per row; the median is reported.")
 
 
 def time_rollout(config, size, mask_mode):
     """Median seconds of one rollout call of `FLAGS.rollout_steps` frames at `size`."""
-    from fgbg_keras import mask_ops, rollout
-    from fgbg_keras.models.factory import build_frame_generator, build_mask_generator
-
-    mask_generator = build_mask_generator(config.model)
-    frame_generator = build_frame_generator(config.model, phase=2)
+    mask_generator, frame_generator = build_networks(config.model)
     frames = tf.random.uniform([FLAGS.batch, size, size, 3], -1.0, 1.0, seed=0)
     masks = mask_generator(frames)
     frame_generator({"frame": frames, "mask": masks, "target_mask": masks})
@@ -52,15 +55,12 @@ def time_rollout(config, size, mask_mode):
 
 def main(argv):
     del argv
-    from fgbg_keras import rollout
-    from fgbg_keras.training import loop
-
-    config = train.config_from_flags()
+    config = fgbg_flags.config_from_flags()
     try:
         sizes = [int(s) for s in FLAGS.sizes]
         for size in sizes:
             config.model.image_size = size
-            config.validate()
+            build_networks(config.validate().model)  # checks the size suits the networks
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     loop.setup_runtime(config)
@@ -80,4 +80,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -13,20 +13,24 @@ and optimizer update of one batch), so they follow the model actually built, not
 Timings are wall-clock over `--steps` steps after `--warmup` steps.
 """
 
-import os
 import sys
 import time
 
 import tensorflow as tf
 from absl import app, flags
 
-# The benchmark shares train.py's flags, so it measures exactly what a flagfile trains.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import train  # noqa: E402
+from data_pipelines import pipeline, synthetic
+from fgbg_keras import flags as fgbg_flags
+from fgbg_keras.training import loop, phases
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("steps", 20, "Timed training steps.")
-flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (tracing, caches).")
+
+
+def define_flags():
+    # train.py's flags, so that the benchmark measures exactly what a flagfile trains.
+    fgbg_flags.define_train_flags()
+    flags.DEFINE_integer("steps", 20, "Timed training steps.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (tracing, caches).")
 
 
 def count_flops(concrete_function):
@@ -40,27 +44,22 @@ def count_flops(concrete_function):
 
 def main(argv):
     del argv
-    config = train.config_from_flags()
-    phase = int(FLAGS.phase)
-    config.validate(phase)
-    from data_pipelines import pipeline, synthetic
-    from fgbg_keras.training import loop
-
+    phase = phases.get(FLAGS.phase)
+    if phase.networks != "fgbg":
+        raise app.UsageError(f"--phase={FLAGS.phase}: this benchmark times Phase 1 or 2.")
+    config = phase.validate(fgbg_flags.config_from_flags())
     loop.setup_runtime(config)
-    data_config = loop.synthetic_config(config)
+    data_config = synthetic.scaled_config(config.model.image_size, config.train.clip_length)
     clips = synthetic.make_split("train", 32, data_config, seed=config.train.seed)
-    stream = {
-        "frames_per_clip": config.train.frames_per_clip,
-        "clips_per_batch": config.train.clips_per_batch,
-        "seed": 0,
-    }
-    diff_args = {"diff_mode": config.loss.diff, "diff_threshold": config.loss.diff_threshold}
-    triples = pipeline.triples(clips, **stream, **diff_args)
-    data = triples if phase == 1 else pipeline.clip_batches(clips, **stream)
+    windows = pipeline.clip_windows(clips, config.train.frames_per_clip, seed=0)
+    data = phase.train_data(config, pipeline.batch_windows(windows, config.train.clips_per_batch))
     batches = [next(iter(data.skip(i).take(1))) for i in range(4)]
-    model, _ = loop.build_model_and_optimizer(config, next(iter(triples)), phase)
-    if phase == 2:
-        model.adversarial = model.scheduled_sampling = True
+    sample = pipeline.eval_triples(clips, batch_size=config.train.pairs_per_batch)
+    model, _ = phase.build(config, next(iter(sample)))
+    # Phase II's step after --disc_start and --ss_start: both players, scheduled sampling on.
+    for switch in ("adversarial", "scheduled_sampling"):
+        if hasattr(model, switch):
+            setattr(model, switch, True)
 
     step_fn = tf.function(model.train_step, jit_compile=config.train.jit_compile)
     flops = count_flops(step_fn.get_concrete_function(batches[0]))
@@ -76,7 +75,7 @@ def main(argv):
     pairs_per_second = FLAGS.steps * pairs / seconds
     flops_per_pair = flops / pairs
     lines = [
-        f"phase             {phase}",
+        f"phase             {phase.name}",
         f"generator         {config.model.generator}",
         f"precision         {config.train.precision}",
         f"jit_compile       {config.train.jit_compile}",
@@ -93,4 +92,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

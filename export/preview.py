@@ -146,13 +146,13 @@ def preview(model_path, image_path, offsets, steps, output, overlay=False, scale
         `"ms_per_frame"` (median of the later steps; the first if there is only one) and
         `"left_frame_at"` (the first step whose mask is empty, or None).
     """
+    from data_pipelines.checks import check_int
     from data_pipelines.preprocess import preprocess_frames
     from fgbg_keras import mask_ops
-    from fgbg_keras.generate import display_frames, repeat_last
-    from fgbg_keras.media import check_output, load_image, write_frames
+    from fgbg_keras.controls import repeat_last
+    from fgbg_keras.media import check_output, display_frames, load_image, write_frames
 
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"--scale={scale!r}: must be a positive integer.")
+    check_int("scale", scale, flag=True)
     if threads is not None and threads < 1:
         raise ValueError(f"--threads={threads}: must be at least 1.")
     check_output(output)
@@ -204,8 +204,22 @@ def preview(model_path, image_path, offsets, steps, output, overlay=False, scale
 FLAGS = flags.FLAGS
 
 
+def define_flags():
+    """This command's flags."""
+    from fgbg_keras import flags as fgbg_flags
+
+    flags.DEFINE_string("model", None, "A .tflite file written by export.tflite.")
+    flags.DEFINE_string("image", None, "The first frame: an image file of any size.")
+    fgbg_flags.define_trajectory_flag(default="1,0")
+    flags.DEFINE_integer("steps", 40, "Frames to generate.")
+    flags.DEFINE_string("output", None, "Output file: .gif, .mp4 or .png (a strip of frames).")
+    fgbg_flags.define_display_flags(scale=4)
+    flags.DEFINE_integer("threads", 2, "LiteRT interpreter threads (XNNPACK).")
+    flags.mark_flags_as_required(["model", "image", "output"])
+
+
 def main(argv):
-    from fgbg_keras.generate import parse_trajectory
+    from fgbg_keras.controls import parse_trajectory
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -240,17 +254,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("model", None, "A .tflite file written by export.tflite.")
-    flags.DEFINE_string("image", None, "The first frame: an image file of any size.")
-    flags.DEFINE_string(
-        "trajectory",
-        "1,0",
-        'Offsets "dx,dy;dx,dy;..." in pixels of the image, one per step; the last repeats.',
-    )
-    flags.DEFINE_integer("steps", 40, "Frames to generate.")
-    flags.DEFINE_string("output", None, "Output file: .gif, .mp4 or .png (a strip of frames).")
-    flags.DEFINE_bool("overlay", False, "Tint each frame by its mask.")
-    flags.DEFINE_integer("scale", 4, "Nearest-neighbour upscaling of the written frames.")
-    flags.DEFINE_integer("threads", 2, "LiteRT interpreter threads (XNNPACK).")
-    flags.mark_flags_as_required(["model", "image", "output"])
+    define_flags()
     app.run(main)

@@ -11,16 +11,24 @@ import sys
 from absl import app, flags
 
 from export import serving
-from fgbg_keras.training import loop
+from fgbg_keras import flags as fgbg_flags
+from fgbg_keras import runs
 
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """This command's flags."""
+    fgbg_flags.define_model_dir_flag()
+    flags.DEFINE_string("output", None, "The SavedModel directory, e.g. exports/fgbg/1.")
+    flags.mark_flags_as_required(["model_dir", "output"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
-        run = loop.restore_networks(FLAGS.model_dir)
+        run = runs.restore_networks(FLAGS.model_dir)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     serving.export(run, FLAGS.output)
@@ -32,7 +40,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("model_dir", None, "The run directory of train.py.")
-    flags.DEFINE_string("output", None, "The SavedModel directory, e.g. exports/fgbg/1.")
-    flags.mark_flags_as_required(["model_dir", "output"])
+    define_flags()
     app.run(main)

@@ -168,7 +168,7 @@ class Exported(tf.Module):
 
 
 def export(run, output):
-    """Writes the SavedModel of a `loop.RestoredRun` to `output`; returns the module."""
+    """Writes the SavedModel of a `runs.RestoredRun` to `output`; returns the module."""
     module = Exported(run.mask_generator, run.frame_generator, run.config.model.image_size)
     tf.saved_model.save(module, output, signatures=module.signatures())
     return module

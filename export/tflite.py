@@ -18,8 +18,8 @@ import tensorflow as tf
 from absl import app, flags
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from fgbg_keras import mask_ops
-from fgbg_keras.training import loop
+from fgbg_keras import flags as fgbg_flags
+from fgbg_keras import mask_ops, runs
 
 QUANTIZATIONS = ("none", "float16", "dynamic")
 
@@ -49,16 +49,16 @@ def step_function(mask_generator, frame_generator, image_size):
 
 
 def convert(run, quantize="none"):
-    """The TFLite flatbuffer (bytes) of a `loop.RestoredRun`'s one-step model, and the
+    """The TFLite flatbuffer (bytes) of a `runs.RestoredRun`'s one-step model, and the
     `tf.function` it was converted from (for parity checks). The run must be restored in float32
-    (`loop.restore_networks(model_dir, precision="float32")`): bfloat16 convolutions have no
+    (`runs.restore_networks(model_dir, precision="float32")`): bfloat16 convolutions have no
     TFLite kernel."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"--quantize={quantize!r}: must be one of {QUANTIZATIONS}.")
     if run.mask_generator.dtype_policy.compute_dtype != "float32":
         raise ValueError(
             "The TFLite export needs float32 networks: restore the run with "
-            "loop.restore_networks(model_dir, precision='float32')."
+            "runs.restore_networks(model_dir, precision='float32')."
         )
     step = step_function(run.mask_generator, run.frame_generator, run.config.model.image_size)
     frozen = convert_variables_to_constants_v2(step.get_concrete_function())
@@ -74,11 +74,19 @@ def convert(run, quantize="none"):
 FLAGS = flags.FLAGS
 
 
+def define_flags():
+    """This command's flags."""
+    fgbg_flags.define_model_dir_flag()
+    flags.DEFINE_string("output", None, "The .tflite file to write.")
+    flags.DEFINE_enum("quantize", "none", QUANTIZATIONS, "Weight quantisation of the file.")
+    flags.mark_flags_as_required(["model_dir", "output"])
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
-        run = loop.restore_networks(FLAGS.model_dir, precision="float32")
+        run = runs.restore_networks(FLAGS.model_dir, precision="float32")
         model, _ = convert(run, FLAGS.quantize)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
@@ -92,8 +100,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("model_dir", None, "The run directory of train.py.")
-    flags.DEFINE_string("output", None, "The .tflite file to write.")
-    flags.DEFINE_enum("quantize", "none", QUANTIZATIONS, "Weight quantisation of the file.")
-    flags.mark_flags_as_required(["model_dir", "output"])
+    define_flags()
     app.run(main)

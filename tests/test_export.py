@@ -13,8 +13,7 @@ import tensorflow as tf
 from data_pipelines import pipeline
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from export import serving
-from fgbg_keras import mask_ops, rollout
-from fgbg_keras.training import loop
+from fgbg_keras import mask_ops, rollout, runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,7 +43,7 @@ print(json.dumps(sorted(model.signatures.keys())))
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, unet_run_dir):
     root = tmp_path_factory.mktemp("export")
-    run = loop.restore_networks(unet_run_dir)
+    run = runs.restore_networks(unet_run_dir)
     serving.export(run, str(root / "saved"))
     return run, str(root / "saved"), root
 

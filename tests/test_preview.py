@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from export import preview, tflite
-from fgbg_keras.training import loop
+from fgbg_keras import runs
 
 pytest.importorskip("ai_edge_litert.interpreter")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def model(unet_run_dir, tmp_path_factory):
-    run = loop.restore_networks(unet_run_dir, precision="float32")
+    run = runs.restore_networks(unet_run_dir, precision="float32")
     content, step = tflite.convert(run)
     path = tmp_path_factory.mktemp("preview") / "model.tflite"
     path.write_bytes(content)

@@ -7,14 +7,14 @@ import pytest
 
 from export import tflite
 from export.preview import StepModel
-from fgbg_keras.training import loop
+from fgbg_keras import runs
 
 pytest.importorskip("ai_edge_litert.interpreter")
 
 
 @pytest.fixture(scope="module")
 def run(unet_run_dir):
-    return loop.restore_networks(unet_run_dir, precision="float32")
+    return runs.restore_networks(unet_run_dir, precision="float32")
 
 
 def invoke(model, frame, mask, control):
@@ -51,7 +51,7 @@ def test_mixed_precision_networks_are_refused_with_the_way_out(run, tmp_path):
 
     model_dir = os.path.dirname(os.path.dirname(run.checkpoint))
     try:
-        mixed = loop.restore_networks(model_dir, precision="mixed_bfloat16")
+        mixed = runs.restore_networks(model_dir, precision="mixed_bfloat16")
         with pytest.raises(ValueError, match="precision='float32'"):
             tflite.convert(mixed)
     finally:
