@@ -40,13 +40,20 @@ def saved():
         return json.load(f)
 
 
+def copy_of(name, tmp_path):
+    """A copy of a saved run: evaluation writes its GIF and training its checkpoints there."""
+    copy = str(tmp_path / name)
+    shutil.copytree(os.path.join(SAVED, name), copy)
+    return copy
+
+
 @pytest.mark.parametrize("name", FGBG_RUNS)
 def test_a_saved_run_evaluates_to_the_figures_it_had(name, saved, tmp_path):
     kwargs = {"rollout_steps": 3, "num_clips": 2}
     if name == "unet_phase2":
         kwargs["convlstm_dir"] = os.path.join(SAVED, "convlstm")
     output = str(tmp_path / "eval.json")
-    evaluator.evaluate_and_report(os.path.join(SAVED, name), output=output, **kwargs)
+    evaluator.evaluate_and_report(copy_of(name, tmp_path), output=output, **kwargs)
     with open(output) as f:
         now = figures(json.load(f))
     before = figures(saved[name])
@@ -78,10 +85,10 @@ def unet_config(train_steps):
 
 
 def test_saved_runs_resume(tmp_path):
-    copies = {}
-    for name in ("vqvae_phase1", "unet_phase1", "unet_phase2", "convlstm"):
-        copies[name] = str(tmp_path / name)
-        shutil.copytree(os.path.join(SAVED, name), copies[name])
+    copies = {
+        name: copy_of(name, tmp_path)
+        for name in ("vqvae_phase1", "unet_phase1", "unet_phase2", "convlstm")
+    }
     before = runs.restore_networks(copies["vqvae_phase1"]).frame_generator.get_weights()
     one = tiny_config(train_steps=4, checkpoint_every=2, keep_checkpoints=1)
     loop.train_and_evaluate(one, copies["vqvae_phase1"], verbose=False)
