@@ -19,7 +19,7 @@ import time
 
 from absl import app, flags, logging
 
-from data_pipelines import convert, pipeline, records, sources
+from data_pipelines import conversion, pipeline, records, sources
 
 FLAGS = flags.FLAGS
 
@@ -66,7 +66,7 @@ def main(argv):
                     size=size, clip_length=FLAGS.clip_length, synthetic_clips=FLAGS.clips
                 )
                 start = time.perf_counter()
-                info = convert.convert(
+                info = conversion.convert(
                     "synthetic",
                     None,
                     output,

@@ -1,17 +1,12 @@
-r"""Converts videos, frame folders, BAIR records or the synthetic set to sharded TFRecords.
+"""The conversion of videos, frame folders, BAIR records or the synthetic set to sharded
+TFRecords, as an Apache Beam pipeline (`python -m data_pipelines.convert` is its command).
 
-    python -m data_pipelines.convert --source=videos --input=DIR --output=OUT --size=64
-
-writes `OUT/train-SSSSS-of-NNNNN.tfrecord` and `OUT/test-...` (`tf.train.SequenceExample`s of
-`data_pipelines.spec`) and `OUT/dataset.json`: the feature spec, counts (clips, frames, per
-class) per split, and every skipped input with its reason.
-
-The conversion is an Apache Beam pipeline. It runs on the DirectRunner by default; flags this
-program does not define are Beam pipeline options, passed on unchanged, e.g.
-`--direct_running_mode=multi_processing --direct_num_workers=4`, or another runner's options.
-Outputs are written through Beam's file sinks and `tf.io.gfile`, so `--output` may be a
-`gs://` path; inputs are read with local file calls (PyAV, Pillow), so on a cluster they must
-be on a file system that every worker mounts at the same path.
+`convert` writes `OUT/train-SSSSS-of-NNNNN.tfrecord` and `OUT/test-...` (`tf.train.SequenceExample`s
+of `data_pipelines.spec`) and `OUT/dataset.json`: the feature spec, counts (clips, frames, per
+class) per split, and every skipped input with its reason. Outputs are written through Beam's
+file sinks and `tf.io.gfile`, so the output may be a `gs://` path; inputs are read with local
+file calls (PyAV, Pillow), so on a cluster they must be on a file system that every worker mounts
+at the same path.
 """
 
 import collections
@@ -20,58 +15,13 @@ import hashlib
 import json
 import os
 import re
-import sys
 import time
 
 import apache_beam as beam
-from absl import app, flags, logging
+from absl import logging
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from data_pipelines import sources, spec
-
-FLAGS = flags.FLAGS
-
-
-def define_flags():
-    """This program's flags; defined when it runs, so that importing the module (the tests,
-    the benchmark) never collides with `train.py`'s flags of the same name."""
-    flags.DEFINE_enum("source", None, sources.SOURCES, "What --input holds.")
-    flags.DEFINE_string("input", None, "Folder of the inputs (not read for --source=synthetic).")
-    flags.DEFINE_string("output", None, "Folder to write the shards and dataset.json to.")
-    flags.DEFINE_integer("size", 64, "Side of the square frames written.")
-    flags.DEFINE_enum(
-        "resize",
-        "crop",
-        sources.RESIZE_MODES,
-        "crop: scale the short side to --size and cut the centre; pad: scale the long side and pad "
-        "with black.",
-    )
-    flags.DEFINE_float("fps", 0.0, "Resample videos to this frame rate; 0 keeps every frame.")
-    flags.DEFINE_integer("max_frames", 0, "Read at most this many frames of each video; 0: all.")
-    flags.DEFINE_integer(
-        "clip_length",
-        0,
-        "Cut videos and frame folders into clips of this many frames (0: one clip per input; "
-        "the synthetic set: 16).",
-    )
-    flags.DEFINE_integer(
-        "frames_per_clip", 2, "Skip clips with fewer frames than this (training's setting)."
-    )
-    flags.DEFINE_float(
-        "test_fraction",
-        0.1,
-        "Fraction of the recordings written to the test split, chosen by a hash of the recording "
-        "(all clips cut from one video or folder go to the same split).",
-    )
-    flags.DEFINE_enum("encoding", "png", spec.ENCODINGS, "How frames are encoded.")
-    flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality, with --encoding=jpeg.")
-    flags.DEFINE_integer("num_shards", 8, "Shards of the train split; the test split has 1/4.")
-    flags.DEFINE_integer("synthetic_clips", 1000, "--source=synthetic: clips to make.")
-    flags.DEFINE_integer("seed", 0, "--source=synthetic: the seed of the clips.")
-    flags.DEFINE_bool(
-        "overwrite", False, "Replace the records of an earlier conversion in --output."
-    )
-
 
 PROGRESS_EVERY = 50
 
@@ -354,60 +304,3 @@ def convert(
         len(skipped),
     )
     return info
-
-
-def _parse_flags(argv):
-    """absl flags for this program; the other arguments are Beam pipeline options."""
-    return FLAGS(argv, known_only=True)
-
-
-def main(argv):
-    beam_args = argv[1:]
-    stray = [a for a in beam_args if not a.startswith("--")]
-    if stray:
-        raise app.UsageError(f"Unexpected arguments: {stray}")
-    beam_options = PipelineOptions(beam_args)
-    unknown = set(beam_options.get_all_options(retain_unknown_options=True)) - set(
-        beam_options.get_all_options()
-    )
-    if unknown:
-        raise app.UsageError(
-            f"Unknown flags {sorted('--' + u for u in unknown)}: neither a flag of this program "
-            "(see --help) nor a Beam pipeline option."
-        )
-    if FLAGS.source is None:
-        raise app.UsageError("--source is required: one of " + ", ".join(sources.SOURCES))
-    options = sources.Options(
-        size=FLAGS.size,
-        resize=FLAGS.resize,
-        fps=FLAGS.fps,
-        max_frames=FLAGS.max_frames,
-        clip_length=FLAGS.clip_length,
-        min_frames=FLAGS.frames_per_clip,
-        synthetic_clips=FLAGS.synthetic_clips,
-        seed=FLAGS.seed,
-    )
-    try:
-        info = convert(
-            FLAGS.source,
-            FLAGS.input,
-            FLAGS.output,
-            options,
-            encoding=FLAGS.encoding,
-            jpeg_quality=FLAGS.jpeg_quality,
-            test_fraction=FLAGS.test_fraction,
-            num_shards=FLAGS.num_shards,
-            overwrite=FLAGS.overwrite,
-            beam_args=beam_args,
-        )
-    except ValueError as error:
-        sys.exit(f"Error: {error}")
-    sys.stdout.write(
-        f"{info.splits['train']['clips']} train / {info.splits['test']['clips']} test clips, "
-        f"{len(info.skipped)} skipped: {os.path.join(FLAGS.output, spec.INFO_FILE)}\n"
-    )
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=_parse_flags)

@@ -6,7 +6,7 @@ Reading never raises for a bad input: a corrupt video, an unreadable frame or a 
 record file is skipped and reported, and the rest of the data set converts. Frames are fitted
 to a square `size` here (`fit_frame`), once, so the tf.data reader only decodes.
 
-Pure Python (PyAV, Pillow, protobuf): the Beam workers of `data_pipelines.convert` run it.
+Pure Python (PyAV, Pillow, protobuf): the Beam workers of `data_pipelines.conversion` run it.
 """
 
 import dataclasses

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from data_pipelines import convert, sources, spec
+from data_pipelines import conversion, sources, spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 16
@@ -51,7 +51,7 @@ def read_split(output, split, info):
 
 def run_convert(source, root, output, options=None, **kwargs):
     options = options or sources.Options(size=SIZE, min_frames=3)
-    return convert.convert(source, str(root), str(output), options, **kwargs)
+    return conversion.convert(source, str(root), str(output), options, **kwargs)
 
 
 @pytest.fixture(scope="module")

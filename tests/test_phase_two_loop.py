@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fgbg_keras import generate, mask_ops
+from fgbg_keras import generation, mask_ops
 from fgbg_keras import runs as run_dirs
 from fgbg_keras.evaluation import evaluator
 from fgbg_keras.evaluation.rollouts import ROLLOUT_METRICS
@@ -214,7 +214,7 @@ def test_generate_writes_mp4_and_png_strips(runs, tmp_path, mask_mode):
     Image.fromarray(np.full((32, 32), 128, np.uint8), "L").save(image)
     controls = np.asarray(mask_ops.translation_controls(np.array([[1.0, 0.0]], np.float32)))
     for output, count in ((tmp_path / "out.mp4", 4), (tmp_path / "out.png", 4)):
-        generate.generate(phase_two, str(image), controls, 3, str(output), mask_mode=mask_mode)
+        generation.generate(phase_two, str(image), controls, 3, str(output), mask_mode=mask_mode)
         if output.suffix == ".png":
             assert np.asarray(Image.open(output)).shape == (32, 32 * count, 3)
         else:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import preview, tflite
+from export import litert, step_model
 from fgbg_keras import runs
 
 pytest.importorskip("ai_edge_litert.interpreter")
@@ -19,14 +19,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def model(unet_run_dir, tmp_path_factory):
     run = runs.restore_networks(unet_run_dir, precision="float32")
-    content, step = tflite.convert(run)
+    content, step = step_model.convert(run)
     path = tmp_path_factory.mktemp("preview") / "model.tflite"
     path.write_bytes(content)
     return str(path), step
 
 
 def test_whole_pixel_steps_carry_fractions_to_later_steps():
-    steps = preview.whole_pixel_steps(np.tile([[0.4, -1.5]], (5, 1)))
+    steps = litert.whole_pixel_steps(np.tile([[0.4, -1.5]], (5, 1)))
     np.testing.assert_array_equal(steps[:, 0], [0, 1, 0, 1, 0])  # cumulative 0, 1, 1, 2, 2
     np.testing.assert_array_equal(np.cumsum(steps[:, 1]), [-2, -3, -4, -6, -8])
 
@@ -36,7 +36,7 @@ def test_the_loop_feeds_each_output_back_like_the_keras_step(model):
     rng = np.random.default_rng(0)
     frame = rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
     offsets = np.array([[1.5, 0.0], [1.5, 0.5], [-1.0, 2.0], [0.0, 0.0]], np.float32)
-    result = preview.run_loop(preview.StepModel(path), frame, offsets)
+    result = litert.run_loop(litert.StepModel(path), frame, offsets)
     assert result["frames"].shape == (4, 32, 32, 3) and len(result["seconds"]) == 4
     keras_frame, keras_mask = tf.constant(frame), tf.zeros([1, 32, 32, 1])
     for t, control in enumerate(result["controls"]):
@@ -77,7 +77,7 @@ def test_a_file_that_is_not_the_one_step_model_is_named(tmp_path):
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a flatbuffer")
     with pytest.raises(ValueError, match="junk.tflite.* is not a TFLite model"):
-        preview.StepModel(str(junk))
+        litert.StepModel(str(junk))
 
     @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
     def double(x):
@@ -87,14 +87,14 @@ def test_a_file_that_is_not_the_one_step_model_is_named(tmp_path):
         [double.get_concrete_function()], double
     )
     with pytest.raises(ValueError, match=r"not a one-step model of export.tflite: it takes .*x"):
-        preview.StepModel(converter.convert())
+        litert.StepModel(converter.convert())
 
 
 def test_bad_flags_are_named(model, tmp_path):
     path, _ = model
     with pytest.raises(ValueError, match="--scale=0"):
-        preview.preview(path, "in.png", [[1, 0]], 3, str(tmp_path / "out.gif"), scale=0)
+        litert.preview(path, "in.png", [[1, 0]], 3, str(tmp_path / "out.gif"), scale=0)
     with pytest.raises(ValueError, match="--steps=0"):
-        preview.preview(path, "in.png", [[1, 0]], 0, str(tmp_path / "out.gif"))
+        litert.preview(path, "in.png", [[1, 0]], 0, str(tmp_path / "out.gif"))
     with pytest.raises(ValueError, match="--image='missing.png' cannot be read"):
-        preview.preview(path, "missing.png", [[1, 0]], 3, str(tmp_path / "out.gif"))
+        litert.preview(path, "missing.png", [[1, 0]], 3, str(tmp_path / "out.gif"))

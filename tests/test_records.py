@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import convert, pipeline, records, sources, spec
+from data_pipelines import conversion, pipeline, records, sources, spec
 
 LENGTH = 6
 
@@ -15,7 +15,9 @@ LENGTH = 6
 def converted(tmp_path_factory):
     output = tmp_path_factory.mktemp("records") / "synthetic"
     options = sources.Options(size=32, clip_length=LENGTH, synthetic_clips=8, seed=1)
-    info = convert.convert("synthetic", None, str(output), options, test_fraction=0.0, num_shards=4)
+    info = conversion.convert(
+        "synthetic", None, str(output), options, test_fraction=0.0, num_shards=4
+    )
     clips, masks = {}, {}
     for name in info.splits["train"]["files"]:
         for serialized in tf.data.TFRecordDataset(str(output / name)):

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from export import tflite
-from export.preview import StepModel
+from export import step_model
+from export.litert import StepModel
 from fgbg_keras import runs
 
 pytest.importorskip("ai_edge_litert.interpreter")
@@ -25,7 +25,7 @@ def invoke(model, frame, mask, control):
 
 @pytest.mark.parametrize("quantize, tolerance", [("none", 1e-4), ("float16", 0.05)])
 def test_builtin_ops_only_and_the_keras_step_within_tolerance(run, quantize, tolerance):
-    model, step = tflite.convert(run, quantize)
+    model, step = step_model.convert(run, quantize)
     rng = np.random.default_rng(0)
     frame = rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
     mask = np.zeros((1, 32, 32, 1), np.float32)
@@ -43,7 +43,7 @@ def test_builtin_ops_only_and_the_keras_step_within_tolerance(run, quantize, tol
 
 def test_an_unknown_quantisation_is_named(run):
     with pytest.raises(ValueError, match="--quantize='int4'"):
-        tflite.convert(run, "int4")
+        step_model.convert(run, "int4")
 
 
 def test_mixed_precision_networks_are_refused_with_the_way_out(run, tmp_path):
@@ -53,6 +53,6 @@ def test_mixed_precision_networks_are_refused_with_the_way_out(run, tmp_path):
     try:
         mixed = runs.restore_networks(model_dir, precision="mixed_bfloat16")
         with pytest.raises(ValueError, match="precision='float32'"):
-            tflite.convert(mixed)
+            step_model.convert(mixed)
     finally:
         keras.config.set_dtype_policy("float32")

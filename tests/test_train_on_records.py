@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_pipelines import convert, datasets, sources, synthetic
+from data_pipelines import conversion, datasets, sources, synthetic
 from fgbg_keras import runs
 from fgbg_keras.evaluation import evaluator, pairs
 from fgbg_keras.training import loop
@@ -27,7 +27,7 @@ def frame_folders(tmp_path_factory):
             Image.fromarray(frame).save(folder / f"{t:03d}.png")
     output = tmp_path_factory.mktemp("converted")
     options = sources.Options(size=48, min_frames=3)
-    convert.convert("frames", str(root), str(output), options, test_fraction=0.4, num_shards=2)
+    conversion.convert("frames", str(root), str(output), options, test_fraction=0.4, num_shards=2)
     return str(output)
 
 
@@ -56,7 +56,7 @@ def test_both_phases_train_and_evaluate_on_records_without_ground_truth(frame_fo
 def test_records_with_ground_truth_report_mask_iou(tmp_path):
     output = str(tmp_path / "synthetic")
     options = sources.Options(size=32, clip_length=6, synthetic_clips=10, seed=2)
-    convert.convert("synthetic", None, output, options, test_fraction=0.3, num_shards=2)
+    conversion.convert("synthetic", None, output, options, test_fraction=0.3, num_shards=2)
     model_dir = str(tmp_path / "p1")
     loop.train_and_evaluate(tiny_config(data=f"tfrecord:{output}"), model_dir, verbose=False)
     results = pairs.evaluate_pairs(runs.restore_networks(model_dir))
