@@ -10,7 +10,7 @@ does not depend on them):
 - SavedModel `step` (one call per frame) and `generate` (one call of `--rollout_steps` frames,
   divided by them), loaded with `tf.saved_model.load`, inputs at the model's size, the run's
   `--precision`.
-- The TFLite step model per quantisation, driven by `export.preview.run_loop` through LiteRT with
+- The TFLite step model per quantisation, driven by `export.litert.run_loop` through LiteRT with
   XNNPACK, with each of `--threads`; the first step (which runs the mask network) is left out.
 Each figure is the median of `--repeats` timed calls (SavedModel) or of all steps of
 `--repeats` loops (TFLite), after one untimed call.
@@ -35,9 +35,9 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from data_pipelines.preprocess import preprocess_frames
-from export import serving, tflite
-from export.preview import StepModel, run_loop
-from export.tflite import QUANTIZATIONS
+from export import serving, step_model
+from export.litert import StepModel, run_loop
+from export.step_model import QUANTIZATIONS
 from fgbg_keras import flags as fgbg_flags
 from fgbg_keras import mask_ops, rollout, runs
 from fgbg_keras.evaluation import metrics
@@ -51,6 +51,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     # train.py's flags: --phase and the networks a flagfile describes, --model_dir for parity.
     fgbg_flags.define_train_flags()
+    flags.adopt_module_key_flags(fgbg_flags)
     flags.DEFINE_list("sizes", ["64", "128"], "Frame sizes to time.")
     flags.DEFINE_list("threads", ["1", "2"], "LiteRT interpreter threads to time.")
     flags.DEFINE_integer(
@@ -72,15 +73,13 @@ def fresh_run(config, phase, precision):
     import keras
 
     keras.config.set_dtype_policy(precision)
-    size = config.model.image_size
-    mask_generator, frame_generator = build_networks(config.model, phase.moving_masks)
-    frame = tf.zeros([1, size, size, 3])
-    mask = mask_generator(frame)
-    frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
+    mask_generator, frame_generator = build_networks(
+        config.model, phase.moving_masks, create_weights=True
+    )
     return runs.RestoredRun(
         config,
         "(fresh weights)",
-        phase.saved_as,
+        runs.recorded_phase(phase.name),
         mask_generator,
         frame_generator,
         phase.moving_masks,
@@ -148,7 +147,7 @@ def latency_table(config, phase):
             saved = saved_model_latency(fresh_run(config, phase, config.train.precision), folder)
         run = fresh_run(config, phase, "float32")
         for index, quantize in enumerate(QUANTIZATIONS):
-            content, _ = tflite.convert(run, quantize)
+            content, _ = step_model.convert(run, quantize)
             times = [tflite_latency(content, int(size), int(t)) for t in FLAGS.threads]
             first = [size, f"{saved['step']:.1f}", f"{saved['generate']:.1f}"]
             cells = first if index == 0 else ["", "", ""]
@@ -159,8 +158,8 @@ def latency_table(config, phase):
 
 
 class KerasStep:
-    """The Keras step `tf.function` of `export.tflite.convert` with `StepModel`'s call, so that
-    `export.preview.run_loop` drives both the same way."""
+    """The Keras step `tf.function` of `export.step_model.convert` with `StepModel`'s call, so
+    that `export.litert.run_loop` drives both the same way."""
 
     def __init__(self, step):
         self.step = step
@@ -187,7 +186,7 @@ def parity_table(model_dir):
 
     models = {}
     for quantize in QUANTIZATIONS:
-        content, step = tflite.convert(run, quantize)
+        content, step = step_model.convert(run, quantize)
         models[quantize] = StepModel(content)
     models["keras"] = KerasStep(step)
     frames_of = {name: [] for name in ("keras", *QUANTIZATIONS)}
@@ -235,8 +234,8 @@ def parity_table(model_dir):
 
 def main(argv):
     del argv
-    config = fgbg_flags.config_from_flags()
     try:
+        config = fgbg_flags.config_from_flags()
         phase = phases.get(FLAGS.phase)
         if phase.networks != "fgbg":
             raise ValueError(f"--phase={FLAGS.phase}: the export benchmark times phase 1 or 2.")

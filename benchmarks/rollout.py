@@ -29,6 +29,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     # The network flags of train.py, so that a flagfile describes the networks timed.
     fgbg_flags.define_config_flags()
+    flags.adopt_module_key_flags(fgbg_flags)
     flags.DEFINE_list("sizes", ["64", "128"], "Frame sizes to time.")
     flags.DEFINE_integer("rollout_steps", 30, "Frames generated per call.")
     flags.DEFINE_integer("batch", 1, "Trajectories generated together.")
@@ -37,10 +38,8 @@ def define_flags():
 
 def time_rollout(config, size, mask_mode):
     """Median seconds of one rollout call of `FLAGS.rollout_steps` frames at `size`."""
-    mask_generator, frame_generator = build_networks(config.model)
+    mask_generator, frame_generator = build_networks(config.model, create_weights=True)
     frames = tf.random.uniform([FLAGS.batch, size, size, 3], -1.0, 1.0, seed=0)
-    masks = mask_generator(frames)
-    frame_generator({"frame": frames, "mask": masks, "target_mask": masks})
     offsets = tf.ones([FLAGS.batch, FLAGS.rollout_steps, 2])
     controls = mask_ops.translation_controls(offsets)
     fn = rollout.make_rollout_fn(mask_generator, frame_generator, mask_mode, image_size=size)
@@ -55,8 +54,8 @@ def time_rollout(config, size, mask_mode):
 
 def main(argv):
     del argv
-    config = fgbg_flags.config_from_flags()
     try:
+        config = fgbg_flags.config_from_flags()
         sizes = [int(s) for s in FLAGS.sizes]
         for size in sizes:
             config.model.image_size = size

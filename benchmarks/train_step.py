@@ -29,6 +29,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     # train.py's flags, so that the benchmark measures exactly what a flagfile trains.
     fgbg_flags.define_train_flags()
+    flags.adopt_module_key_flags(fgbg_flags)
     flags.DEFINE_integer("steps", 20, "Timed training steps.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (tracing, caches).")
 
@@ -47,7 +48,10 @@ def main(argv):
     phase = phases.get(FLAGS.phase)
     if phase.networks != "fgbg":
         raise app.UsageError(f"--phase={FLAGS.phase}: this benchmark times Phase 1 or 2.")
-    config = phase.validate(fgbg_flags.config_from_flags())
+    try:
+        config = phase.validate(fgbg_flags.config_from_flags())
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     loop.setup_runtime(config)
     data_config = synthetic.scaled_config(config.model.image_size, config.train.clip_length)
     clips = synthetic.make_split("train", 32, data_config, seed=config.train.seed)

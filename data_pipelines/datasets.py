@@ -8,8 +8,8 @@ same clip arrays for evaluation, so training and evaluation never ask where the 
 Ground truth (`"masks"`, `"centroids"`, `"offsets"`) is present only when the source has it.
 
 A new kind is one module with a `DataSource` subclass registered with `register`, and an import
-in `data_pipelines/__init__.py`; options of its own are `TrainConfig` fields (each with its help),
-which its `from_config` reads.
+in `data_pipelines/__init__.py`; `--data` lists it with its help. Options of its own are
+`TrainConfig` fields (each with its help), which its `from_config` reads.
 """
 
 import abc
@@ -25,10 +25,12 @@ class DataSource(abc.ABC):
     Attributes:
         kind: the `--data` prefix it is registered under.
         usage: how `--data` names it, e.g. `"tfrecord:DIR"` (no `:` when it takes no location).
+        help: what it is, for the help of `--data`.
     """
 
     kind = None
     usage = None
+    help = None
 
     @classmethod
     @abc.abstractmethod
@@ -72,6 +74,11 @@ def register(source):
 
 # The registered kinds, in the order they were registered.
 kinds = _KINDS.names
+
+
+def describe():
+    """Every registered kind with its help, for the help of `--data`."""
+    return "; ".join(f"{_KINDS[kind].usage}: {_KINDS[kind].help}" for kind in kinds())
 
 
 def _usages():

@@ -1,5 +1,5 @@
-"""The one registry type of fgbg: what `--data`, `--generator`, `--phase` and the evaluation's
-rollout methods choose from.
+"""The registry type of fgbg's pluggable concepts: what `--data`, `--generator`, `--phase` and the
+evaluation's rollout methods choose from.
 
 It lives in `data_pipelines` because that is the package the others import (`fgbg_keras` imports
 `data_pipelines`, never the reverse).

@@ -20,6 +20,7 @@ class SyntheticSource(datasets.DataSource):
 
     kind = "synthetic"
     usage = "synthetic"
+    help = "the built-in set, generated on the fly"
 
     def __init__(self, image_size, clip_length, num_train_clips):
         self.config = synthetic.scaled_config(image_size, clip_length)

@@ -115,6 +115,7 @@ class TfdsSource(datasets.DataSource):
 
     kind = "tfds"
     usage = "tfds:NAME"
+    help = "a TFDS-prepared copy in --tfds_data_dir"
 
     def __init__(self, name, data_dir):
         self.name = name

@@ -17,6 +17,7 @@ class RecordSource(datasets.DataSource):
 
     kind = "tfrecord"
     usage = "tfrecord:DIR"
+    help = "a folder written by `python -m data_pipelines.convert`"
 
     def __init__(self, directory):
         self.directory = directory

@@ -22,6 +22,7 @@ def define_flags():
     fgbg_flags.define_model_dir_flag()
     flags.DEFINE_string("output", None, "The SavedModel directory, e.g. exports/fgbg/1.")
     flags.mark_flags_as_required(["model_dir", "output"])
+    flags.adopt_module_key_flags(fgbg_flags)
 
 
 def main(argv):

@@ -4,7 +4,9 @@ r"""Trains and evaluates the ablation grid at a fixed budget per run.
         --seeds=2 --output=runs/ablation
 
 `fgbg_keras.evaluation.ablation` says which rows there are, how `--budget_minutes` becomes a
-number of steps and what is written to `--output`. Every flag of train.py applies to every run.
+number of steps and what is written to `--output`. Every training flag of train.py applies to
+every run (not `--phase`, `--init_from`, `--model_dir` or `--evaluate`: each run is Phase I in its
+own folder, evaluated by the grid).
 """
 
 import os

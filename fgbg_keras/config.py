@@ -92,9 +92,9 @@ class ModelConfig(Section):
     mask_downsampling: int = option(2, "Stride-2 stages of the mask network.")
     generator: str = option(
         "unet",
-        "Frame generator: unet (the difference U-Net of the paper's section 3.4: f_hat = f_t + d "
-        "inside the masks, f_t outside; the default, measured best in controlled rollouts) or "
-        "vqvae (the VQ-VAE of section 3.2).",
+        "Frame generator: "
+        + "; ".join(f"{name}: {generators.get(name).help}" for name in generators.names())
+        + ".",
         choices=generators.names(),
     )
     generator_filters: tuple = option(
@@ -324,11 +324,10 @@ class TrainConfig(Section):
     )
     data: str = option(
         "synthetic",
-        "synthetic: the built-in set, generated on the fly. tfrecord:DIR: a folder written by "
-        "`python -m data_pipelines.convert`; tfds:NAME: a TFDS-prepared copy in --tfds_data_dir "
-        "(its train split trains, the first --num_val_clips of its test split validate, the first "
-        "--num_test_clips evaluate; mask IoU and control error against ground truth only where "
-        "the data has it).",
+        datasets.describe()
+        + ". Converted data: its train split trains, the first --num_val_clips of its test split "
+        "validate, the first --num_test_clips evaluate; mask IoU and control error against "
+        "ground truth only where the data has it.",
     )
     tfds_data_dir: str = option(
         "",
@@ -339,13 +338,13 @@ class TrainConfig(Section):
     num_train_clips: int = option(1000, "Synthetic clips in the training split.")
     num_val_clips: int = option(
         16,
-        "Clips that validate during training (synthetic: its validation split; tfrecord: the "
-        "first clips of the test split).",
+        "Clips that validate during training (synthetic: its validation split; converted data: "
+        "the first clips of the test split).",
     )
     num_test_clips: int = option(64, "Clips of the test split that the evaluation uses.")
     clip_length: int = option(
         16,
-        "Frames per synthetic clip; with tfrecord data, the evaluation uses test clips of at "
+        "Frames per synthetic clip; with converted data, the evaluation uses test clips of at "
         "least this many frames, cut to it.",
     )
 

@@ -7,11 +7,12 @@
 
 One-step figures for both phases (`fgbg_keras.evaluation.pairs`): mask IoU against the ground
 truth, PSNR and SSIM of the predicted next frame, beside the frame-difference map and
-copy-last-frame. Controlled rollouts for Phase II runs, or any run with `--rollout_steps`
-(`fgbg_keras.evaluation.rollouts`): the model steered by the true offsets (mask carried or
-re-estimated) and by the "parameterized control" fitted from M's masks of the true frames, beside
-the baselines and the measurement floor of `fgbg_keras.evaluation.methods`, per step and on
-average. `--output=FOLDER` writes the report (`fgbg_keras.evaluation.report`).
+copy-last-frame. Controlled rollouts for Phase II runs, or any run with `--rollout_steps`,
+`--convlstm_dir`, or the LPIPS or FVD flags (`fgbg_keras.evaluation.rollouts`): the model
+steered by the true offsets (mask carried or re-estimated) and by the "parameterized control"
+fitted from M's masks of the true frames, beside the baselines and the measurement floor of
+`fgbg_keras.evaluation.methods`, per step and on average. `--output=FOLDER` writes the report
+(`fgbg_keras.evaluation.report`).
 """
 
 import sys

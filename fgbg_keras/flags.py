@@ -6,7 +6,7 @@
 Each field of the config sections (`fgbg_keras.config`) is one flag of the same name, with the help
 text and choices written beside the field; the other flags are defined here with theirs. Entry
 points call the `define_*` function of their command before `app.run` and read `absl.flags.FLAGS`
-in their `main`; no library module reads them.
+in their `main`; outside this module, no library module reads them.
 """
 
 import dataclasses
@@ -16,6 +16,7 @@ import os
 from absl import flags
 
 from fgbg_keras.config import SECTIONS, RunConfig
+from fgbg_keras.evaluation.evaluator import REPORT_NAME, ROLLOUT_GIF
 from fgbg_keras.evaluation.rollouts import ROLLOUT_STEPS
 from fgbg_keras.rollout import DEFAULT_MASK_MODE, MASK_MODES
 from fgbg_keras.training import phases
@@ -76,8 +77,8 @@ def define_train_flags():
         "evaluate",
         True,
         "Evaluate on the test split of --data after training, print the table and write it to "
-        "<model_dir>/eval_test.json; after Phase 2 also the 16-step controlled rollouts and "
-        "<model_dir>/rollouts_test.gif.",
+        f"<model_dir>/{REPORT_NAME}; after Phase 2 also the {ROLLOUT_STEPS}-step controlled "
+        f"rollouts and <model_dir>/{ROLLOUT_GIF}.",
     )
     define_config_flags()
 
@@ -122,7 +123,7 @@ def define_evaluate_flags():
     flags.DEFINE_string(
         "output",
         None,
-        "A .json file for the results (default: <model_dir>/eval_test.json), or a folder for "
+        f"A .json file for the results (default: <model_dir>/{REPORT_NAME}), or a folder for "
         "the report: report.md, metrics.json, per-step plots (PNG) and rollouts.gif.",
     )
     flags.DEFINE_string(

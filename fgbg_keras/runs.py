@@ -56,9 +56,16 @@ def load_config(model_dir, flag="--model_dir"):
     return RunConfig.from_dict(_read_config_file(model_dir, flag))
 
 
+def recorded_phase(name):
+    """How config.json records the `--phase` `name`: a numbered phase as its number (1, 2), as
+    runs always have, any other by its name."""
+    return int(name) if name.isdigit() else name
+
+
 def run_phase(model_dir, flag="--model_dir"):
-    """The `--phase` a run directory was trained with, as config.json records it: 1, 2 or
-    "baseline_convlstm" (runs from before the phases were recorded are Phase I runs)."""
+    """The `--phase` a run directory was trained with, as config.json records it
+    (`recorded_phase`): 1, 2 or "baseline_convlstm" (runs from before the phases were recorded
+    are Phase I runs)."""
     phase = _read_config_file(model_dir, flag).get("phase", 1)
     return int(phase) if str(phase).isdigit() else phase
 
@@ -71,10 +78,10 @@ def write_config(config, model_dir, phase, init_from=None):
         with open(path) as f:
             values = json.load(f)
         saved_phase = values.get("phase", 1)
-        if saved_phase != phase.saved_as:
+        if saved_phase != recorded_phase(phase.name):
             raise ValueError(
                 f"--model_dir={model_dir!r} holds a Phase {saved_phase} run, not a Phase "
-                f"{phase.saved_as} one. Use a new --model_dir."
+                f"{phase.name} one. Use a new --model_dir."
             )
         changes = RunConfig.from_dict(values).network_changes(config)
         if changes:
@@ -82,7 +89,7 @@ def write_config(config, model_dir, phase, init_from=None):
                 f"--model_dir={model_dir!r} holds a run with other network settings; "
                 f"(saved, requested): {changes}. Use a new --model_dir."
             )
-    values = {"phase": phase.saved_as, **config.to_dict()}
+    values = {"phase": recorded_phase(phase.name), **config.to_dict()}
     if init_from:
         values["init_from"] = os.path.abspath(init_from)
     with open(path, "w") as f:
@@ -113,12 +120,9 @@ def latest_checkpoint(model_dir, flag="--model_dir"):
     return config, latest
 
 
-def make_checkpoint(model, optimizer, model_dir, max_to_keep=3):
-    """The training state of a run (the model, its optimizer, and the discriminators' in Phase
-    II) and its manager under `<model_dir>/checkpoints`."""
-    state = {"model": model, "optimizer": optimizer}
-    if getattr(model, "discriminator_optimizer", None) is not None:
-        state["discriminator_optimizer"] = model.discriminator_optimizer
+def make_checkpoint(state, model_dir, max_to_keep=3):
+    """The checkpoint of a run's training state (`Phase.checkpoint_state`: the model and its
+    optimizers, by name) and its manager under `<model_dir>/checkpoints`."""
     checkpoint = tf.train.Checkpoint(**state)
     manager = tf.train.CheckpointManager(
         checkpoint, checkpoint_dir(model_dir), max_to_keep=max_to_keep
@@ -193,11 +197,9 @@ def restore_networks(model_dir, precision=None):
             "ConvLSTM baseline run as --convlstm_dir)."
         )
     keras.config.set_dtype_policy(precision or config.train.precision)
-    mask_generator, frame_generator = factory.build_networks(config.model, phase.moving_masks)
-    size = config.model.image_size
-    frame = tf.zeros([1, size, size, 3])
-    mask = mask_generator(frame)
-    frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
+    mask_generator, frame_generator = factory.build_networks(
+        config.model, phase.moving_masks, create_weights=True
+    )
     restore_fgbg_networks(mask_generator, frame_generator, latest)
     return RestoredRun(
         config, latest, saved_phase, mask_generator, frame_generator, phase.moving_masks

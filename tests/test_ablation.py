@@ -85,7 +85,7 @@ def test_a_grid_of_another_budget_in_the_same_folder_is_refused(tmp_path):
 def test_a_registered_generator_joins_the_grid_with_its_variants(monkeypatch):
     from fgbg_keras.models import generators
 
-    toy = generators.Generator("toy", build=None, ablations={"condition": ("split", "channel")})
+    toy = generators.Generator("toy", "a test's", None, {"condition": ("split", "channel")})
     monkeypatch.setitem(generators._GENERATORS, "toy", toy)
     config = tiny_config()  # generator vqvae, condition channel
     rows = dict(ablation.grid(config))

@@ -16,6 +16,7 @@ class NoiseSource(datasets.DataSource):
 
     kind = "noise"
     usage = "noise"
+    help = "a test's noise"
 
     def __init__(self, size):
         self.size = size

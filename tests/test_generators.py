@@ -90,4 +90,4 @@ def test_the_frame_size_is_checked_against_the_built_networks():
 
 def test_a_generator_registers_once():
     with pytest.raises(ValueError, match="already registered"):
-        generators.register("unet")(lambda config, moving_masks: None)
+        generators.register("unet", "again")(lambda config, moving_masks: None)

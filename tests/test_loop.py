@@ -58,8 +58,9 @@ def test_resume_restores_step_weights_and_schedule(trained, tmp_path):
     # Resuming a finished run trains nothing and leaves the checkpoint as it was.
     assert loop.train_and_evaluate(tiny_config(), model_dir, verbose=False) == {}
     config = tiny_config()
-    model, optimizer = phases.get(1).build(config, _batch(config))
-    checkpoint, manager = runs.make_checkpoint(model, optimizer, model_dir)
+    phase = phases.get(1)
+    model, optimizer = phase.build(config, _batch(config))
+    checkpoint, manager = runs.make_checkpoint(phase.checkpoint_state(model, optimizer), model_dir)
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     assert int(optimizer.iterations.numpy()) == 4
     saved_tensors = list(saved.values())

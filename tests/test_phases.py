@@ -15,7 +15,7 @@ from tests.tiny import tiny_config
 class NextFrameFromFirst(phases.Phase):
     """A phase of a test: a 1x1 convolution that maps each window's first frame to its second."""
 
-    name = saved_as = "toy_next_frame"
+    name = "toy_next_frame"
     help = "toy_next_frame: a test's phase."
     networks = "toy"
     validates = False
@@ -35,7 +35,7 @@ class NextFrameFromFirst(phases.Phase):
 def test_the_built_in_phases_in_flag_order():
     assert phases.names() == ("1", "2", "baseline_convlstm")
     assert phases.get(1) is phases.get("1") and phases.get(2).needs_init_from
-    assert (phases.get(1).saved_as, phases.get(2).saved_as) == (1, 2)
+    assert [runs.recorded_phase(name) for name in phases.names()] == [1, 2, "baseline_convlstm"]
     assert [phases.get(n).networks for n in phases.names()] == ["fgbg", "fgbg", "convlstm"]
     with pytest.raises(ValueError, match=r"--phase='3': must be one of \('1', '2', "):
         phases.get("3")

@@ -2,9 +2,8 @@
 printed tables (`python -m fgbg_keras.evaluate`, and train.py after training).
 
 One-step figures for runs of both phases (`evaluation.pairs`); controlled rollouts
-(`evaluation.rollouts`) for Phase II runs, or any run given `rollout_steps`, beside the
-baselines of `evaluation.methods`, the ConvLSTM baseline of another run, and LPIPS and FVD from
-user-supplied networks.
+(`evaluation.rollouts`) for Phase II runs, or any run given `rollout_steps`, a ConvLSTM run, or
+the networks of LPIPS or FVD, beside the baselines of `evaluation.methods`.
 """
 
 import json
@@ -63,15 +62,15 @@ def evaluate_and_report(
 ):
     """Evaluates the latest checkpoint of a run, writes the JSON, returns the tables.
 
-    One-step figures always; rollouts for Phase II runs or when `rollout_steps` is given,
-    with their GIF.
+    One-step figures always; rollouts, with their GIF, for Phase II runs or when
+    `rollout_steps`, `convlstm_dir`, `lpips_metric` or `video_features` is given.
 
     Args:
         model_dir: the run directory.
         output: a `.json` path for the results (default `<model_dir>/eval_test.json`, the GIF
             `<model_dir>/rollouts_test.gif`), or a folder for the full report
             (`evaluation.report`: report.md, metrics.json, plots, rollouts.gif).
-        rollout_steps: steps per rollout (default 16 for Phase II runs, none for Phase I).
+        rollout_steps: steps per rollout (default 16 when rollouts are made, see above).
         num_clips: test clips (default the run's `--num_test_clips`).
         lpips_metric, video_features: LPIPS and FVD for the rollouts (see
             `rollouts.evaluate_rollouts`).

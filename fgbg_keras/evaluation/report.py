@@ -15,13 +15,8 @@ import json
 import os
 
 from fgbg_keras.evaluation import methods as rollout_methods
+from fgbg_keras.evaluation.rollouts import METRIC_LABELS
 
-PER_STEP_METRICS = (
-    ("psnr", "PSNR (dB)", "{:.2f}"),
-    ("ssim", "SSIM", "{:.3f}"),
-    ("control_error", "control error (px)", "{:.2f}"),
-    ("lpips", "LPIPS", "{:.3f}"),
-)
 NOT_COMPUTED = {
     "lpips": "--lpips_network=vgg16|alex --lpips_backbone=WEIGHTS --lpips_linear=LINEAR.npz",
     "fvd": "--fvd_model=I3D_SAVED_MODEL",
@@ -54,7 +49,7 @@ def plot_per_step(rollout, output_dir):
 
     files = {}
     steps = list(range(1, rollout["steps"] + 1))
-    for name, title, _ in PER_STEP_METRICS:
+    for name, title, _ in METRIC_LABELS:
         methods = [
             m for m in _methods(rollout) if f"{name}_per_step" in rollout[m] and _applies(m, name)
         ]
@@ -168,7 +163,7 @@ def _per_step_lines(rollout, methods, present):
 
 def _rollout_lines(rollout, plots, rollout_gif):
     methods = _methods(rollout)
-    present = [m for m in PER_STEP_METRICS if any(m[0] in rollout[x] for x in methods)]
+    present = [m for m in METRIC_LABELS if any(m[0] in rollout[x] for x in methods)]
     lines = _averages_lines(rollout, methods, present) + _per_step_lines(rollout, methods, present)
     for name, file in (plots or {}).items():
         lines += ["", f"![{name} per step]({file})"]

@@ -25,6 +25,13 @@ from fgbg_keras.media import overlay, write_frames
 
 ROLLOUT_METRICS = ("psnr", "ssim", "control_error", "lost")
 ROLLOUT_STEPS = 16
+# The per-step metrics as the tables and plots show them: (key, label, format).
+METRIC_LABELS = (
+    ("psnr", "PSNR (dB)", "{:.2f}"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("control_error", "control error (px)", "{:.2f}"),
+    ("lpips", "LPIPS", "{:.3f}"),
+)
 
 
 def _binary_masks(mask_generator):
@@ -35,13 +42,14 @@ def _binary_masks(mask_generator):
     return masks_of
 
 
-def _batch(clips, start, stop, size, masks_of):
-    """The `RolloutBatch` of clips `start:stop`, in the model's pixels `size`."""
+def _batch(clips, start, stop, size, masks_of, ground_truth):
+    """The `RolloutBatch` of clips `start:stop`, in the model's pixels `size`; with
+    `ground_truth`, the clips' true offsets, masks and centroids come with it."""
     frames = preprocess_frames(clips["frames"][start:stop], size)
     shape = frames.shape
     model_masks = tf.reshape(masks_of(tf.reshape(frames, [-1, *size, 3])), [*shape[:-1], 1])
     controls = {"fitted": mask_ops.translation_controls(mask_ops.clip_translations(model_masks))}
-    if "offsets" not in clips or "masks" not in clips:
+    if not ground_truth:
         centroids, valid = mask_ops.mask_centroids(tf.reshape(model_masks[:, 1:], [-1, *size, 1]))
         # Where M finds nothing in the true frame there is no reference: NaN, left out.
         centroids = tf.where(valid[:, None], centroids, np.nan)
@@ -198,7 +206,7 @@ def evaluate_rollouts(
     masks_of = _binary_masks(run.mask_generator)
     scores = _Scores(evaluated, masks_of, lpips_metric, video_features)
     for start in range(0, num_clips, batch_size):
-        batch = _batch(clips, start, start + batch_size, size, masks_of)
+        batch = _batch(clips, start, start + batch_size, size, masks_of, ground_truth)
         generated = {name: generate(batch) for name, generate in generators.items()}
         scores.add(generated, batch)
         if gif_path and start == 0:
@@ -213,22 +221,13 @@ def evaluate_rollouts(
     return results
 
 
-PER_STEP_COLUMNS = (
-    ("psnr", "PSNR (dB)", "{:.2f}"),
-    ("ssim", "SSIM", "{:.3f}"),
-    ("control_error", "control err (px)", "{:.2f}"),
-)
-
-
 def format_rollout_table(results):
     """The rollout results: averages per method, then per step the primary method beside
     copy-first-frame."""
     width = 14
-    columns = [
-        methods.get(name)
-        for name in methods.names()
-        if name in results and not methods.get(name).reference
-    ]
+    evaluated = [methods.get(name) for name in methods.names() if name in results]
+    columns = [method for method in evaluated if not method.reference]
+    per_step = METRIC_LABELS[:3]
     head = f"{'':<22}" + "".join(f"{method.column:>{width}}" for method in columns)
     lines = [
         f"Controlled rollouts, test split: {results['clips']} clips x "
@@ -236,19 +235,12 @@ def format_rollout_table(results):
         head,
         "-" * len(head),
     ]
-    for name, label, fmt in (
-        ("psnr", "PSNR (dB)", "{:.2f}"),
-        ("ssim", "SSIM", "{:.3f}"),
-        ("control_error", "control error (px)", "{:.2f}"),
-        ("lost", "object lost (frac.)", "{:.3f}"),
-    ):
+    for name, label, fmt in (*per_step, ("lost", "object lost (frac.)", "{:.3f}")):
         cells = "".join(f"{fmt.format(results[method.name][name]):>{width}}" for method in columns)
         lines.append(f"{label:<22}{cells}")
-    if "measurement" in results:
-        floor = results["measurement"]["control_error"]
-        lines.append(
-            f"control error of M on the true frames (the measurement floor): {floor:.2f} px"
-        )
+    for reference in (method for method in evaluated if method.reference):
+        floor = results[reference.name]["control_error"]
+        lines.append(f"control error of {reference.label}: {floor:.2f} px")
     else:
         lines.append(
             "no ground truth: controls fitted from M's masks of the true frames, control error "
@@ -256,11 +248,11 @@ def format_rollout_table(results):
         )
     model = methods.primary(results)
     lines += ["", f"per step: {methods.label(model)} / copy-first-frame"]
-    lines.append(f"{'step':<6}" + "".join(f"{label:>18}" for _, label, _ in PER_STEP_COLUMNS))
+    lines.append(f"{'step':<6}" + "".join(f"{label:>20}" for _, label, _ in per_step))
     for k in range(results["steps"]):
         cells = []
-        for name, _, fmt in PER_STEP_COLUMNS:
+        for name, _, fmt in per_step:
             pair = [fmt.format(results[m][f"{name}_per_step"][k]) for m in (model, "copy_first")]
-            cells.append(f"{' / '.join(pair):>18}")
+            cells.append(f"{' / '.join(pair):>20}")
         lines.append(f"{k + 1:<6}" + "".join(cells))
     return "\n".join(lines)

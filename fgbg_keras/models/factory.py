@@ -39,8 +39,14 @@ def check_frame_size(image_size, networks):
         )
 
 
-def build_networks(config, moving_masks=True):
+def build_networks(config, moving_masks=True, create_weights=False):
     """M and G of a `ModelConfig`, after checking that `image_size` suits both.
+
+    Args:
+        config: a `ModelConfig`.
+        moving_masks: see `build_frame_generator`.
+        create_weights: call both once on zeros at `image_size`, so that every weight exists
+            (before restoring a checkpoint into them).
 
     Returns:
         `(mask_generator, frame_generator)`.
@@ -54,6 +60,10 @@ def build_networks(config, moving_masks=True):
         config.image_size,
         {"mask network": mask_generator, "frame generator": frame_generator},
     )
+    if create_weights:
+        frame = tf.zeros([1, config.image_size, config.image_size, 3])
+        mask = mask_generator(frame)
+        frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
     return mask_generator, frame_generator
 
 

@@ -9,7 +9,8 @@ the evaluation and the exports rely:
   `[B, H, W, 3]`, float32 in [-1, 1].
 - A generator with a codebook also returns `"latents"`, `"quantized"` and `"indices"` (see
   `VQFrameGenerator`) and has a `quantizer` with `num_embeddings`: the phases then add the
-  codebook and commitment losses and log code usage. A generator without one adds nothing.
+  codebook and commitment losses and log code usage (`codebook_terms`). A generator without
+  one adds nothing.
 - `output_kernel`: the kernel of its last layer, where Phase II's adaptive GAN weight compares
   the gradients of the reconstruction and GAN terms.
 - `downsampling_factor`: frame sizes must be divisible by it (checked when the networks are
@@ -20,15 +21,20 @@ the evaluation and the exports rely:
 - Deterministic layer names and `get_config`, like every network of fgbg.
 
 A new generator is one file in this package holding the network and a builder registered with
-`@generators.register(name)`; `fgbg_keras/models/__init__.py` imports that file. Its options are
-fields of `ModelConfig` (each with its help text, which makes it a flag of train.py), and the
-ablation grid trains it, and the variants it lists in `ablations`, without further changes.
+`@generators.register(name, help)`; `fgbg_keras/models/__init__.py` imports that file. Its
+options are fields of `ModelConfig` (each with its help text, which makes it a flag of
+train.py); `--generator` lists it with its help, and the ablation grid trains it, and the
+variants it lists in `ablations`, without further changes.
 """
 
 import dataclasses
 from typing import Callable
 
+from keras import ops
+
 from data_pipelines.registry import Registry
+from fgbg_keras import losses
+from fgbg_keras.layers.vector_quantizer import code_usage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +43,7 @@ class Generator:
 
     Attributes:
         name: the value of `--generator`.
+        help: what it is, for the help of `--generator`.
         build: `build(model_config, moving_masks)` -> the built-from-config generator, named
             `"frame_generator"`. `moving_masks` is False for Phase I, whose target mask is always
             the current mask and which must learn to redraw the object; True for Phase II and
@@ -46,6 +53,7 @@ class Generator:
     """
 
     name: str
+    help: str
     build: Callable
     ablations: dict
 
@@ -56,11 +64,35 @@ names = _GENERATORS.names
 get = _GENERATORS.get
 
 
-def register(name, ablations=None):
-    """Decorator: registers `build(model_config, moving_masks)` as the generator `name`."""
+def register(name, help, ablations=None):
+    """Decorator: registers `build(model_config, moving_masks)` as the generator `name`, which
+    `help` describes."""
 
     def decorator(build):
-        _GENERATORS.register(name, Generator(name, build, dict(ablations or {})))
+        _GENERATORS.register(name, Generator(name, help, build, dict(ablations or {})))
         return build
 
     return decorator
+
+
+def codebook_terms(frame_generator, outputs, commitment_beta):
+    """The codebook's loss terms and code-usage statistics of a frame generator's outputs, which
+    both phases add to their losses and logs.
+
+    A generator without a codebook (the U-Net) contributes zero losses and no statistics.
+
+    Returns:
+        `({"codebook_loss", "commitment_loss"}, {"perplexity", "codes_used"} or {})`.
+    """
+    if "latents" not in outputs:
+        zero = ops.zeros((), "float32")
+        return {"codebook_loss": zero, "commitment_loss": zero}, {}
+    latents, quantized = outputs["latents"], outputs["quantized"]
+    perplexity, codes_used = code_usage(
+        outputs["indices"], frame_generator.quantizer.num_embeddings
+    )
+    terms = {
+        "codebook_loss": losses.codebook_loss(latents, quantized),
+        "commitment_loss": losses.commitment_loss(latents, quantized, beta=commitment_beta),
+    }
+    return terms, {"perplexity": perplexity, "codes_used": codes_used}

@@ -260,7 +260,11 @@ def halvings(size):
     return levels
 
 
-@generators.register("unet")
+@generators.register(
+    "unet",
+    "the difference U-Net of the paper's section 3.4: f_hat = f_t + d inside the masks, f_t "
+    "outside (the default, measured best in controlled rollouts)",
+)
 def build_unet_generator(config, moving_masks=True):
     """The `UNetDiffGenerator` of a `ModelConfig` (its `unet_*` settings; `unet_levels=0`
     follows the frame size down). Phase I (`moving_masks=False`) keeps nothing as pasted: the

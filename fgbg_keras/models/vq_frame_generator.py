@@ -130,7 +130,11 @@ class VQFrameGenerator(keras.Model):
         return cls(**config)
 
 
-@generators.register("vqvae", ablations={"quantize": QUANTIZE_MODES, "condition": CONDITION_MODES})
+@generators.register(
+    "vqvae",
+    "the VQ-VAE of section 3.2",
+    ablations={"quantize": QUANTIZE_MODES, "condition": CONDITION_MODES},
+)
 def build_vqvae_generator(config, moving_masks=True):
     """The `VQFrameGenerator` of a `ModelConfig` (`generator_filters`, `generator_res_blocks`,
     the codebook settings, `quantize`, `condition`); the same in every phase."""

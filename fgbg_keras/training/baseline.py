@@ -32,7 +32,6 @@ class ConvLSTMBaseline(phases.Phase):
     """`--phase=baseline_convlstm`: the ConvLSTM predictor with an L1 loss on its rollouts."""
 
     name = "baseline_convlstm"
-    saved_as = "baseline_convlstm"
     help = (
         "baseline_convlstm: train the ConvLSTM baseline on the same data (the data and training "
         "flags apply; evaluate it beside a fgbg run with `python -m fgbg_keras.evaluate "

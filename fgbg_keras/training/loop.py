@@ -116,9 +116,8 @@ def _checked_source(phase, config, model_dir, init_from):
 def _restore_or_start(phase, model, optimizer, config, model_dir, init_from):
     """Resumes the run from its last checkpoint, or starts it (from `init_from` if the phase
     needs it); returns the checkpoint manager and the step reached."""
-    checkpoint, manager = runs.make_checkpoint(
-        model, optimizer, model_dir, config.train.keep_checkpoints
-    )
+    state = phase.checkpoint_state(model, optimizer)
+    checkpoint, manager = runs.make_checkpoint(state, model_dir, config.train.keep_checkpoints)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("Resumed from %s", manager.latest_checkpoint)

@@ -7,7 +7,7 @@ from keras import ops
 from data_pipelines import pipeline
 from fgbg_keras import losses
 from fgbg_keras.evaluation import metrics
-from fgbg_keras.layers.vector_quantizer import code_usage
+from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_networks
 from fgbg_keras.schedules import make_sparsity_schedule
 from fgbg_keras.training import phases
@@ -33,28 +33,6 @@ TRAIN_STATISTICS = (
 TEST_STATISTICS = ("mask_iou", "psnr", "copy_last_psnr")
 
 
-def vector_quantizer_terms(frame_generator, outputs, commitment_beta):
-    """The VQ loss terms and code-usage statistics of a frame generator's outputs.
-
-    A generator without a codebook (the U-Net) contributes zero losses and no statistics.
-
-    Returns:
-        `({"codebook_loss", "commitment_loss"}, {"perplexity", "codes_used"} or {})`.
-    """
-    if "latents" not in outputs:
-        zero = ops.zeros((), "float32")
-        return {"codebook_loss": zero, "commitment_loss": zero}, {}
-    latents, quantized = outputs["latents"], outputs["quantized"]
-    perplexity, codes_used = code_usage(
-        outputs["indices"], frame_generator.quantizer.num_embeddings
-    )
-    terms = {
-        "codebook_loss": losses.codebook_loss(latents, quantized),
-        "commitment_loss": losses.commitment_loss(latents, quantized, beta=commitment_beta),
-    }
-    return terms, {"perplexity": perplexity, "codes_used": codes_used}
-
-
 @keras.saving.register_keras_serializable(package="fgbg_keras")
 class PhaseOne(TrackedModel):
     """Phase I of fgbg: reconstruction + VQ + mask losses over (f_t, f_{t+1}, d) triples.
@@ -71,11 +49,11 @@ class PhaseOne(TrackedModel):
 
     Args:
         mask_generator: the mask network M (a `MaskGenerator`).
-        frame_generator: the frame generator G (a `VQFrameGenerator`).
+        frame_generator: the frame generator G (any registered one, `models.generators`).
         bg_mask: `"next"`, `"current"` or `"union"`: the mask of the background loss.
         two_sided_sparsity: penalise `|mean(m) - mean(d)|` instead of its positive part.
         reconstruction_weight, codebook_weight, commitment_beta, bg_weight, bin_weight: weights.
-        sparsity_schedule: `"controller"` or `"halving"`.
+        sparsity_schedule: `"controller"`, `"halving"` or `"off"`.
         sparsity_schedule_config: keyword arguments of that schedule.
         **kwargs: standard `keras.Model` arguments.
 
@@ -159,7 +137,7 @@ class PhaseOne(TrackedModel):
             bg_mask = losses.combine_masks(masks[0], masks[1], self.bg_mask)
         outputs = self._predict(frame, masks[0], training)
 
-        vq_terms, statistics = vector_quantizer_terms(
+        vq_terms, statistics = generators.codebook_terms(
             self.frame_generator, outputs, self.commitment_beta
         )
         terms = {
@@ -217,8 +195,7 @@ class PhaseOne(TrackedModel):
         config = super().get_config()
         config.update(
             {
-                "mask_generator": keras.saving.serialize_keras_object(self.mask_generator),
-                "frame_generator": keras.saving.serialize_keras_object(self.frame_generator),
+                **self._serialized_networks(),
                 "bg_mask": self.bg_mask,
                 "two_sided_sparsity": self.two_sided_sparsity,
                 "reconstruction_weight": self.reconstruction_weight,
@@ -259,7 +236,6 @@ class PhaseOneTraining(phases.Phase):
     """`--phase=1`: `PhaseOne` on the (f_t, f_{t+1}, d) triples of the training windows."""
 
     name = "1"
-    saved_as = 1
     help = "1: learn masks and the frame generator together."
     moving_masks = False
     loss_terms = LOSS_TERMS

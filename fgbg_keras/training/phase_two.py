@@ -8,12 +8,12 @@ from keras import ops
 from fgbg_keras import losses
 from fgbg_keras.evaluation import metrics
 from fgbg_keras.mask_ops import binarize
+from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_discriminators, build_networks
 from fgbg_keras.models.patchgan import local_crops
 from fgbg_keras.schedules import scheduled_sampling_probability
 from fgbg_keras.training import callbacks as fgbg_callbacks
 from fgbg_keras.training import phases
-from fgbg_keras.training.phase_one import vector_quantizer_terms
 from fgbg_keras.training.tracked import TrackedModel
 
 # The order in which Phase II reports its terms; the NaN guard names the first bad one.
@@ -229,7 +229,7 @@ class PhaseTwo(TrackedModel):
             {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=training
         )
         prediction = outputs["frame"]
-        vq_terms, statistics = vector_quantizer_terms(
+        vq_terms, statistics = generators.codebook_terms(
             self.frame_generator, outputs, self.commitment_beta
         )
         terms = {
@@ -328,8 +328,7 @@ class PhaseTwo(TrackedModel):
         config = super().get_config()
         config.update(
             {
-                "mask_generator": keras.saving.serialize_keras_object(self.mask_generator),
-                "frame_generator": keras.saving.serialize_keras_object(self.frame_generator),
+                **self._serialized_networks(),
                 "discriminators": {
                     name: keras.saving.serialize_keras_object(d)
                     for name, d in self.discriminators.items()
@@ -392,7 +391,6 @@ class PhaseTwoTraining(phases.Phase):
     """`--phase=2`: `PhaseTwo` on windows of consecutive frames, started from a Phase I run."""
 
     name = "2"
-    saved_as = 2
     help = (
         "2: freeze the masks and fine-tune the generator on target masks, with discriminators "
         "(needs --init_from)."
@@ -418,6 +416,12 @@ class PhaseTwoTraining(phases.Phase):
         model.discriminator_optimizer.build(model.discriminator_variables)
         optimizer.build(model.frame_generator.trainable_variables)
         return model, optimizer
+
+    def checkpoint_state(self, model, optimizer):
+        return {
+            **super().checkpoint_state(model, optimizer),
+            "discriminator_optimizer": model.discriminator_optimizer,
+        }
 
     def start(self, model, config):
         if config.phase_two.reset_generator_head and hasattr(model.frame_generator, "reset_head"):

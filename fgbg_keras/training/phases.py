@@ -19,9 +19,7 @@ class Phase:
     """One `--phase` of train.py; subclasses set the attributes and implement the methods.
 
     Attributes:
-        name: the `--phase` value.
-        saved_as: the `"phase"` value of its runs' config.json (1 and 2 for Phase I and II, as
-            runs have always recorded them).
+        name: the `--phase` value (config.json records it, `runs.recorded_phase`).
         help: its sentence in the help of `--phase`.
         sections: the config sections it validates besides model, loss and train.
         networks: what its checkpoint holds for inference: `"fgbg"`, the mask network and frame
@@ -38,7 +36,6 @@ class Phase:
     """
 
     name = None
-    saved_as = None
     help = ""
     sections = ()
     networks = "fgbg"
@@ -58,6 +55,11 @@ class Phase:
         variable exists). `sample_batch` is a validation batch of pair dicts, or None for a
         phase that does not validate."""
         raise NotImplementedError
+
+    def checkpoint_state(self, model, optimizer):
+        """What its checkpoints hold, by name: the model (whose networks are "model/...") and
+        the optimizer that counts the steps."""
+        return {"model": model, "optimizer": optimizer}
 
     def start(self, model, config):
         """Prepares a fresh run's model after the networks of `--init_from` are loaded."""

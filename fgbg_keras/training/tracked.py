@@ -1,6 +1,10 @@
-"""The base of each phase's model: named Mean trackers that fit() reports and resets."""
+"""The base of each phase's model: named Mean trackers that fit() reports and resets, and the
+(de)serialization of the networks every phase holds."""
 
 import keras
+
+# The networks every phase model holds, under these attribute and config names.
+NETWORKS = ("mask_generator", "frame_generator")
 
 
 class TrackedModel(keras.Model):
@@ -26,11 +30,15 @@ class TrackedModel(keras.Model):
         results.update({name: self.trackers[name].result() for name in values})
         return results
 
+    def _serialized_networks(self):
+        """The mask network and frame generator of a phase, serialized (for `get_config`)."""
+        return {key: keras.saving.serialize_keras_object(getattr(self, key)) for key in NETWORKS}
+
     @staticmethod
     def _deserialize_networks(config):
         """A copy of a phase's config with its mask network and frame generator deserialized
         (for `from_config`)."""
         config = dict(config)
-        for key in ("mask_generator", "frame_generator"):
+        for key in NETWORKS:
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return config
