@@ -18,17 +18,19 @@ from fgbg_keras.schedules import SPARSITY_SCHEDULES
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def option(default, help, choices=None, moving_masks_only=False):
+def option(default, help, choices=None, moving_masks_only=False, network=False):
     """A config field: its default, the help text of its flag and, if any, its allowed values.
 
     `moving_masks_only` marks a setting with no weights of its own that only changes what the
     networks do with moving masks (Phase II and generation): a Phase II run may set it otherwise
-    than the Phase I run it starts from.
+    than the Phase I run it starts from. `network` marks a setting outside the network sections
+    (`NETWORK_SECTIONS`) that shapes weights all the same: a run cannot resume with another value.
     """
     metadata = {
         "help": help,
         "choices": tuple(choices) if choices is not None else None,
         "moving_masks_only": moving_masks_only,
+        "network": network,
     }
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -408,15 +410,20 @@ class PhaseTwoConfig(Section):
         "norms of the reconstruction and GAN terms at the generator's last layer.",
     )
     disc_filters: int = option(
-        64, "Phase 2: width of the PatchGAN discriminators' first layer (pix2pix: 64)."
+        64,
+        "Phase 2: width of the PatchGAN discriminators' first layer (pix2pix: 64).",
+        network=True,
     )
     disc_conditional: bool = option(
         True,
         "Phase 2: discriminators see concat(f_t, frame) (the draft), not the frame alone (the "
         "reference).",
+        network=True,
     )
     local_disc: bool = option(
-        True, "Phase 2: add the local discriminator on a crop around the target mask."
+        True,
+        "Phase 2: add the local discriminator on a crop around the target mask.",
+        network=True,
     )
     local_crop_size: int = option(32, "Phase 2: side in pixels of the local discriminator's crop.")
     disc_learning_rate: float = option(
@@ -533,15 +540,21 @@ class RunConfig:
         """Sets the field `name` (a flag name) in whichever section holds it."""
         setattr(self._section_of(name), name, value)
 
-    def network_changes(self, other):
-        """`{name: (self's, other's)}` for each network setting in which `other` differs."""
-        return {
-            field.name: (getattr(section, field.name), getattr(getattr(other, name), field.name))
-            for name in NETWORK_SECTIONS
-            for section in (getattr(self, name),)
-            for field in dataclasses.fields(section)
-            if getattr(section, field.name) != getattr(getattr(other, name), field.name)
-        }
+    def network_changes(self, other, sections=()):
+        """`{name: (self's, other's)}` for each setting that shapes weights in which `other`
+        differs: every field of `NETWORK_SECTIONS`, and the fields marked `network` of the
+        `sections` a phase uses."""
+        changes = {}
+        for name in SECTIONS:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for field in dataclasses.fields(mine):
+                shapes = name in NETWORK_SECTIONS or (
+                    name in sections and field.metadata["network"]
+                )
+                values = (getattr(mine, field.name), getattr(theirs, field.name))
+                if shapes and values[0] != values[1]:
+                    changes[field.name] = values
+        return changes
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -83,7 +83,7 @@ def write_config(config, model_dir, phase, init_from=None):
                 f"--model_dir={model_dir!r} holds a Phase {saved_phase} run, not a Phase "
                 f"{phase.name} one. Use a new --model_dir."
             )
-        changes = RunConfig.from_dict(values).network_changes(config)
+        changes = RunConfig.from_dict(values).network_changes(config, phase.sections)
         if changes:
             raise ValueError(
                 f"--model_dir={model_dir!r} holds a run with other network settings; "

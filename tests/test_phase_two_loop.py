@@ -85,6 +85,11 @@ def test_phase_two_resumes_and_refuses_the_other_phase(runs):
     )
     with pytest.raises(ValueError, match="holds a Phase 2 run, not a Phase 1 one"):
         loop.train_and_evaluate(tiny_config(), phase_two, verbose=False)
+    # Settings that shape the discriminators' weights cannot change on resume either.
+    wider = phase_two_config()
+    wider.phase_two.disc_filters = 16
+    with pytest.raises(ValueError, match=r"other network settings.*'disc_filters': \(8, 16\)"):
+        loop.train_and_evaluate(wider, phase_two, phase=2, init_from=phase_one, verbose=False)
 
 
 def test_bad_init_from_is_named(runs, tmp_path):
