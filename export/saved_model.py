@@ -19,9 +19,7 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """This command's flags."""
-    fgbg_flags.define_model_dir_flag()
-    flags.DEFINE_string("output", None, "The SavedModel directory, e.g. exports/fgbg/1.")
-    flags.mark_flags_as_required(["model_dir", "output"])
+    fgbg_flags.define_export_flags("The SavedModel directory, e.g. exports/fgbg/1.")
     flags.adopt_module_key_flags(fgbg_flags)
 
 

@@ -20,10 +20,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """This command's flags."""
-    fgbg_flags.define_model_dir_flag()
-    flags.DEFINE_string("output", None, "The .tflite file to write.")
+    fgbg_flags.define_export_flags("The .tflite file to write.")
     flags.DEFINE_enum("quantize", "none", QUANTIZATIONS, "Weight quantisation of the file.")
-    flags.mark_flags_as_required(["model_dir", "output"])
     flags.adopt_module_key_flags(fgbg_flags)
 
 

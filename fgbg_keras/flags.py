@@ -54,6 +54,13 @@ def define_model_dir_flag(help_text="The run directory of train.py."):
     flags.DEFINE_string("model_dir", None, help_text)
 
 
+def define_export_flags(output_help):
+    """`--model_dir` and `--output`, both required: what every export command reads and writes."""
+    define_model_dir_flag()
+    flags.DEFINE_string("output", None, output_help)
+    flags.mark_flags_as_required(["model_dir", "output"])
+
+
 def define_train_flags():
     """The flags of train.py: `--phase`, `--init_from`, `--model_dir`, `--evaluate` and every
     config field."""
