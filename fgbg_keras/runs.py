@@ -66,8 +66,7 @@ def run_phase(model_dir, flag="--model_dir"):
     """The `--phase` a run directory was trained with, as config.json records it
     (`recorded_phase`): 1, 2 or "baseline_convlstm" (runs from before the phases were recorded
     are Phase I runs)."""
-    phase = _read_config_file(model_dir, flag).get("phase", 1)
-    return int(phase) if str(phase).isdigit() else phase
+    return recorded_phase(str(_read_config_file(model_dir, flag).get("phase", 1)))
 
 
 def write_config(config, model_dir, phase, init_from=None):

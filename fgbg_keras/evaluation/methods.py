@@ -139,7 +139,7 @@ def label(name):
 
 def available(have):
     """The methods whose needs are all in `have` (a set of `GROUND_TRUTH`, `CONVLSTM`)."""
-    return [get(name) for name in names() if get(name).needs <= set(have)]
+    return [method for method in map(get, names()) if method.needs <= set(have)]
 
 
 # The model's method that the per-step tables, the example rollouts and the ablation show: the

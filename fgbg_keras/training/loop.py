@@ -113,16 +113,14 @@ def _checked_source(phase, config, model_dir, init_from):
     return source
 
 
-def _restore_or_start(phase, model, optimizer, config, model_dir, init_from):
-    """Resumes the run from its last checkpoint, or starts it (from `init_from` if the phase
-    needs it); returns the checkpoint manager and the step reached."""
+def _resume(phase, model, optimizer, config, model_dir):
+    """Restores the run's last checkpoint, if there is one; returns the checkpoint manager and
+    the step reached."""
     state = phase.checkpoint_state(model, optimizer)
     checkpoint, manager = runs.make_checkpoint(state, model_dir, config.train.keep_checkpoints)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("Resumed from %s", manager.latest_checkpoint)
-    elif phase.needs_init_from:
-        initialize_from(model, config, init_from, phase.name)
     return manager, int(optimizer.iterations.numpy())
 
 
@@ -153,9 +151,10 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
     validation = validation_data(config, source) if phase.validates else None
     model, optimizer = phase.build(config, validation.sample if validation else None)
     if phase.needs_init_from and not runs.has_checkpoint(model_dir):
-        runs.check_init_from(config, init_from)  # before config.json is written
+        # A fresh start: init_from is checked, and loaded, before config.json is written.
+        initialize_from(model, config, init_from, phase.name)
     runs.write_config(config, model_dir, phase, init_from)
-    manager, step = _restore_or_start(phase, model, optimizer, config, model_dir, init_from)
+    manager, step = _resume(phase, model, optimizer, config, model_dir)
     if step >= train.train_steps:
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
         return {}
