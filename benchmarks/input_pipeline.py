@@ -63,7 +63,7 @@ def main(argv):
             for encoding in FLAGS.encodings:
                 output = os.path.join(root, f"{size}_{encoding}")
                 options = sources.Options(
-                    size=size, clip_length=FLAGS.clip_length, synthetic_clips=FLAGS.clips
+                    size=size, clip_length=FLAGS.clip_length, num_clips=FLAGS.clips
                 )
                 start = time.perf_counter()
                 info = conversion.convert(

@@ -3,6 +3,6 @@ pipelines. Importing the package registers the `--data` kinds (`data_pipelines.d
 order `--help` lists them."""
 
 # isort: off
-from data_pipelines import synthetic_source, tfrecord_source, tfds_source  # noqa: F401
+from data_pipelines import synthetic_source, pushing_source, tfrecord_source, tfds_source  # noqa: F401
 
 # isort: on

@@ -159,9 +159,17 @@ def check_options(source, root, output, options, jpeg_quality, test_fraction, nu
         fail("max_frames", options.max_frames, "must be >= 0")
     if not 1 <= jpeg_quality <= 100:
         fail("jpeg_quality", jpeg_quality, "must be in [1, 100]")
-    if options.synthetic_clips < 1:
-        fail("synthetic_clips", options.synthetic_clips, "must be >= 1")
-    if source == "synthetic":
+    if options.num_clips < 1:
+        fail("num_clips", options.num_clips, "must be >= 1")
+    if source == "pushing":
+        from data_pipelines import pushing
+
+        length = options.clip_length or pushing.CLIP_LENGTH
+        if length < options.min_frames:
+            fail("frames_per_clip", options.min_frames, f"must be <= the clips' {length} frames")
+        pushing.check_size(options.size)
+        options.pushing.check()
+    elif source == "synthetic":
         length = options.clip_length or sources.SYNTHETIC_CLIP_LENGTH
         if length < options.min_frames:
             fail("frames_per_clip", options.min_frames, f"must be <= the clips' {length} frames")

@@ -1,6 +1,8 @@
-r"""Converts videos, frame folders, BAIR records or the synthetic set to sharded TFRecords.
+r"""Converts videos, frame folders, BAIR records, or renders the synthetic or pushing set, to
+sharded TFRecords.
 
     python -m data_pipelines.convert --source=videos --input=DIR --output=OUT --size=64
+    python -m data_pipelines.convert --source=pushing --num_clips=N --output=OUT --size=64
 
 writes `OUT/train-SSSSS-of-NNNNN.tfrecord` and `OUT/test-...` (`tf.train.SequenceExample`s of
 `data_pipelines.spec`) and `OUT/dataset.json`: the feature spec, counts (clips, frames, per
@@ -19,7 +21,7 @@ import sys
 from absl import app, flags
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from data_pipelines import conversion, sources, spec
+from data_pipelines import conversion, pushing, sources, spec
 
 FLAGS = flags.FLAGS
 
@@ -28,7 +30,11 @@ def define_flags():
     """This program's flags; defined when it runs, so that importing the module never collides
     with `train.py`'s flags of the same name."""
     flags.DEFINE_enum("source", None, sources.SOURCES, "What --input holds.")
-    flags.DEFINE_string("input", None, "Folder of the inputs (not read for --source=synthetic).")
+    flags.DEFINE_string(
+        "input",
+        None,
+        "Folder of the inputs (not read for the rendered sets, --source=synthetic or pushing).",
+    )
     flags.DEFINE_string("output", None, "Folder to write the shards and dataset.json to.")
     flags.DEFINE_integer("size", 64, "Side of the square frames written.")
     flags.DEFINE_enum(
@@ -44,7 +50,7 @@ def define_flags():
         "clip_length",
         0,
         "Cut videos and frame folders into clips of this many frames (0: one clip per input; "
-        "the synthetic set: 16).",
+        "the synthetic set: 16, the pushing set: 30).",
     )
     flags.DEFINE_integer(
         "frames_per_clip", 2, "Skip clips with fewer frames than this (training's setting)."
@@ -58,8 +64,9 @@ def define_flags():
     flags.DEFINE_enum("encoding", "png", spec.ENCODINGS, "How frames are encoded.")
     flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality, with --encoding=jpeg.")
     flags.DEFINE_integer("num_shards", 8, "Shards of the train split; the test split has 1/4.")
-    flags.DEFINE_integer("synthetic_clips", 1000, "--source=synthetic: clips to make.")
-    flags.DEFINE_integer("seed", 0, "--source=synthetic: the seed of the clips.")
+    flags.DEFINE_integer("num_clips", 1000, "--source=synthetic or pushing: clips to render.")
+    flags.DEFINE_integer("seed", 0, "--source=synthetic or pushing: the seed of the clips.")
+    pushing.define_flags()
     flags.DEFINE_bool(
         "overwrite", False, "Replace the records of an earlier conversion in --output."
     )
@@ -93,8 +100,9 @@ def main(argv):
         max_frames=FLAGS.max_frames,
         clip_length=FLAGS.clip_length,
         min_frames=FLAGS.frames_per_clip,
-        synthetic_clips=FLAGS.synthetic_clips,
+        num_clips=FLAGS.num_clips,
         seed=FLAGS.seed,
+        pushing=pushing.PushingOptions.from_flags(FLAGS.flag_values_dict()),
     )
     try:
         info = conversion.convert(

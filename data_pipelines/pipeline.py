@@ -13,7 +13,8 @@ from data_pipelines.change_map import frame_difference_mask
 from data_pipelines.checks import check_int
 from data_pipelines.preprocess import normalize_size, preprocess_frames
 
-CLIP_KEYS = ("frames", "masks", "centroids", "offsets")
+CLIP_KEYS = ("frames", "masks", "agent_masks", "centroids", "offsets")
+_FLOATS = ("centroids", "offsets")
 
 
 def _check_clips(clips):
@@ -75,8 +76,10 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
     num_clips, clip_length = _check_clips(clips)
     _check_frames_per_clip(frames_per_clip, clip_length)
     check_int("start_index", start_index, minimum=0)
-    dtypes = {"frames": tf.uint8, "masks": tf.uint8, "centroids": tf.float32, "offsets": tf.float32}
-    arrays = {key: tf.convert_to_tensor(clips[key], dtypes[key]) for key in clips}
+    arrays = {
+        key: tf.convert_to_tensor(clips[key], tf.float32 if key in _FLOATS else tf.uint8)
+        for key in clips
+    }
     seed = int(seed)
     num_starts = clip_length - frames_per_clip + 1
 
@@ -111,8 +114,9 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
     )
 
 
-def _pair_dict(frames, masks, diff_mode, diff_threshold):
-    """Splits float frames [B, F, H, W, 3] (and masks, if any) into the (f_t, f_{t+1}) pair dict."""
+def _pair_dict(frames, masks, diff_mode, diff_threshold, agent_masks=None):
+    """Splits float frames [B, F, H, W, 3] (and masks, if any) into the (f_t, f_{t+1}) pair dict;
+    `agent_masks` (the controlled object alone), where given, become `"agent_mask"` of f_t."""
     height, width = frames.shape[-3], frames.shape[-2]
 
     def flatten(x, channels):
@@ -128,6 +132,8 @@ def _pair_dict(frames, masks, diff_mode, diff_threshold):
     if masks is not None:
         out["mask"] = flatten(masks[:, :-1], 1)
         out["next_mask"] = flatten(masks[:, 1:], 1)
+    if agent_masks is not None:
+        out["agent_mask"] = flatten(agent_masks[:, :-1], 1)
     return out
 
 
@@ -253,13 +259,18 @@ def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_thre
 
     Returns:
         A finite `tf.data.Dataset` of dicts with the keys and shapes of `triples` (`[B, ...]`, the
-        last batch possibly smaller; `mask` and `next_mask` only if `clips` has `masks`).
+        last batch possibly smaller; `mask` and `next_mask` only if `clips` has `masks`, and
+        `agent_mask` of f_t if it has `agent_masks`).
     """
     num_clips, clip_length = _check_clips(clips)
     check_int("batch_size", batch_size)
     size = normalize_size(image_size)
     frames = tf.convert_to_tensor(clips["frames"], tf.uint8)
-    masks = tf.convert_to_tensor(clips["masks"], tf.uint8) if "masks" in clips else None
+    masks = {
+        key: tf.convert_to_tensor(clips[key], tf.uint8)
+        for key in ("masks", "agent_masks")
+        if key in clips
+    }
     pairs_per_clip = clip_length - 1
 
     def pair(i):
@@ -267,14 +278,20 @@ def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_thre
         pair_frames = tf.gather(frames, clip)[t : t + 2]
         pair_frames.set_shape([2, *clips["frames"].shape[2:]])
         out = {"frames": preprocess_frames(pair_frames, size)}
-        if masks is not None:
-            pair_masks = tf.gather(masks, clip)[t : t + 2]
-            pair_masks.set_shape([2, *clips["masks"].shape[2:]])
-            out["masks"] = preprocess_masks(pair_masks, size)
+        for key, array in masks.items():
+            pair_masks = tf.gather(array, clip)[t : t + 2]
+            pair_masks.set_shape([2, *clips[key].shape[2:]])
+            out[key] = preprocess_masks(pair_masks, size)
         return out
 
     def to_pairs(batch):
-        return _pair_dict(batch["frames"], batch.get("masks"), diff_mode, diff_threshold)
+        return _pair_dict(
+            batch["frames"],
+            batch.get("masks"),
+            diff_mode,
+            diff_threshold,
+            agent_masks=batch.get("agent_masks"),
+        )
 
     return (
         tf.data.Dataset.range(num_clips * pairs_per_clip)

@@ -1,4 +1,5 @@
-"""Where converted clips come from: video files, frame folders, BAIR records, the synthetic set.
+"""Where converted clips come from: video files, frame folders, BAIR records, and the built-in
+synthetic and pushing sets, rendered.
 
 Each source lists its inputs (`list_inputs`) and reads one input into clips (`read_input`),
 yielding `spec.Clip`s and, for whatever it has to leave out, `Skipped` records with the reason.
@@ -17,8 +18,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from data_pipelines import spec
+from data_pipelines.pushing import PushingOptions
 
-SOURCES = ("videos", "frames", "bair", "synthetic")
+SOURCES = ("videos", "frames", "bair", "synthetic", "pushing")
+# The sources rendered here rather than read: their inputs are clip indices.
+RENDERED = ("synthetic", "pushing")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 RESIZE_MODES = ("crop", "pad")
@@ -39,8 +43,9 @@ class Options:
         clip_length: cut videos and frame folders into clips of this many frames (0: one clip
             per input); a shorter last piece is kept if it has `min_frames`.
         min_frames: clips with fewer frames are skipped (training's `frames_per_clip`).
-        synthetic_clips: how many clips the synthetic source makes.
-        seed: seed of the synthetic clips.
+        num_clips: how many clips the rendered sources (`RENDERED`) make.
+        seed: seed of the rendered clips.
+        pushing: the pushing set's `pushing.PushingOptions`.
     """
 
     size: int = 64
@@ -49,8 +54,9 @@ class Options:
     max_frames: int = 0
     clip_length: int = 0
     min_frames: int = 2
-    synthetic_clips: int = 1000
+    num_clips: int = 1000
     seed: int = 0
+    pushing: PushingOptions = dataclasses.field(default_factory=PushingOptions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,15 +124,15 @@ def list_inputs(source, root, options=Options()):
     - `frames`: every folder `root/<class>/<clip>/` holding images (the class is kept as the
       label), or `root/<clip>/` directly (no label).
     - `bair`: every file under `root` whose name contains `.tfrecord`.
-    - `synthetic`: `range(options.synthetic_clips)`; `root` is not read.
+    - `synthetic`, `pushing`: `range(options.num_clips)`; `root` is not read.
 
     Raises:
         ValueError: naming `root` when it does not exist or holds no input of the source.
     """
     if source not in SOURCES:
         raise ValueError(f"--source={source!r}: must be one of {SOURCES}.")
-    if source == "synthetic":
-        return list(range(options.synthetic_clips))
+    if source in RENDERED:
+        return list(range(options.num_clips))
     if not root or not os.path.isdir(root):
         raise ValueError(f"--input={root!r} is not a folder.")
     found = []
@@ -350,11 +356,36 @@ def read_synthetic(index, root, options):
     )
 
 
+def read_pushing(index, root, options):
+    """Pushing clip `index` (30 frames unless `options.clip_length`), with all its ground truth.
+    A model that fails to load or a render that fails raises; `conversion` skips the clip and
+    names it."""
+    from data_pipelines import pushing
+
+    length = options.clip_length or pushing.CLIP_LENGTH
+    values = pushing.generate_clip(
+        np.random.SeedSequence([options.seed, 4, index]), options.size, length, options.pushing
+    )
+    yield spec.Clip(
+        f"pushing/{index:06d}",
+        "pushing",
+        values["frames"],
+        fps=10.0,
+        masks=values["masks"],
+        centroids=values["centroids"],
+        actions=values["actions"],
+        endeffector_pos=values["endeffector_pos"],
+        agent_masks=values["agent_masks"],
+        endeffector_xy=values["endeffector_xy"],
+    )
+
+
 READERS = {
     "videos": read_video,
     "frames": read_frame_folder,
     "bair": read_bair,
     "synthetic": read_synthetic,
+    "pushing": read_pushing,
 }
 
 

@@ -45,8 +45,15 @@ FRAMES = Feature("frames", "string", (), "encoded RGB frame (PNG or JPEG, see `e
 OPTIONAL_SEQUENCE = (
     Feature("masks", "string", (), "ground-truth foreground mask, PNG of uint8 {0, 1}"),
     Feature("centroids", "float32", (2,), "ground-truth object centroid (x, y) in pixels"),
-    Feature("actions", "float32", (4,), "BAIR: the robot's action at this frame"),
-    Feature("endeffector_pos", "float32", (3,), "BAIR: the end effector's position"),
+    Feature("actions", "float32", (4,), "BAIR, pushing: the robot's action at this frame"),
+    Feature("endeffector_pos", "float32", (3,), "BAIR, pushing: the end effector's position"),
+    Feature(
+        "agent_masks",
+        "string",
+        (),
+        "pushing: the controlled object's own mask (the arm, without what it pushes), PNG",
+    ),
+    Feature("endeffector_xy", "float32", (2,), "pushing: the end effector's (x, y) in pixels"),
 )
 SEQUENCE = (FRAMES,) + OPTIONAL_SEQUENCE
 OPTIONAL_NAMES = tuple(f.name for f in OPTIONAL_SEQUENCE)
@@ -58,7 +65,7 @@ class Clip:
 
     `frames` is uint8 `[T, H, W, 3]`; optional per-frame arrays have T rows: `masks` uint8
     `[T, H, W, 1]` in {0, 1}, `centroids` `[T, 2]`, `actions` `[T, 4]`, `endeffector_pos`
-    `[T, 3]`. `group` is the unit of the train/test split, not written: clips cut from one video
+    `[T, 3]`, `agent_masks` like `masks`, `endeffector_xy` `[T, 2]`. `group` is the unit of the train/test split, not written: clips cut from one video
     or one frame folder share it, so the split never puts parts of one recording on both sides;
     `None` means the clip is its own group. `split`, also not written, is set by sources that
     come with an official split (BAIR); `None` lets the conversion choose by `group`.
@@ -73,6 +80,8 @@ class Clip:
     centroids: np.ndarray = None
     actions: np.ndarray = None
     endeffector_pos: np.ndarray = None
+    agent_masks: np.ndarray = None
+    endeffector_xy: np.ndarray = None
     group: str = None
     split: str = None
 
@@ -146,10 +155,10 @@ def clip_to_example(clip, encoding="png", jpeg_quality=95):
             raise ValueError(
                 f"Clip {clip.clip_id!r}: {feature.name} has {len(value)} rows for {length} frames."
             )
-        if feature.name == "masks" and value.shape != (length, height, width, 1):
+        if feature.dtype == "string" and value.shape != (length, height, width, 1):
             raise ValueError(
-                f"Clip {clip.clip_id!r}: masks must have shape {(length, height, width, 1)} "
-                f"like its frames. Received: {value.shape}"
+                f"Clip {clip.clip_id!r}: {feature.name} must have shape "
+                f"{(length, height, width, 1)} like its frames. Received: {value.shape}"
             )
         for row in value:
             if feature.dtype == "string":  # masks: lossless, whatever the frame encoding
@@ -217,12 +226,14 @@ def parse_clip(serialized, optional_features=(), decode=True):
 
 def decode_clip(clip):
     """A clip of `parse_clip(..., decode=False)` (or any slice of its frames) with its images
-    decoded: `"frames"` uint8 `[T, H, W, 3]`, `"masks"` uint8 `[T, H, W, 1]`."""
+    decoded: `"frames"` uint8 `[T, H, W, 3]`, `"masks"` and `"agent_masks"` uint8
+    `[T, H, W, 1]`."""
     clip = dict(clip)
     height, width = clip["height"], clip["width"]
     clip["frames"] = decode_images(clip["frames"], height, width, 3)
-    if "masks" in clip:
-        clip["masks"] = decode_images(clip["masks"], height, width, 1)
+    for feature in OPTIONAL_SEQUENCE:
+        if feature.dtype == "string" and feature.name in clip:
+            clip[feature.name] = decode_images(clip[feature.name], height, width, 1)
     return clip
 
 

@@ -10,6 +10,7 @@ import math
 
 from data_pipelines import datasets
 from data_pipelines.change_map import DIFF_MODES
+from data_pipelines.pushing import PushingOptions
 from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES
 from fgbg_keras.models import generators
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
@@ -488,6 +489,34 @@ class BaselineConfig(Section):
         self._at_least(1, "convlstm_filters", "convlstm_lstm_filters")
 
 
+def _pushing_options(self):
+    """The `PushingOptions` these flags set."""
+    return PushingOptions.from_flags(dataclasses.asdict(self))
+
+
+def _check_pushing(self, config):
+    self.options().check()
+
+
+# The options of --data=pushing: the flags `--pushing_<name>` of `PushingOptions`' fields, whose
+# help they carry, so that train.py and `convert --source=pushing` share them.
+PushingConfig = dataclasses.make_dataclass(
+    "PushingConfig",
+    [
+        (flag, field.type, option(field.default, field.metadata["help"]))
+        for field, flag in zip(
+            dataclasses.fields(PushingOptions), PushingOptions.flag_names().values()
+        )
+    ],
+    bases=(Section,),
+    namespace={
+        "__doc__": "The built-in pushing set's scene and nuisances (`--data=pushing`).",
+        "options": _pushing_options,
+        "check": _check_pushing,
+    },
+)
+
+
 # The sections of a run, in the order of `--helpfull` and config.json; the sections whose
 # settings shape the weights cannot change when a run resumes.
 SECTIONS = {
@@ -496,8 +525,9 @@ SECTIONS = {
     "train": TrainConfig,
     "phase_two": PhaseTwoConfig,
     "baseline": BaselineConfig,
+    "pushing": PushingConfig,
 }
-COMMON_SECTIONS = ("model", "loss", "train")
+COMMON_SECTIONS = ("model", "loss", "train", "pushing")
 NETWORK_SECTIONS = ("model", "baseline")
 
 
@@ -510,6 +540,7 @@ class RunConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     phase_two: PhaseTwoConfig = dataclasses.field(default_factory=PhaseTwoConfig)
     baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
+    pushing: PushingConfig = dataclasses.field(default_factory=PushingConfig)
 
     def validate(self, sections=()):
         """Validates the model, loss and train sections and those named in `sections` (a phase

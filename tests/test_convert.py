@@ -194,7 +194,7 @@ def test_bair_records_keep_actions_the_official_split_and_a_cut_files_first_vide
 
 
 def test_synthetic_keeps_its_ground_truth_and_splits_by_clip(tmp_path):
-    options = sources.Options(size=32, clip_length=6, synthetic_clips=12, seed=3)
+    options = sources.Options(size=32, clip_length=6, num_clips=12, seed=3)
     info = run_convert("synthetic", None, tmp_path / "out", options, test_fraction=0.5)
     assert info.features == ("masks", "centroids")
     train = read_split(str(tmp_path / "out"), "train", info)
@@ -214,7 +214,7 @@ def test_synthetic_keeps_its_ground_truth_and_splits_by_clip(tmp_path):
 
 
 def test_jpeg_encoding_is_close_and_lossy_and_masks_stay_exact(tmp_path):
-    options = sources.Options(size=32, clip_length=4, synthetic_clips=2)
+    options = sources.Options(size=32, clip_length=4, num_clips=2)
     png = run_convert("synthetic", None, tmp_path / "png", options, test_fraction=0.0)
     jpeg = run_convert(
         "synthetic", None, tmp_path / "jpeg", options, encoding="jpeg", test_fraction=0.0
@@ -230,7 +230,7 @@ def test_jpeg_encoding_is_close_and_lossy_and_masks_stay_exact(tmp_path):
 
 
 def test_existing_output_is_refused_unless_overwrite_and_empty_input_is_named(tmp_path):
-    options = sources.Options(size=16, clip_length=3, synthetic_clips=2)
+    options = sources.Options(size=16, clip_length=3, num_clips=2)
     output = tmp_path / "out"
     run_convert("synthetic", None, output, options)
     with pytest.raises(ValueError, match="already holds a conversion.*--overwrite"):
@@ -277,7 +277,7 @@ def test_cli_runs_on_beam_with_pipeline_options_and_names_unknown_flags(tmp_path
         f"--output={output}",
         "--size=16",
         "--clip_length=3",
-        "--synthetic_clips=3",
+        "--num_clips=3",
         "--direct_num_workers=1",
     )
     assert result.returncode == 0, result.stderr[-2000:]

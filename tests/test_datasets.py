@@ -36,10 +36,10 @@ class NoiseSource(datasets.DataSource):
 
 
 def test_the_built_in_kinds_and_what_they_hold():
-    assert datasets.kinds() == ("synthetic", "tfrecord", "tfds")
+    assert datasets.kinds() == ("synthetic", "pushing", "tfrecord", "tfds")
     assert datasets.parse_data_flag("synthetic") == ("synthetic", None)
     assert datasets.parse_data_flag("tfrecord:/data/x") == ("tfrecord", "/data/x")
-    for data in ("synthetic:x", "tfrecord", "tfds:", "videos:/x"):
+    for data in ("synthetic:x", "pushing:x", "tfrecord", "tfds:", "videos:/x"):
         with pytest.raises(ValueError, match=f"--data='{data}': must be 'synthetic'"):
             datasets.parse_data_flag(data)
     synthetic = datasets.source(tiny_config())

@@ -14,7 +14,7 @@ LENGTH = 6
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     output = tmp_path_factory.mktemp("records") / "synthetic"
-    options = sources.Options(size=32, clip_length=LENGTH, synthetic_clips=8, seed=1)
+    options = sources.Options(size=32, clip_length=LENGTH, num_clips=8, seed=1)
     info = conversion.convert(
         "synthetic", None, str(output), options, test_fraction=0.0, num_shards=4
     )

@@ -55,7 +55,7 @@ def test_both_phases_train_and_evaluate_on_records_without_ground_truth(frame_fo
 
 def test_records_with_ground_truth_report_mask_iou(tmp_path):
     output = str(tmp_path / "synthetic")
-    options = sources.Options(size=32, clip_length=6, synthetic_clips=10, seed=2)
+    options = sources.Options(size=32, clip_length=6, num_clips=10, seed=2)
     conversion.convert("synthetic", None, output, options, test_fraction=0.3, num_shards=2)
     model_dir = str(tmp_path / "p1")
     loop.train_and_evaluate(tiny_config(data=f"tfrecord:{output}"), model_dir, verbose=False)

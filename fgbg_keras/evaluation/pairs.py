@@ -15,6 +15,9 @@ from fgbg_keras import mask_ops
 from fgbg_keras.evaluation import metrics
 
 METRICS = ("mask_iou", "diff_mask_iou", "psnr", "ssim", "copy_last_psnr", "copy_last_ssim")
+# Where the data has the controlled object's own masks (the pushing set's arm) beside the moving
+# foreground: the IoU of M's mask and of d against them.
+AGENT_METRICS = ("agent_mask_iou", "agent_diff_mask_iou")
 
 
 def load_test_clips(config, num_clips, clip_length):
@@ -50,7 +53,8 @@ def evaluate_pairs(run, num_clips=None, batch_size=64):
         M(f_t) and `"diff_mask_iou"` of the frame-difference map d (the label-free baseline),
         both against the ground-truth mask of f_t (only where the data has it); `"psnr"`,
         `"ssim"` of the predicted f_{t+1}; and `"copy_last_psnr"`, `"copy_last_ssim"` of f_t
-        taken as f_{t+1}.
+        taken as f_{t+1}. Where the data has the controlled object's own masks (the pushing
+        set's arm), `AGENT_METRICS`: the IoU of M(f_t) and of d against them.
     """
     config = run.config
     clips = load_test_clips(config, num_clips, config.train.clip_length)
@@ -72,12 +76,19 @@ def evaluate_pairs(run, num_clips=None, batch_size=64):
         )
 
     names = METRICS if "masks" in clips else METRICS[2:]
+    if "agent_masks" in clips:
+        names += AGENT_METRICS
     values = {name: [] for name in names}
     for batch in data:
         mask, prediction = predict(batch["frame"], batch["next_frame"])
         if "mask" in batch:
             values["mask_iou"].append(metrics.mask_iou(mask, batch["mask"]))
             values["diff_mask_iou"].append(metrics.mask_iou(batch["diff"], batch["mask"]))
+        if "agent_mask" in batch:
+            values["agent_mask_iou"].append(metrics.mask_iou(mask, batch["agent_mask"]))
+            values["agent_diff_mask_iou"].append(
+                metrics.mask_iou(batch["diff"], batch["agent_mask"])
+            )
         values["psnr"].append(metrics.psnr(prediction, batch["next_frame"]))
         values["ssim"].append(metrics.ssim(prediction, batch["next_frame"]))
         values["copy_last_psnr"].append(metrics.psnr(batch["frame"], batch["next_frame"]))
@@ -105,6 +116,14 @@ def format_table(results):
                 "mask IoU (binarised at 0.5)",
                 f"{results['mask_iou']:.3f}",
                 f"{results['diff_mask_iou']:.3f}",
+            )
+        )
+    if "agent_mask_iou" in results:
+        rows.append(
+            (
+                "mask IoU, agent alone",
+                f"{results['agent_mask_iou']:.3f}",
+                f"{results['agent_diff_mask_iou']:.3f}",
             )
         )
     rows += [

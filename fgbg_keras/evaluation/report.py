@@ -96,6 +96,11 @@ def _one_step_lines(results):
             f"| mask IoU (binarised at 0.5) | {results['mask_iou']:.3f} | "
             f"{results['diff_mask_iou']:.3f} (frame-difference map) |"
         )
+    if "agent_mask_iou" in results:
+        lines.append(
+            f"| mask IoU, controlled object alone | {results['agent_mask_iou']:.3f} | "
+            f"{results['agent_diff_mask_iou']:.3f} (frame-difference map) |"
+        )
     return lines + [
         f"| next-frame PSNR (dB) | {results['psnr']:.2f} | {results['copy_last_psnr']:.2f} "
         "(copy-last-frame) |",
