@@ -48,9 +48,15 @@ class DataSource(abc.ABC):
         """Whether the clips carry ground-truth `"masks"`."""
         return False
 
-    def check(self, frames_per_clip):
+    def check(self, frames_per_clip, clip_length=None):
         """Raises a ValueError naming `--data` (or the flag to fix) when the data cannot train:
-        missing, empty, or without `frames_per_clip` consecutive frames."""
+        missing, empty, or without `frames_per_clip` consecutive frames to train on or
+        `clip_length` frames (`--clip_length`) to evaluate on."""
+
+    def longest_test_clip(self):
+        """The most frames a test clip has, or None where clips of any length can be made: a
+        rollout evaluation makes at most this many frames minus one."""
+        return None
 
     @abc.abstractmethod
     def training_windows(self, frames_per_clip, seed, start_index):

@@ -51,7 +51,7 @@ class PushingSource(datasets.DataSource):
     def has_masks(self):
         return True
 
-    def check(self, frames_per_clip):
+    def check(self, frames_per_clip, clip_length=None):
         pushing.check_size(self.image_size, "image_size")
         self.options.check()
 

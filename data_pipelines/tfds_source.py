@@ -125,7 +125,7 @@ class TfdsSource(datasets.DataSource):
     def from_config(cls, location, config):
         return cls(location, config.train.tfds_data_dir)
 
-    def check(self, frames_per_clip):
+    def check(self, frames_per_clip, clip_length=None):
         video_key(builder(self.name, self.data_dir))
 
     def training_windows(self, frames_per_clip, seed, start_index):

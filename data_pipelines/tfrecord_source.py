@@ -30,10 +30,10 @@ class RecordSource(datasets.DataSource):
     def has_masks(self):
         return "masks" in spec.DatasetInfo.read(self.directory).features
 
-    def check(self, frames_per_clip):
+    def check(self, frames_per_clip, clip_length=None):
         """The folder must hold a converted data set whose train and test splits have clips,
-        and train clips of `frames_per_clip` frames (else the training stream would never
-        yield)."""
+        train clips of `frames_per_clip` frames (else the training stream would never yield)
+        and test clips of `clip_length` frames (else validation and evaluation have none)."""
         flag = f"--data='tfrecord:{self.directory}'"
         if not tf.io.gfile.isdir(self.directory):
             raise ValueError(f"{flag}: {self.directory!r} is not a folder.")
@@ -51,6 +51,16 @@ class RecordSource(datasets.DataSource):
                 f"--frames_per_clip={frames_per_clip}: the train clips of {self.directory!r} "
                 f"have at most {longest} frames."
             )
+        longest = self.longest_test_clip()
+        if clip_length is not None and longest < clip_length:
+            raise ValueError(
+                f"--clip_length={clip_length}: the test clips of {self.directory!r}, which "
+                f"validate and evaluate, have at most {longest} frames; lower it or convert "
+                "longer clips."
+            )
+
+    def longest_test_clip(self):
+        return spec.DatasetInfo.read(self.directory).splits["test"]["max_frames"]
 
     def training_windows(self, frames_per_clip, seed, start_index):
         """`records.record_windows` seeded by `(seed, start_index)`: a resumed run gets a fresh

@@ -51,6 +51,13 @@ def test_both_phases_train_and_evaluate_on_records_without_ground_truth(frame_fo
     assert set(rollouts) >= {"fitted_carry", "copy_first"} and "true_carry" not in rollouts
     assert len(rollouts["fitted_carry"]["control_error_per_step"]) == 3
     assert "no ground truth" in text and "mask IoU" not in text
+    # 16 steps need 17 frames: the evaluation rolls out what the 7-frame clips allow, and says so.
+    text = evaluator.evaluate_and_report(phase_two, output=str(tmp_path / "eval.json"))
+    with open(tmp_path / "eval.json") as f:
+        rollouts = json.load(f)["rollout"]
+    assert rollouts["steps"] == 6 and rollouts["steps_asked"] == 16
+    assert len(rollouts["copy_first"]["psnr_per_step"]) == 6
+    assert "16 asked, the test clips have 7 frames" in text
 
 
 def test_records_with_ground_truth_report_mask_iou(tmp_path):
@@ -63,9 +70,16 @@ def test_records_with_ground_truth_report_mask_iou(tmp_path):
     assert 0.0 <= results["mask_iou"] <= 1.0 and results["pairs"] == 2 * 5
 
 
+def test_test_clips_shorter_than_clip_length_are_refused_before_training(frame_folders, tmp_path):
+    config = tiny_config(data=f"tfrecord:{frame_folders}", clip_length=8)
+    with pytest.raises(ValueError, match="--clip_length=8: the test clips .* at most 7 frames"):
+        loop.train_and_evaluate(config, str(tmp_path / "run"), verbose=False)
+    assert not os.path.exists(tmp_path / "run" / runs.CONFIG_FILE)
+
+
 def test_bad_data_flags_are_named(tmp_path):
     for data, message in (
-        ("videos", "--data='videos': must be 'synthetic', 'tfrecord:DIR' or 'tfds:NAME'"),
+        ("videos", "--data='videos': must be 'synthetic', 'pushing', 'tfrecord:DIR' or 'tfds:NAME'"),
         ("tfds:bair_robot_pushing_small", "needs --tfds_data_dir"),
         (f"tfrecord:{tmp_path / 'missing'}", "is not a folder"),
         (f"tfrecord:{tmp_path}", "has no dataset.json"),
@@ -73,5 +87,5 @@ def test_bad_data_flags_are_named(tmp_path):
         with pytest.raises(ValueError, match=message):
             loop.train_and_evaluate(tiny_config(data=data), str(tmp_path / "run"), verbose=False)
         assert not os.path.exists(tmp_path / "run" / runs.CONFIG_FILE)
-    with pytest.raises(ValueError, match="must be 'synthetic', 'tfrecord:DIR' or 'tfds:NAME'"):
+    with pytest.raises(ValueError, match="'tfrecord:DIR' or 'tfds:NAME'"):
         datasets.parse_data_flag("tfrecord:")

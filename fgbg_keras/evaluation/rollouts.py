@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from data_pipelines import datasets
 from data_pipelines.pipeline import preprocess_masks
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from fgbg_keras import mask_ops
@@ -185,11 +186,23 @@ def evaluate_rollouts(
             otherwise, or on data without them, with zeros.
 
     Returns:
-        A dict with `"checkpoint"`, `"steps"`, `"clips"`, `"ground_truth"` (offsets and masks)
+        A dict with `"checkpoint"`, `"steps"` (fewer than asked, `"steps_asked"`, where the
+        test clips are shorter: the evaluation uses what they allow), `"clips"`,
+        `"ground_truth"` (offsets and masks)
         and one entry per evaluated method of `methods.names()`, each holding `<metric>` (mean)
         and `<metric>_per_step` for `ROLLOUT_METRICS` (`lost`: fraction of frames whose mask
         is empty). Without ground truth (real video) only the methods that need none.
     """
+    longest = datasets.source(run.config).longest_test_clip()
+    asked = steps
+    if longest is not None and longest < steps + 1:
+        steps = longest - 1
+        logging.warning(
+            "The test clips have at most %d frames: rolling out %d steps, not %d.",
+            longest,
+            steps,
+            asked,
+        )
     clips = load_test_clips(run.config, num_clips, steps + 1)
     num_clips = len(clips["frames"])
     ground_truth = "offsets" in clips and "masks" in clips
@@ -214,11 +227,20 @@ def evaluate_rollouts(
     results = {
         "checkpoint": run.checkpoint,
         "steps": steps,
+        "steps_asked": asked,
         "clips": num_clips,
         "ground_truth": ground_truth,
     }
     results.update(scores.summary(steps, num_clips))
     return results
+
+
+def _shortened(results):
+    """What the table's title says when the clips allowed fewer steps than asked."""
+    asked = results.get("steps_asked", results["steps"])
+    if asked == results["steps"]:
+        return ""
+    return f"; {asked} asked, the test clips have {results['steps'] + 1} frames"
 
 
 def format_rollout_table(results):
@@ -231,7 +253,8 @@ def format_rollout_table(results):
     head = f"{'':<22}" + "".join(f"{method.column:>{width}}" for method in columns)
     lines = [
         f"Controlled rollouts, test split: {results['clips']} clips x "
-        f"{results['steps']} steps (controls / mask mode)",
+        f"{results['steps']} steps (controls / mask mode)"
+        + _shortened(results),
         head,
         "-" * len(head),
     ]

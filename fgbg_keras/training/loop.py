@@ -106,7 +106,7 @@ def _checked_source(phase, config, model_dir, init_from):
     phase.validate(config)
     runs.check_model_dir(model_dir)
     source = datasets.source(config)
-    source.check(config.train.frames_per_clip)
+    source.check(config.train.frames_per_clip, config.train.clip_length)
     require_init_from(phase, init_from)
     if phase.needs_init_from:
         runs.latest_checkpoint(init_from, flag="--init_from")
