@@ -10,6 +10,7 @@ fresh seed instead.
 import tensorflow as tf
 
 from data_pipelines.change_map import frame_difference_mask
+from data_pipelines import stabilize
 from data_pipelines.checks import check_int
 from data_pipelines.preprocess import normalize_size, preprocess_frames
 
@@ -137,7 +138,7 @@ def _pair_dict(frames, masks, diff_mode, diff_threshold, agent_masks=None):
     return out
 
 
-def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False):
+def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False, align=False):
     """Batches of preprocessed windows: `frames` float32 [C, F, H, W, 3] in [-1, 1], and
     `masks` float32 [C, F, H, W, 1] when the windows have them.
 
@@ -148,12 +149,16 @@ def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False)
         image_size: `None` to keep the frame size, or an int / (height, width) to resize to.
         keep_offsets: also pass on `offsets` [C, F - 1, 2] when the windows have them, scaled
             to the resized frames' pixels.
+        align: align each window's frames to its first (`stabilize.align_to_first`): camera
+            shake compensated before the change map and the losses.
     """
     check_int("clips_per_batch", clips_per_batch)
     size = normalize_size(image_size)
 
     def preprocess(window):
         out = {"frames": preprocess_frames(window["frames"], size)}
+        if align:
+            out["frames"] = stabilize.align_to_first(out["frames"])
         if "masks" in window:
             out["masks"] = preprocess_masks(window["masks"], size)
         if keep_offsets and "offsets" in window:
@@ -244,7 +249,9 @@ def triples(
     return pairs(batches, diff_mode, diff_threshold)
 
 
-def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_threshold=0.04):
+def eval_triples(
+    clips, batch_size, image_size=None, diff_mode="gray", diff_threshold=0.04, align=False
+):
     """Every consecutive pair of every clip, in order, for evaluation.
 
     Pair `i` is `(f_t, f_{t+1})` of clip `i // (T - 1)` with `t = i % (T - 1)`; the dataset holds
@@ -256,6 +263,8 @@ def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_thre
         image_size: `None` to keep the frame size, or an int / (height, width) to resize to.
         diff_mode: `"gray"` or `"maxchannel"`, see `frame_difference_mask`.
         diff_threshold: change threshold on [-1, 1] frames, see `frame_difference_mask`.
+        align: d of f_t and f_{t+1} aligned to it (`stabilize.align_to_first`), as training
+            saw it; the frames themselves stay as they are.
 
     Returns:
         A finite `tf.data.Dataset` of dicts with the keys and shapes of `triples` (`[B, ...]`, the
@@ -278,6 +287,8 @@ def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_thre
         pair_frames = tf.gather(frames, clip)[t : t + 2]
         pair_frames.set_shape([2, *clips["frames"].shape[2:]])
         out = {"frames": preprocess_frames(pair_frames, size)}
+        if align:
+            out["aligned"] = stabilize.align_to_first(out["frames"])
         for key, array in masks.items():
             pair_masks = tf.gather(array, clip)[t : t + 2]
             pair_masks.set_shape([2, *clips[key].shape[2:]])
@@ -285,13 +296,19 @@ def eval_triples(clips, batch_size, image_size=None, diff_mode="gray", diff_thre
         return out
 
     def to_pairs(batch):
-        return _pair_dict(
+        out = _pair_dict(
             batch["frames"],
             batch.get("masks"),
             diff_mode,
             diff_threshold,
             agent_masks=batch.get("agent_masks"),
         )
+        if align:
+            aligned = batch["aligned"]
+            out["diff"] = frame_difference_mask(
+                aligned[:, 0], aligned[:, 1], threshold=diff_threshold, mode=diff_mode
+            )
+        return out
 
     return (
         tf.data.Dataset.range(num_clips * pairs_per_clip)

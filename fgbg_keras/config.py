@@ -11,6 +11,7 @@ import math
 from data_pipelines import datasets
 from data_pipelines.change_map import DIFF_MODES
 from data_pipelines.pushing import PushingOptions
+from data_pipelines.stabilize import ALIGN_MODES
 from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES
 from fgbg_keras.models import generators
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
@@ -231,6 +232,13 @@ class LossConfig(Section):
         choices=DIFF_MODES,
     )
     diff_threshold: float = option(0.04, "Threshold of the change map d on [-1, 1] frames.")
+    align_frames: str = option(
+        "none",
+        "Camera-motion compensation before d and the losses that assume a still background: "
+        "translation aligns every training window to its first frame (global Lucas-Kanade, "
+        "data_pipelines/stabilize.py), and the evaluation's d alike; none (the draft).",
+        choices=ALIGN_MODES,
+    )
     spar_schedule: str = option(
         "controller",
         "Schedule of l2, the sparsity weight: controller (the draft: l2 steers L_bg/L_spar along "
@@ -271,6 +279,11 @@ class LossConfig(Section):
                 "ratio L_bg/L_spar falls over training)",
             )
         self._at_least(1, "spar_target_steps", "spar_halve_every")
+
+    @property
+    def align(self):
+        """Whether windows are aligned to their first frame (`--align_frames`)."""
+        return self.align_frames == "translation"
 
     def sparsity_schedule_kwargs(self):
         """The constructor arguments of the chosen sparsity-weight schedule."""

@@ -164,16 +164,19 @@ def test_a_model_that_fails_to_load_skips_only_its_clips(tmp_path, monkeypatch):
     assert all("no_such_model" in s["reason"] or "error" in s["reason"] for s in saved["skipped"])
 
 
-def test_training_steps_on_pushing_lower_the_loss():
+@pytest.mark.parametrize("align_frames", ["none", "translation"])
+def test_training_steps_on_pushing_lower_the_loss(align_frames):
     keras.utils.set_random_seed(2)
     config = tiny_config(data="pushing", clip_length=6, num_train_clips=2).validate()
+    config.loss.align_frames = align_frames
     config.pushing.pushing_crf = 0
     config.loss.spar_schedule = "halving"
     config.loss.spar_start_ratio = config.loss.spar_min_ratio = 16.0
     config.train.learning_rate = 2e-3
     source = datasets.source(config)
     windows = source.training_windows(3, seed=0, start_index=0)
-    batch = next(iter(pipeline.pairs(pipeline.batch_windows(windows, 2))))
+    batches = pipeline.batch_windows(windows, 2, align=config.loss.align)
+    batch = next(iter(pipeline.pairs(batches)))
     model, _ = phases.get(1).build(config, batch)
     before = model.evaluate(batch, verbose=0, return_dict=True, steps=1)
     for _ in range(20):

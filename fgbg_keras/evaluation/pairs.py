@@ -64,6 +64,7 @@ def evaluate_pairs(run, num_clips=None, batch_size=64):
         image_size=config.model.image_size,
         diff_mode=config.loss.diff,
         diff_threshold=config.loss.diff_threshold,
+        align=config.loss.align,
     )
     logging.info(
         "Evaluating %s on the pairs of %d test clips.", run.checkpoint, len(clips["frames"])

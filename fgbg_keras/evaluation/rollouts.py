@@ -253,8 +253,7 @@ def format_rollout_table(results):
     head = f"{'':<22}" + "".join(f"{method.column:>{width}}" for method in columns)
     lines = [
         f"Controlled rollouts, test split: {results['clips']} clips x "
-        f"{results['steps']} steps (controls / mask mode)"
-        + _shortened(results),
+        f"{results['steps']} steps (controls / mask mode)" + _shortened(results),
         head,
         "-" * len(head),
     ]

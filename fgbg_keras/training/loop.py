@@ -65,6 +65,7 @@ def validation_data(config, source):
         image_size=config.model.image_size,
         diff_mode=config.loss.diff,
         diff_threshold=config.loss.diff_threshold,
+        align=config.loss.align,
     )
     return Validation(clips, data, next(iter(data)))
 
@@ -163,7 +164,11 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         train.frames_per_clip, train.seed, start_index=step * train.clips_per_batch
     )
     batches = pipeline.batch_windows(
-        windows, train.clips_per_batch, config.model.image_size, keep_offsets=phase.keeps_offsets
+        windows,
+        train.clips_per_batch,
+        config.model.image_size,
+        keep_offsets=phase.keeps_offsets,
+        align=config.loss.align,
     )
     nan_guard = fgbg_callbacks.NaNGuard(phase.loss_terms)
     callbacks = [
