@@ -235,7 +235,6 @@ class Scene:
         import pybullet_data
         from pybullet_utils import bullet_client
 
-        self.p = pybullet
         self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.textures = tempfile.mkdtemp(prefix="fgbg_pushing_")
