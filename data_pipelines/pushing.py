@@ -307,7 +307,7 @@ class Scene:
             for body in objects:
                 c.resetBaseVelocity(body, [0, 0, 0], [0, 0, 0])
 
-    def _solve_ik(self, arm, target, orientation, reset=False):
+    def _solve_ik(self, arm, target, reset=False):
         """Joint angles that put the end effector at `target`, pointing down; with `reset` the
         arm is also put there (iterating from the rest pose), as at the start of a clip."""
         c = self.client
@@ -321,7 +321,7 @@ class Scene:
                 arm,
                 _END_EFFECTOR_LINK,
                 target,
-                orientation,
+                c.getQuaternionFromEuler([0.0, math.pi, 0.0]),  # pointing down
                 lowerLimits=lower,
                 upperLimits=upper,
                 jointRanges=[high - low for low, high in limits],
@@ -334,8 +334,10 @@ class Scene:
                     c.resetJointState(arm, j, joints[j])
         return joints
 
-    def render(self, rng, size, length, options):
-        """One clip: the dict of `generate_clip`."""
+    def _build(self, rng, options):
+        """A new scene: the textured table, the bin, the arm over its start, the objects at
+        rest and the nuisances' bodies. Returns `(arm, objects, start, distractor, screen)`:
+        `distractor` is `(body, heading)` and `screen` `(body, colour)`, or None."""
         c = self.client
         c.resetSimulation()
         c.setGravity(0, 0, -9.81)
@@ -346,27 +348,54 @@ class Scene:
         tray = c.loadURDF("tray/traybox.urdf", [*_BIN_CENTRE, 0.0])
         c.changeVisualShape(tray, -1, rgbaColor=[*rng.uniform(0.5, 1.0, size=3), 1.0])
         arm = c.loadURDF("kuka_iiwa/model.urdf", [0, 0, 0], useFixedBase=True)
-        down = c.getQuaternionFromEuler([0.0, math.pi, 0.0])
-
         start = np.array([rng.uniform(*_WORKSPACE[0]), rng.uniform(*_WORKSPACE[1])])
         count = int(rng.integers(1, options.objects + 1))
         objects = self._load_objects(rng, count, start)
-        self._solve_ik(arm, [*start, _PUSH_HEIGHT], down, reset=True)
-
+        self._solve_ik(arm, [*start, _PUSH_HEIGHT], reset=True)
         distractor = screen = None
-        distractor_heading = rng.uniform(0, 2 * math.pi)
+        heading = rng.uniform(0, 2 * math.pi)
         if options.distractor:
-            distractor = c.loadURDF(
+            body = c.loadURDF(
                 "cube_small.urdf", [*_DISTRACTOR_AT, 0.025], useFixedBase=True, globalScaling=1.3
             )
-            c.changeVisualShape(distractor, -1, rgbaColor=[*rng.uniform(0.2, 1.0, size=3), 1.0])
+            c.changeVisualShape(body, -1, rgbaColor=[*rng.uniform(0.2, 1.0, size=3), 1.0])
+            distractor = (body, heading)
         if options.flicker > 0:
-            extents = [0.07, 0.1, 0.005]
-            shape = c.createVisualShape(c.GEOM_BOX, halfExtents=extents)
-            screen = c.createMultiBody(0, -1, shape, [*_SCREEN_AT, 0.005])
-            screen_colour = rng.uniform(0.4, 0.9, size=3)
+            shape = c.createVisualShape(c.GEOM_BOX, halfExtents=[0.07, 0.1, 0.005])
+            body = c.createMultiBody(0, -1, shape, [*_SCREEN_AT, 0.005])
+            screen = (body, rng.uniform(0.4, 0.9, size=3))
         self._settle(objects)
+        return arm, objects, start, distractor, screen
 
+    def _move_distractor(self, rng, distractor, heading, pixel):
+        """Slides the distractor 0.3 pixels (of a 64x64 frame) along a wandering heading,
+        inside a 10 cm square outside the bin; returns the new heading."""
+        c = self.client
+        heading += rng.normal(0, 0.3)
+        old, _ = c.getBasePositionAndOrientation(distractor)
+        step = 0.3 * pixel * np.array([math.cos(heading), math.sin(heading)])
+        low, high = np.subtract(_DISTRACTOR_AT, 0.05), np.add(_DISTRACTOR_AT, 0.05)
+        xy = np.clip(np.array(old[:2]) + step, low, high)
+        c.resetBasePositionAndOrientation(distractor, [*xy, old[2]], [0, 0, 0, 1])
+        return heading
+
+    def _step_physics(self, arm, objects, disturbed):
+        """One frame of physics; returns which objects were touched by the arm, or by an
+        object the arm had disturbed (`disturbed`, updated)."""
+        c = self.client
+        touched = np.zeros(len(objects), bool)
+        for _ in range(_SUBSTEPS):
+            c.stepSimulation()
+            for i, body in enumerate(objects):
+                pushers = [arm] + [o for j, o in enumerate(objects) if disturbed[j]]
+                if any(c.getContactPoints(p, body) for p in pushers if p != body):
+                    touched[i] = disturbed[i] = True
+        return touched
+
+    def render(self, rng, size, length, options):
+        """One clip: the dict of `generate_clip`."""
+        c = self.client
+        arm, objects, start, distractor, screen = self._build(rng, options)
         pixel = _metres_per_pixel(REFERENCE_SIZE)
         speed = options.speed * pixel  # metres per frame
         eye, target, right, up = _camera_basis()
@@ -374,9 +403,9 @@ class Scene:
         light_start = rng.uniform(0, 2 * math.pi)
         light_turn = options.light * rng.choice([-1.0, 1.0]) * 4.0  # radians over the clip
         gains = 1.0 + options.light * rng.choice([-1.0, 1.0]) * np.linspace(-0.5, 0.5, length)
+        lows, highs = np.array(_WORKSPACE).T
 
-        position, velocity = start.copy(), np.zeros(2)
-        goal = None
+        position, velocity, goal = start.copy(), np.zeros(2), None
         frames = np.empty((length, size, size, 3), np.float32)
         segmentation = np.empty((length, size, size), np.int32)
         poses = np.empty((length, len(objects), 7))
@@ -384,44 +413,29 @@ class Scene:
         end_effector_xy = np.empty((length, 2), np.float32)
         actions = np.zeros((length, 4), np.float32)
         touched = np.zeros((length, len(objects)), bool)
-        disturbed = np.zeros(len(objects), bool)  # touched by the arm, or by one it disturbed
+        disturbed = np.zeros(len(objects), bool)
         for t in range(length):
             if t:
                 if goal is None or np.hypot(*(goal - position)) < 2 * speed:
                     goal = self._next_goal(rng, position, objects)
                 heading = (goal - position) / max(np.hypot(*(goal - position)), 1e-9)
                 velocity = 0.6 * velocity + 0.4 * heading * speed * rng.uniform(0.6, 1.4)
-                new = position + velocity
-                lows, highs = np.array(_WORKSPACE).T
-                new = np.clip(new, lows, highs)
+                new = np.clip(position + velocity, lows, highs)
                 actions[t - 1, :2] = new - position
                 position = new
-                joints = self._solve_ik(arm, [*position, _PUSH_HEIGHT], down)
+                joints = self._solve_ik(arm, [*position, _PUSH_HEIGHT])
                 for j in range(7):
                     c.setJointMotorControl2(
                         arm, j, c.POSITION_CONTROL, joints[j], force=400, maxVelocity=2.0
                     )
                 if distractor is not None:
-                    distractor_heading += rng.normal(0, 0.3)
-                    old, _ = c.getBasePositionAndOrientation(distractor)
-                    step = (
-                        0.3
-                        * pixel
-                        * np.array([math.cos(distractor_heading), math.sin(distractor_heading)])
-                    )
-                    low, high = np.subtract(_DISTRACTOR_AT, 0.05), np.add(_DISTRACTOR_AT, 0.05)
-                    xy = np.clip(np.array(old[:2]) + step, low, high)
-                    c.resetBasePositionAndOrientation(distractor, [*xy, old[2]], [0, 0, 0, 1])
-                for _ in range(_SUBSTEPS):
-                    c.stepSimulation()
-                    for i, body in enumerate(objects):
-                        pushers = [arm] + [o for j, o in enumerate(objects) if disturbed[j]]
-                        if any(c.getContactPoints(p, body) for p in pushers if p != body):
-                            touched[t, i] = disturbed[i] = True
+                    body, heading = distractor
+                    distractor = (body, self._move_distractor(rng, body, heading, pixel))
+                touched[t] = self._step_physics(arm, objects, disturbed)
             if screen is not None:
                 level = 1.0 + options.flicker * rng.uniform(-1.0, 1.0)
-                colour = np.clip(screen_colour * level, 0.0, 1.0)
-                c.changeVisualShape(screen, -1, rgbaColor=[*colour, 1.0])
+                colour = np.clip(screen[1] * level, 0.0, 1.0)
+                c.changeVisualShape(screen[0], -1, rgbaColor=[*colour, 1.0])
             jitter = rng.normal(0.0, options.shake * pixel, size=2) if options.shake else (0, 0)
             shift = jitter[0] * right + jitter[1] * up
             view = c.computeViewMatrix(list(eye + shift), list(target + shift), [0, 0, 1])
@@ -440,9 +454,8 @@ class Scene:
             for i, body in enumerate(objects):
                 xyz, quaternion = c.getBasePositionAndOrientation(body)
                 poses[t, i] = [*xyz, *quaternion]
-            state = c.getLinkState(arm, _END_EFFECTOR_LINK)
-            end_effector[t] = state[4]
-            end_effector_xy[t] = _project(state[4], view, projection, size)
+            end_effector[t] = c.getLinkState(arm, _END_EFFECTOR_LINK)[4]
+            end_effector_xy[t] = _project(end_effector[t], view, projection, size)
         clip = _ground_truth(segmentation, arm, objects, poses)
         clip.update(
             frames=_nuisances(frames, options, rng),
@@ -631,7 +644,8 @@ def generate_clip(seed, size=64, length=CLIP_LENGTH, options=PushingOptions()):
         - `actions`: float32 `[T, 4]`, the commanded move of the end effector from frame t to
           t + 1 (dx, dy in metres, 0, 0; the last row zeros), BAIR's layout.
         - `moved`: bool `[T, K]`; `touched`: bool `[T, K]`, the arm touched object k on the way
-          to frame t, or an object that the arm had disturbed did; `segmentation` int32 `[T, H, W]` (pybullet body ids, -1 for nothing),
+          to frame t, or an object that the arm had disturbed did; `segmentation` int32
+          `[T, H, W]` (pybullet body ids, -1 for nothing),
           `object_ids` int32 `[K]`, `arm_id`.
     """
     check_size(size)
