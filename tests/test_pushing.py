@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from data_pipelines import conversion, datasets, pipeline, pushing, records, sources
-from fgbg_keras.training import phases
+from fgbg_keras import runs
+from fgbg_keras.evaluation import pairs
+from fgbg_keras.training import loop, phases
 from tests.tiny import tiny_config
 
 SIZE, LENGTH = 32, 8
@@ -183,3 +185,17 @@ def test_training_steps_on_pushing_lower_the_loss(align_frames):
         model.train_on_batch(batch)
     after = model.evaluate(batch, verbose=0, return_dict=True, steps=1)
     assert after["loss"] < before["loss"], (before, after)
+
+
+def test_a_pushing_run_reports_iou_against_the_foreground_and_the_arm(tmp_path):
+    config = tiny_config(
+        data="pushing", clip_length=6, num_train_clips=2, num_val_clips=1, num_test_clips=2
+    )
+    config.pushing.pushing_crf = 0
+    model_dir = str(tmp_path / "run")
+    loop.train_and_evaluate(config, model_dir, verbose=False)
+    results = pairs.evaluate_pairs(runs.restore_networks(model_dir))
+    assert results["pairs"] == 2 * 5
+    for name in ("mask_iou", "diff_mask_iou", *pairs.AGENT_METRICS):
+        assert 0.0 <= results[name] <= 1.0, name
+    assert "mask IoU, agent alone" in pairs.format_table(results)
