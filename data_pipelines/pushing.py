@@ -38,17 +38,18 @@ CLIP_LENGTH = 30  # BAIR's
 
 # Models of pybullet_data that the arm pushes, with (min, max) scales: a few centimetres each.
 OBJECT_MODELS = (
-    ("cube_small.urdf", (1.5, 2.2)),
-    ("lego/lego.urdf", (2.4, 3.4)),
-    ("jenga/jenga.urdf", (0.9, 1.3)),
-    ("duck_vhacd.urdf", (1.0, 1.4)),
-    ("teddy_vhacd.urdf", (1.0, 1.3)),
-    ("random_urdfs/{:03d}/{:03d}.urdf", (0.9, 1.3)),
+    ("cube_small.urdf", (1.4, 2.0)),
+    ("lego/lego.urdf", (2.2, 3.0)),
+    ("jenga/jenga.urdf", (0.8, 1.1)),
+    ("duck_vhacd.urdf", (0.9, 1.2)),
+    ("teddy_vhacd.urdf", (0.9, 1.1)),
+    ("random_urdfs/{:03d}/{:03d}.urdf", (0.8, 1.1)),
 )
 RANDOM_URDFS = 1000
 
 # The scene, in metres: the arm's base at the origin, the bin in front of it.
 _BIN_CENTRE = (0.6, 0.0)
+_FLOOR_HALF_WIDTH = 0.2  # of the bin's flat floor, inside its sloping walls
 _WORKSPACE = ((0.44, 0.76), (-0.19, 0.19))  # where the end effector moves: x, y ranges
 _PUSH_HEIGHT = 0.075  # the last link's origin; its tip is about 5 cm below
 _CAMERA_EYE = (1.2, 0.0, 0.95)
@@ -61,6 +62,10 @@ _END_EFFECTOR_LINK = 6
 _REST_POSE = (0.0, 0.5, 0.0, -1.6, 0.0, 1.0, 0.0)
 _DISTRACTOR_AT = (0.62, 0.38)  # outside the bin, out of the arm's reach of the path
 _SCREEN_AT = (0.62, -0.39)
+# Each pixel is the mean of SUPERSAMPLE x SUPERSAMPLE rendered ones, as a camera's sensor
+# integrates light over its pixels: without it the renderer's aliasing makes every textured
+# pixel flicker when the camera moves by a fraction of a pixel, which no real camera does.
+SUPERSAMPLE = 2
 # The size that the pixel-valued options (speed, shake) are given at.
 REFERENCE_SIZE = 64
 
@@ -83,7 +88,7 @@ class PushingOptions:
     shake: float = dataclasses.field(
         default=0.3,
         metadata={
-            "help": "Pushing set: standard deviation of the camera's per-frame jitter, in pixels "
+            "help": "Pushing set: standard deviation of the camera's per-frame turn, in pixels "
             "of a 64x64 frame; 0: a still camera."
         },
     )
@@ -209,8 +214,13 @@ def _workspace_pixels():
     return min(x1 - x0, y1 - y0) / _metres_per_pixel(REFERENCE_SIZE)
 
 
-def _photo_texture(rng, directory, name, size=128):
-    """A random crop of a random photo, tinted, written as a PNG for `p.loadTexture`."""
+def _photo_texture(rng, directory, name, detail, size=128):
+    """A random crop of a random photo, tinted, with at most `detail` x `detail` texels of
+    detail (then upsampled to `size` for the renderer), written as a PNG for `p.loadTexture`.
+
+    The renderer samples textures without filtering, so detail finer than a pixel's footprint
+    aliases: it flickers under a camera move of a tenth of a pixel, which a real camera's
+    optics and sensor smooth away. `detail` keeps every texel larger than a pixel."""
     from PIL import Image
 
     from data_pipelines import synthetic
@@ -223,7 +233,8 @@ def _photo_texture(rng, directory, name, size=128):
     crop = photo[top : top + side, left : left + side].astype(np.float32)
     crop = np.clip(crop * rng.uniform(0.7, 1.2, size=3), 0, 255).astype(np.uint8)
     path = os.path.join(directory, name)
-    Image.fromarray(crop).resize((size, size), Image.BILINEAR).save(path)
+    small = Image.fromarray(crop).resize((detail, detail), Image.BILINEAR, reducing_gap=2.0)
+    small.resize((size, size), Image.BILINEAR).save(path)
     return path
 
 
@@ -244,12 +255,15 @@ class Scene:
         shutil.rmtree(self.textures, ignore_errors=True)
 
     def _load_objects(self, rng, count, start):
-        """Up to `count` objects at random places in the bin, clear of each other and of the
-        end effector's `start`; one that finds no room is left out. Raises pybullet's error
-        when a model cannot be loaded."""
+        """`count` objects at random places on the bin's floor, clear of each other and of the
+        end effector's `start`; a model that finds no room is replaced by another draw, up to
+        `3 * count` draws (at least one object is always placed: a small one fits anywhere).
+        Raises pybullet's error when a model cannot be loaded."""
         c = self.client
         bodies, placed = [], []
-        for k in range(count):
+        for k in range(3 * count):
+            if len(bodies) == count:
+                break
             model, scales = OBJECT_MODELS[rng.integers(len(OBJECT_MODELS))]
             if "{" in model:
                 index = int(rng.integers(RANDOM_URDFS))
@@ -259,8 +273,13 @@ class Scene:
             body = c.loadURDF(model, [0.0, 0.0, 5.0], orientation, globalScaling=scale)
             low, high = (np.array(corner) for corner in c.getAABB(body))
             radius = 0.5 * float(np.hypot(*(high - low)[:2]))
+            if radius > 0.6 * _FLOOR_HALF_WIDTH:  # too large to push around the bin
+                c.removeBody(body)
+                continue
+            # The whole footprint on the bin's flat floor, off its sloping walls.
+            room = _FLOOR_HALF_WIDTH - radius
             for _ in range(100):
-                xy = np.array([rng.uniform(*_WORKSPACE[0]), rng.uniform(*_WORKSPACE[1])])
+                xy = np.array(_BIN_CENTRE) + rng.uniform(-room, room, size=2)
                 clear = np.hypot(*(xy - start)) > radius + 0.07 and all(
                     np.hypot(*(xy - q)) > radius + r + 0.02 for q, r in placed
                 )
@@ -276,7 +295,8 @@ class Scene:
             c.resetBasePositionAndOrientation(body, position, orientation)
             colour = [*rng.uniform(0.15, 1.0, size=3), 1.0]
             if rng.uniform() < 0.4:
-                texture = c.loadTexture(_photo_texture(rng, self.textures, f"object{k}.png", 64))
+                path = _photo_texture(rng, self.textures, f"object{k}.png", detail=8, size=64)
+                texture = c.loadTexture(path)
                 c.changeVisualShape(body, -1, textureUniqueId=texture, rgbaColor=colour)
             else:
                 c.changeVisualShape(body, -1, rgbaColor=colour)
@@ -343,10 +363,13 @@ class Scene:
         c.setGravity(0, 0, -9.81)
         c.setPhysicsEngineParameter(deterministicOverlappingPairs=1)
         plane = c.loadURDF("plane.urdf")
-        table = c.loadTexture(_photo_texture(rng, self.textures, "table.png", 256))
+        # The plane repeats its texture every metre: 24 texels of about 4 cm.
+        table = c.loadTexture(_photo_texture(rng, self.textures, "table.png", detail=24))
         c.changeVisualShape(plane, -1, textureUniqueId=table)
         tray = c.loadURDF("tray/traybox.urdf", [*_BIN_CENTRE, 0.0])
-        c.changeVisualShape(tray, -1, rgbaColor=[*rng.uniform(0.5, 1.0, size=3), 1.0])
+        lining = c.loadTexture(_photo_texture(rng, self.textures, "bin.png", detail=12))
+        colour = [*rng.uniform(0.5, 1.0, size=3), 1.0]
+        c.changeVisualShape(tray, -1, textureUniqueId=lining, rgbaColor=colour)
         arm = c.loadURDF("kuka_iiwa/model.urdf", [0, 0, 0], useFixedBase=True)
         start = np.array([rng.uniform(*_WORKSPACE[0]), rng.uniform(*_WORKSPACE[1])])
         count = int(rng.integers(1, options.objects + 1))
@@ -407,7 +430,8 @@ class Scene:
 
         position, velocity, goal = start.copy(), np.zeros(2), None
         frames = np.empty((length, size, size, 3), np.float32)
-        segmentation = np.empty((length, size, size), np.int32)
+        high = size * SUPERSAMPLE
+        segmentation = np.empty((length, high, high), np.int32)
         poses = np.empty((length, len(objects), 7))
         end_effector = np.empty((length, 3), np.float32)
         end_effector_xy = np.empty((length, 2), np.float32)
@@ -436,21 +460,24 @@ class Scene:
                 level = 1.0 + options.flicker * rng.uniform(-1.0, 1.0)
                 colour = np.clip(screen[1] * level, 0.0, 1.0)
                 c.changeVisualShape(screen[0], -1, rgbaColor=[*colour, 1.0])
+            # Shake turns the camera (as a hand or a tripod's wobble mostly does): the point it
+            # looks at moves, so the image moves by about `jitter` pixels, without parallax.
             jitter = rng.normal(0.0, options.shake * pixel, size=2) if options.shake else (0, 0)
             shift = jitter[0] * right + jitter[1] * up
-            view = c.computeViewMatrix(list(eye + shift), list(target + shift), [0, 0, 1])
+            view = c.computeViewMatrix(list(eye), list(target + shift), [0, 0, 1])
             angle = light_start + light_turn * t / max(length - 1, 1)
             _, _, rgb, _, seg = c.getCameraImage(
-                size,
-                size,
+                size * SUPERSAMPLE,
+                size * SUPERSAMPLE,
                 view,
                 projection,
                 renderer=c.ER_TINY_RENDERER,
                 lightDirection=[math.cos(angle), math.sin(angle), 2.0],
                 shadow=1,
             )
-            frames[t] = np.asarray(rgb, np.float32).reshape(size, size, 4)[..., :3] * gains[t]
-            segmentation[t] = np.asarray(seg, np.int32).reshape(size, size)
+            rgb = np.asarray(rgb, np.float32).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 4)
+            frames[t] = rgb[..., :3].mean(axis=(1, 3)) * gains[t]
+            segmentation[t] = np.asarray(seg, np.int32).reshape(high, high)
             for i, body in enumerate(objects):
                 xyz, quaternion = c.getBasePositionAndOrientation(body)
                 poses[t, i] = [*xyz, *quaternion]
@@ -512,13 +539,22 @@ def _centroids(masks):
     return np.stack([x, y], axis=-1).astype(np.float32)
 
 
+def downsample_mask(mask):
+    """A supersampled bool mask `[T, SH, SW]` at the frames' size `[T, H, W]`: a pixel is in
+    where at least half of its SUPERSAMPLE x SUPERSAMPLE samples are."""
+    length, high, wide = mask.shape
+    blocks = mask.reshape(length, high // SUPERSAMPLE, SUPERSAMPLE, wide // SUPERSAMPLE, -1)
+    return blocks.mean(axis=(2, 4)) >= 0.5
+
+
 def _ground_truth(segmentation, arm, objects, poses):
-    """Masks, the arm's centroids and its steps from the segmentation `[T, H, W]`."""
-    arm_masks = segmentation == arm
+    """Masks, the arm's centroids and its steps from the supersampled segmentation."""
     moved = moved_objects(poses) if objects else np.zeros((len(segmentation), 0), bool)
-    foreground = arm_masks.copy()
+    arm_pixels = segmentation == arm
+    foreground = arm_pixels.copy()
     for k, body in enumerate(objects):
         foreground |= (segmentation == body) & moved[:, k, None, None]
+    arm_masks, foreground = downsample_mask(arm_pixels), downsample_mask(foreground)
     centroids = _centroids(arm_masks)
     return {
         "masks": foreground[..., None].astype(np.uint8),
@@ -645,7 +681,8 @@ def generate_clip(seed, size=64, length=CLIP_LENGTH, options=PushingOptions()):
           t + 1 (dx, dy in metres, 0, 0; the last row zeros), BAIR's layout.
         - `moved`: bool `[T, K]`; `touched`: bool `[T, K]`, the arm touched object k on the way
           to frame t, or an object that the arm had disturbed did; `segmentation` int32
-          `[T, H, W]` (pybullet body ids, -1 for nothing),
+          `[T, SUPERSAMPLE * H, SUPERSAMPLE * W]` (pybullet body ids, -1 for nothing, as
+          rendered before the frames are averaged down; `downsample_mask` gives the masks),
           `object_ids` int32 `[K]`, `arm_id`.
     """
     check_size(size)
@@ -667,6 +704,23 @@ def _render_split_part(args):
     return {key: np.stack([clip[key] for clip in clips]) for key in KEPT}
 
 
+def _render_in_parallel(jobs, processes):
+    """`_render_split_part` of each job in `processes` fresh processes (forkserver: a process
+    that holds TensorFlow's threads is not forked), or None when the workers cannot start,
+    e.g. from a script without an `if __name__ == "__main__":` guard, which they re-run."""
+    import multiprocessing
+    from concurrent import futures
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["data_pipelines.pushing"])
+    try:
+        with futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
+            return list(pool.map(_render_split_part, jobs))
+    except futures.process.BrokenProcessPool as error:
+        logging.warning("Rendering in this process only: the worker processes died (%s).", error)
+        return None
+
+
 def make_split(
     split, num_clips, size=64, length=CLIP_LENGTH, options=PushingOptions(), seed=0, processes=None
 ):
@@ -686,14 +740,8 @@ def make_split(
     processes = min(processes or os.cpu_count() or 1, num_clips)
     parts = np.array_split(np.arange(num_clips), max(1, processes * 4))
     jobs = [(SPLITS.index(split), seed, part, size, length, options) for part in parts if len(part)]
-    if processes > 1:
-        import multiprocessing
-
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["data_pipelines.pushing"])
-        with context.Pool(processes) as pool:
-            results = pool.map(_render_split_part, jobs)
-    else:
+    results = _render_in_parallel(jobs, processes) if processes > 1 else None
+    if results is None:
         results = [_render_split_part(job) for job in jobs]
     out = {key: np.concatenate([r[key] for r in results]) for key in KEPT}
     seconds = time.perf_counter() - started
