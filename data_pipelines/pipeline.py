@@ -9,8 +9,8 @@ fresh seed instead.
 
 import tensorflow as tf
 
-from data_pipelines.change_map import frame_difference_mask
 from data_pipelines import stabilize
+from data_pipelines.change_map import frame_difference_mask
 from data_pipelines.checks import check_int
 from data_pipelines.preprocess import normalize_size, preprocess_frames
 
