@@ -186,8 +186,8 @@ def evaluate_rollouts(
             otherwise, or on data without them, with zeros.
 
     Returns:
-        A dict with `"checkpoint"`, `"steps"` (fewer than asked, `"steps_asked"`, where the
-        test clips are shorter: the evaluation uses what they allow), `"clips"`,
+        A dict with `"checkpoint"`, `"steps"` (where the test clips are shorter, what they
+        allow, and the `"steps_asked"`), `"clips"`,
         `"ground_truth"` (offsets and masks)
         and one entry per evaluated method of `methods.names()`, each holding `<metric>` (mean)
         and `<metric>_per_step` for `ROLLOUT_METRICS` (`lost`: fraction of frames whose mask
@@ -227,10 +227,11 @@ def evaluate_rollouts(
     results = {
         "checkpoint": run.checkpoint,
         "steps": steps,
-        "steps_asked": asked,
         "clips": num_clips,
         "ground_truth": ground_truth,
     }
+    if asked != steps:
+        results["steps_asked"] = asked
     results.update(scores.summary(steps, num_clips))
     return results
 
@@ -263,7 +264,7 @@ def format_rollout_table(results):
     for reference in (method for method in evaluated if method.reference):
         floor = results[reference.name]["control_error"]
         lines.append(f"control error of {reference.label}: {floor:.2f} px")
-    else:
+    if not results["ground_truth"]:
         lines.append(
             "no ground truth: controls fitted from M's masks of the true frames, control error "
             "against M's centroids on them"
