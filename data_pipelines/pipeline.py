@@ -115,9 +115,10 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
     )
 
 
-def _pair_dict(frames, masks, diff_mode, diff_threshold, agent_masks=None):
+def _pair_dict(frames, masks, diff_mode, diff_threshold, agent_masks=None, diff_frames=None):
     """Splits float frames [B, F, H, W, 3] (and masks, if any) into the (f_t, f_{t+1}) pair dict;
-    `agent_masks` (the controlled object alone), where given, become `"agent_mask"` of f_t."""
+    `agent_masks` (the controlled object alone), where given, become `"agent_mask"` of f_t; d
+    is computed from `diff_frames` (the frames aligned) where given, else from `frames`."""
     height, width = frames.shape[-3], frames.shape[-2]
 
     def flatten(x, channels):
@@ -125,10 +126,14 @@ def _pair_dict(frames, masks, diff_mode, diff_threshold, agent_masks=None):
 
     frame = flatten(frames[:, :-1], 3)
     next_frame = flatten(frames[:, 1:], 3)
+    if diff_frames is not None:
+        diff_pair = (flatten(diff_frames[:, :-1], 3), flatten(diff_frames[:, 1:], 3))
+    else:
+        diff_pair = (frame, next_frame)
     out = {
         "frame": frame,
         "next_frame": next_frame,
-        "diff": frame_difference_mask(frame, next_frame, threshold=diff_threshold, mode=diff_mode),
+        "diff": frame_difference_mask(*diff_pair, threshold=diff_threshold, mode=diff_mode),
     }
     if masks is not None:
         out["mask"] = flatten(masks[:, :-1], 1)
@@ -296,19 +301,14 @@ def eval_triples(
         return out
 
     def to_pairs(batch):
-        out = _pair_dict(
+        return _pair_dict(
             batch["frames"],
             batch.get("masks"),
             diff_mode,
             diff_threshold,
             agent_masks=batch.get("agent_masks"),
+            diff_frames=batch.get("aligned"),
         )
-        if align:
-            aligned = batch["aligned"]
-            out["diff"] = frame_difference_mask(
-                aligned[:, 0], aligned[:, 1], threshold=diff_threshold, mode=diff_mode
-            )
-        return out
 
     return (
         tf.data.Dataset.range(num_clips * pairs_per_clip)

@@ -70,61 +70,49 @@ SUPERSAMPLE = 2
 REFERENCE_SIZE = 64
 
 
+def _option(default, help):
+    """A `PushingOptions` field: its default and the help of its `--pushing_<name>` flag."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class PushingOptions:
     """What `--data=pushing` and `convert --source=pushing` render; each field is the flag
     `--pushing_<name>` of both commands, with this help."""
 
-    objects: int = dataclasses.field(
-        default=3, metadata={"help": "Pushing set: each clip has 1 to this many objects."}
+    objects: int = _option(3, "Pushing set: each clip has 1 to this many objects.")
+    speed: float = _option(
+        1.5,
+        "Pushing set: the end effector's mean speed, in pixels per frame of a 64x64 "
+        "frame (scaled with the size); BAIR's arm moves 1-3.",
     )
-    speed: float = dataclasses.field(
-        default=1.5,
-        metadata={
-            "help": "Pushing set: the end effector's mean speed, in pixels per frame of a 64x64 "
-            "frame (scaled with the size); BAIR's arm moves 1-3."
-        },
+    shake: float = _option(
+        0.3,
+        "Pushing set: standard deviation of the camera's per-frame turn, in pixels "
+        "of a 64x64 frame; 0: a still camera.",
     )
-    shake: float = dataclasses.field(
-        default=0.3,
-        metadata={
-            "help": "Pushing set: standard deviation of the camera's per-frame turn, in pixels "
-            "of a 64x64 frame; 0: a still camera."
-        },
+    noise: float = _option(
+        2.0, "Pushing set: lens noise, standard deviation on the 0-255 scale; 0: none."
     )
-    noise: float = dataclasses.field(
-        default=2.0,
-        metadata={
-            "help": "Pushing set: lens noise, standard deviation on the 0-255 scale; 0: none."
-        },
+    light: float = _option(
+        0.1,
+        "Pushing set: how much the light changes over a clip (brightness drifts by up "
+        "to this fraction, the light turns); 0: constant light.",
     )
-    light: float = dataclasses.field(
-        default=0.1,
-        metadata={
-            "help": "Pushing set: how much the light changes over a clip (brightness drifts by up "
-            "to this fraction, the light turns); 0: constant light."
-        },
+    crf: int = _option(
+        23,
+        "Pushing set: H.264 quality (x264's CRF, 1-51, higher is lossier) of the "
+        "encode and decode each clip goes through; 0: no compression.",
     )
-    crf: int = dataclasses.field(
-        default=23,
-        metadata={
-            "help": "Pushing set: H.264 quality (x264's CRF, 1-51, higher is lossier) of the "
-            "encode and decode each clip goes through; 0: no compression."
-        },
+    distractor: bool = _option(
+        True,
+        "Pushing set: a second object slides slowly outside the arm's reach (it "
+        "moves but is not the foreground).",
     )
-    distractor: bool = dataclasses.field(
-        default=True,
-        metadata={
-            "help": "Pushing set: a second object slides slowly outside the arm's reach (it "
-            "moves but is not the foreground)."
-        },
-    )
-    flicker: float = dataclasses.field(
-        default=0.15,
-        metadata={
-            "help": "Pushing set: brightness flicker of a screen beside the bin, as a fraction "
-            "per frame; 0: no screen."
-        },
+    flicker: float = _option(
+        0.15,
+        "Pushing set: brightness flicker of a screen beside the bin, as a fraction "
+        "per frame; 0: no screen.",
     )
 
     def check(self):

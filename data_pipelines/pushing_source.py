@@ -7,8 +7,6 @@ one process per CPU; the validation and test splits render alike. The `--pushing
 scene's real-video nuisances.
 """
 
-import dataclasses
-
 from data_pipelines import datasets, pipeline, pushing
 
 
@@ -35,12 +33,11 @@ class PushingSource(datasets.DataSource):
 
     @classmethod
     def from_config(cls, location, config):
-        options = pushing.PushingOptions.from_flags(dataclasses.asdict(config.pushing))
         return cls(
             config.model.image_size,
             config.train.clip_length,
             config.train.num_train_clips,
-            options,
+            config.pushing.options(),
         )
 
     @property

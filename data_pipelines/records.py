@@ -122,7 +122,9 @@ def random_windows(clips, frames_per_clip, seed, decode=None, shape=None):
             maxval=length - frames_per_clip + 1,
             dtype=tf.int64,
         )
-        cut = dict(clip)
+        # Per-frame features the window does not keep (a pushing set's agent masks) are dropped
+        # here, not decoded for every window.
+        cut = {k: v for k, v in clip.items() if k in shape or k not in spec.OPTIONAL_NAMES}
         for key in shape:
             cut[key] = clip[key][start : start + frames_per_clip]
         if decode is not None:

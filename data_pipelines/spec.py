@@ -65,10 +65,11 @@ class Clip:
 
     `frames` is uint8 `[T, H, W, 3]`; optional per-frame arrays have T rows: `masks` uint8
     `[T, H, W, 1]` in {0, 1}, `centroids` `[T, 2]`, `actions` `[T, 4]`, `endeffector_pos`
-    `[T, 3]`, `agent_masks` like `masks`, `endeffector_xy` `[T, 2]`. `group` is the unit of the train/test split, not written: clips cut from one video
-    or one frame folder share it, so the split never puts parts of one recording on both sides;
-    `None` means the clip is its own group. `split`, also not written, is set by sources that
-    come with an official split (BAIR); `None` lets the conversion choose by `group`.
+    `[T, 3]`, `agent_masks` like `masks`, `endeffector_xy` `[T, 2]`. `group` is the unit of the
+    train/test split, not written: clips cut from one video or one frame folder share it, so the
+    split never puts parts of one recording on both sides; `None` means the clip is its own
+    group. `split`, also not written, is set by sources that come with an official split
+    (BAIR); `None` lets the conversion choose by `group`.
     """
 
     clip_id: str
