@@ -3,6 +3,12 @@
 d marks the pixels that change between f_t and f_{t+1}. It is computed with the data, beside
 each pair (`pipeline.pairs`), and the sparsity loss compares the masks' size with its size.
 
+With `--bg_reference=clip_median`, f_t is compared instead with its clip's background: the
+per-pixel median of all the clip's frames (`clip_background`), which is the static scene
+wherever the moving object covers a pixel in fewer than half of the frames. d then marks the
+whole object at t, not only the slivers that a slow object uncovers and covers between two
+frames (its flat interior does not change), and L_bg asks the mask to cover it all.
+
 Reference: arXiv 2111.12747, section 3.3; `METHOD.md`, Losses.
 """
 
@@ -11,6 +17,30 @@ import tensorflow as tf
 # BT.601 luma weights (the reference implementation has a typo, 0.144, for blue).
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 DIFF_MODES = ("gray", "maxchannel")
+# What f_t is compared with in d and L_bg (`--bg_reference`).
+BG_REFERENCES = ("next_frame", "clip_median")
+
+
+def clip_background(frames, axis=0):
+    """The per-pixel median over time of a clip's frames: its static background.
+
+    Args:
+        frames: a tensor of frames (uint8 or float), time on `axis`.
+        axis: the time axis.
+
+    Returns:
+        One frame of the input's dtype (rounded for integers): the mean of the two middle
+        values where the clip has an even number of frames.
+    """
+    frames = tf.convert_to_tensor(frames)
+    ordered = tf.sort(tf.cast(frames, tf.float32), axis=axis)
+    length = tf.shape(ordered)[axis]
+    low = tf.gather(ordered, (length - 1) // 2, axis=axis)
+    high = tf.gather(ordered, length // 2, axis=axis)
+    median = (low + high) / 2.0
+    if frames.dtype.is_integer:
+        median = tf.round(median)
+    return tf.cast(median, frames.dtype)
 
 
 def frame_difference_mask(frame, next_frame, threshold=0.04, mode="gray"):

@@ -59,11 +59,13 @@ class DataSource(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def training_windows(self, frames_per_clip, seed, start_index):
+    def training_windows(self, frames_per_clip, seed, start_index, background=False):
         """An infinite `tf.data.Dataset` of windows of `frames_per_clip` consecutive frames:
         dicts with `"frames"` uint8 `[F, H, W, 3]` and, where the source has them, `"masks"`
         `[F, H, W, 1]` and `"offsets"` `[F - 1, 2]`, seeded by `seed`, from the element
-        `start_index` of the stream (so that a resumed run goes on)."""
+        `start_index` of the stream (so that a resumed run goes on); with `background`, also
+        `"background"` uint8 `[H, W, 3]`, the window's whole clip's
+        `change_map.clip_background`."""
 
     @abc.abstractmethod
     def evaluation_clips(self, split, num_clips, clip_length, seed):

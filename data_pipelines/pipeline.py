@@ -10,7 +10,7 @@ fresh seed instead.
 import tensorflow as tf
 
 from data_pipelines import stabilize
-from data_pipelines.change_map import frame_difference_mask
+from data_pipelines.change_map import clip_background, frame_difference_mask
 from data_pipelines.checks import check_int
 from data_pipelines.preprocess import normalize_size, preprocess_frames
 
@@ -53,7 +53,7 @@ def preprocess_masks(masks, size):
     return tf.reshape(resized, [*masks.shape[:-3], *size, 1])
 
 
-def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
+def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True, background=False):
     """An infinite stream of windows of consecutive frames, a pure function of the element index.
 
     Element `k` takes clip `index_shuffle(k % N, seed=[seed, k // N])` (a fresh permutation of
@@ -68,11 +68,13 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
         seed: int seed of the stream.
         start_index: index `k` of the first element, to resume a stream.
         shuffle: whether to permute the clips in each epoch.
+        background: also give each window its whole clip's background
+            (`change_map.clip_background`), for `--bg_reference=clip_median`.
 
     Returns:
         An infinite `tf.data.Dataset` of dicts: `frames` uint8 [F, H, W, 3], and those of
         `masks` uint8 [F, H, W, 1], `centroids` float32 [F, 2], `offsets` float32 [F - 1, 2]
-        that `clips` holds.
+        that `clips` holds; `background` uint8 [H, W, 3] if asked.
     """
     num_clips, clip_length = _check_clips(clips)
     _check_frames_per_clip(frames_per_clip, clip_length)
@@ -81,6 +83,8 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
         key: tf.convert_to_tensor(clips[key], tf.float32 if key in _FLOATS else tf.uint8)
         for key in clips
     }
+    if background:
+        arrays["background"] = clip_background(arrays["frames"], axis=1)
     seed = int(seed)
     num_starts = clip_length - frames_per_clip + 1
 
@@ -99,12 +103,17 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
         )
         stop = start + frames_per_clip
         return {
-            key: tf.gather(array, clip)[start : stop - 1 if key == "offsets" else stop]
+            key: tf.gather(array, clip)
+            if key == "background"
+            else tf.gather(array, clip)[start : stop - 1 if key == "offsets" else stop]
             for key, array in arrays.items()
         }
 
     def set_shapes(element):
         for key, value in element.items():
+            if key == "background":
+                value.set_shape(clips["frames"].shape[2:])
+                continue
             length = frames_per_clip - 1 if key == "offsets" else frames_per_clip
             value.set_shape([length, *clips[key].shape[2:]])
         return element
@@ -115,11 +124,16 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True):
     )
 
 
-def _pair_dict(frames, masks, diff_mode, diff_threshold, agent_masks=None, diff_frames=None):
+def _pair_dict(
+    frames, masks, diff_mode, diff_threshold, agent_masks=None, diff_frames=None, background=None
+):
     """Splits float frames [B, F, H, W, 3] (and masks, if any) into the (f_t, f_{t+1}) pair dict;
     `agent_masks` (the controlled object alone), where given, become `"agent_mask"` of f_t; d
-    is computed from `diff_frames` (the frames aligned) where given, else from `frames`."""
+    is computed from `diff_frames` (the frames aligned) where given, else from `frames`. With
+    `background` [B, H, W, 3] (each window's clip background), every pair gets its window's as
+    `"background"`, and d compares f_t with it instead of with f_{t+1}."""
     height, width = frames.shape[-3], frames.shape[-2]
+    pairs_per_window = frames.shape[1] - 1
 
     def flatten(x, channels):
         return tf.reshape(x, [-1, height, width, channels])
@@ -130,11 +144,11 @@ def _pair_dict(frames, masks, diff_mode, diff_threshold, agent_masks=None, diff_
         diff_pair = (flatten(diff_frames[:, :-1], 3), flatten(diff_frames[:, 1:], 3))
     else:
         diff_pair = (frame, next_frame)
-    out = {
-        "frame": frame,
-        "next_frame": next_frame,
-        "diff": frame_difference_mask(*diff_pair, threshold=diff_threshold, mode=diff_mode),
-    }
+    out = {"frame": frame, "next_frame": next_frame}
+    if background is not None:
+        out["background"] = tf.repeat(background, pairs_per_window, axis=0)
+        diff_pair = (out["background"], diff_pair[0])
+    out["diff"] = frame_difference_mask(*diff_pair, threshold=diff_threshold, mode=diff_mode)
     if masks is not None:
         out["mask"] = flatten(masks[:, :-1], 1)
         out["next_mask"] = flatten(masks[:, 1:], 1)
@@ -155,15 +169,18 @@ def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False,
         keep_offsets: also pass on `offsets` [C, F - 1, 2] when the windows have them, scaled
             to the resized frames' pixels.
         align: align each window's frames to its first (`stabilize.align_to_first`): camera
-            shake compensated before the change map and the losses.
+            shake compensated before the change map and the losses. A window's `background`
+            (`clip_windows`), where it has one, is aligned with them.
     """
     check_int("clips_per_batch", clips_per_batch)
     size = normalize_size(image_size)
 
     def preprocess(window):
         out = {"frames": preprocess_frames(window["frames"], size)}
+        if "background" in window:
+            out["background"] = preprocess_frames(window["background"], size)
         if align:
-            out["frames"] = stabilize.align_to_first(out["frames"])
+            out.update(_aligned(out["frames"], out.get("background")))
         if "masks" in window:
             out["masks"] = preprocess_masks(window["masks"], size)
         if keep_offsets and "offsets" in window:
@@ -177,11 +194,27 @@ def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False,
     )
 
 
+def _aligned(frames, background=None):
+    """`{"frames": ...}` of a window aligned to its first frame, with `"background"` aligned to
+    it too where given."""
+    if background is None:
+        return {"frames": stabilize.align_to_first(frames)}
+    aligned = stabilize.align_to_first(tf.concat([frames, background[None]], axis=0))
+    return {"frames": aligned[:-1], "background": aligned[-1]}
+
+
 def pairs(batches, diff_mode="gray", diff_threshold=0.04):
-    """Phase I triples from `batch_windows`' batches (see `triples`), prefetched."""
+    """Phase I triples from `batch_windows`' batches (see `triples`), prefetched; with
+    `"background"` (and d against it) where the batches have one."""
 
     def to_pairs(batch):
-        return _pair_dict(batch["frames"], batch.get("masks"), diff_mode, diff_threshold)
+        return _pair_dict(
+            batch["frames"],
+            batch.get("masks"),
+            diff_mode,
+            diff_threshold,
+            background=batch.get("background"),
+        )
 
     return batches.map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
         tf.data.AUTOTUNE
@@ -255,7 +288,13 @@ def triples(
 
 
 def eval_triples(
-    clips, batch_size, image_size=None, diff_mode="gray", diff_threshold=0.04, align=False
+    clips,
+    batch_size,
+    image_size=None,
+    diff_mode="gray",
+    diff_threshold=0.04,
+    align=False,
+    background=False,
 ):
     """Every consecutive pair of every clip, in order, for evaluation.
 
@@ -270,11 +309,13 @@ def eval_triples(
         diff_threshold: change threshold on [-1, 1] frames, see `frame_difference_mask`.
         align: d of f_t and f_{t+1} aligned to it (`stabilize.align_to_first`), as training
             saw it; the frames themselves stay as they are.
+        background: give every pair its clip's background (`change_map.clip_background`), and
+            compute d against it, as training does with `--bg_reference=clip_median`.
 
     Returns:
         A finite `tf.data.Dataset` of dicts with the keys and shapes of `triples` (`[B, ...]`, the
-        last batch possibly smaller; `mask` and `next_mask` only if `clips` has `masks`, and
-        `agent_mask` of f_t if it has `agent_masks`).
+        last batch possibly smaller; `mask` and `next_mask` only if `clips` has `masks`,
+        `agent_mask` of f_t if it has `agent_masks`, and `background` if asked).
     """
     num_clips, clip_length = _check_clips(clips)
     check_int("batch_size", batch_size)
@@ -286,14 +327,19 @@ def eval_triples(
         if key in clips
     }
     pairs_per_clip = clip_length - 1
+    backgrounds = clip_background(frames, axis=1) if background else None
 
     def pair(i):
         clip, t = i // pairs_per_clip, i % pairs_per_clip
         pair_frames = tf.gather(frames, clip)[t : t + 2]
         pair_frames.set_shape([2, *clips["frames"].shape[2:]])
         out = {"frames": preprocess_frames(pair_frames, size)}
+        if background:
+            out["background"] = preprocess_frames(tf.gather(backgrounds, clip), size)
         if align:
-            out["aligned"] = stabilize.align_to_first(out["frames"])
+            aligned = _aligned(out["frames"], out.get("background"))
+            out["aligned"] = aligned.pop("frames")
+            out.update(aligned)
         for key, array in masks.items():
             pair_masks = tf.gather(array, clip)[t : t + 2]
             pair_masks.set_shape([2, *clips[key].shape[2:]])
@@ -308,6 +354,7 @@ def eval_triples(
             diff_threshold,
             agent_masks=batch.get("agent_masks"),
             diff_frames=batch.get("aligned"),
+            background=batch.get("background"),
         )
 
     return (

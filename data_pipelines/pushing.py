@@ -20,10 +20,13 @@ then two zeros). Everything is a deterministic function of the seed.
 """
 
 import atexit
+import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -226,15 +229,35 @@ def _photo_texture(rng, directory, name, detail, size=128):
     return path
 
 
+@contextlib.contextmanager
+def _quiet_c_output():
+    """Silences what C code prints to the process's stdout and stderr (pybullet's build time on
+    import, `argv[0]=` on connecting), which would break progress bars and logs. Python's own
+    exceptions are unaffected: they are printed after the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
 class Scene:
     """One pybullet client (DIRECT, TinyRenderer) that renders clips; reused across clips."""
 
     def __init__(self):
-        import pybullet
-        import pybullet_data
-        from pybullet_utils import bullet_client
+        with _quiet_c_output():
+            import pybullet
+            import pybullet_data
+            from pybullet_utils import bullet_client
 
-        self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+            self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.textures = tempfile.mkdtemp(prefix="fgbg_pushing_")
 
@@ -709,14 +732,56 @@ def _render_in_parallel(jobs, processes):
         return None
 
 
+def _cache_path(cache_dir, split, num_clips, size, length, options, seed):
+    """The file of a rendered split in `cache_dir`: named by a hash of every argument, of this
+    module's code (a change to the renderer renders anew) and of pybullet's version."""
+    from importlib import metadata
+
+    with open(__file__, "rb") as source:
+        code = hashlib.sha256(source.read()).hexdigest()
+    key = repr(
+        (code, metadata.version("pybullet"), split, num_clips, size, length, options, seed)
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return os.path.join(os.path.expanduser(cache_dir), f"pushing-{split}-{digest}.npz")
+
+
+def _load_cached(path):
+    """The arrays of a cached split, or None (logged) where the file is missing or unreadable."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as cached:
+            return {key: cached[key] for key in KEPT}
+    except Exception as error:  # a truncated or foreign file: render anew, and say so
+        logging.warning("Rendering again: the cached split %s cannot be read (%s).", path, error)
+        return None
+
+
+def _save_cached(path, arrays):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.partial.npz"
+    np.savez(partial, **arrays)
+    os.replace(partial, path)
+
+
 def make_split(
-    split, num_clips, size=64, length=CLIP_LENGTH, options=PushingOptions(), seed=0, processes=None
+    split,
+    num_clips,
+    size=64,
+    length=CLIP_LENGTH,
+    options=PushingOptions(),
+    seed=0,
+    processes=None,
+    cache_dir=None,
 ):
     """Renders a split as stacked arrays (the keys of `KEPT`, with a leading clip axis).
 
     Clip `i` of a split is drawn from `SeedSequence([seed, split_index, i])`, so splits never
     share a clip and a clip does not depend on how many are rendered. With more than one CPU the
-    clips render in `processes` worker processes (default: one per CPU).
+    clips render in `processes` worker processes (default: one per CPU). With `cache_dir`, a
+    split rendered before with the same arguments and the same renderer code is loaded from
+    there, and a new one is saved there.
     """
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
@@ -724,6 +789,15 @@ def make_split(
     check_int("seed", seed, minimum=0)
     check_size(size, "image_size")
     options.check()
+    if cache_dir:
+        path = _cache_path(cache_dir, split, num_clips, size, length, options, seed)
+        cached = _load_cached(path)
+        if cached is not None:
+            logging.info("Loaded %d pushing %s clips from %s.", num_clips, split, path)
+            return cached
+        arrays = make_split(split, num_clips, size, length, options, seed, processes)
+        _save_cached(path, arrays)
+        return arrays
     started = time.perf_counter()
     processes = min(processes or os.cpu_count() or 1, num_clips)
     parts = np.array_split(np.arange(num_clips), max(1, processes * 4))

@@ -19,17 +19,19 @@ class PushingSource(datasets.DataSource):
         clip_length: frames per clip.
         num_train_clips: clips in the training split.
         options: `pushing.PushingOptions`.
+        cache_dir: where rendered splits are kept between runs (`--data_cache_dir`), or "".
     """
 
     kind = "pushing"
     usage = "pushing"
     help = "a robot arm pushing objects in a bin, rendered with pybullet (the --pushing_* flags)"
 
-    def __init__(self, image_size, clip_length, num_train_clips, options):
+    def __init__(self, image_size, clip_length, num_train_clips, options, cache_dir=""):
         self.image_size = image_size
         self.clip_length = clip_length
         self.num_train_clips = num_train_clips
         self.options = options
+        self.cache_dir = cache_dir
 
     @classmethod
     def from_config(cls, location, config):
@@ -38,6 +40,7 @@ class PushingSource(datasets.DataSource):
             config.train.clip_length,
             config.train.num_train_clips,
             config.pushing.options(),
+            config.train.data_cache_dir,
         )
 
     @property
@@ -54,15 +57,21 @@ class PushingSource(datasets.DataSource):
 
     def _split(self, split, num_clips, clip_length, seed):
         return pushing.make_split(
-            split, num_clips, self.image_size, clip_length, self.options, seed=seed
+            split,
+            num_clips,
+            self.image_size,
+            clip_length,
+            self.options,
+            seed=seed,
+            cache_dir=self.cache_dir,
         )
 
-    def training_windows(self, frames_per_clip, seed, start_index):
+    def training_windows(self, frames_per_clip, seed, start_index, background=False):
         """`pipeline.clip_windows` over the rendered training split: element k depends on
         `(seed, k)` alone, so a resumed run sees exactly the stream an uninterrupted one does."""
         clips = self._split("train", self.num_train_clips, self.clip_length, seed)
         clips.pop("agent_masks")
-        return pipeline.clip_windows(clips, frames_per_clip, seed, start_index)
+        return pipeline.clip_windows(clips, frames_per_clip, seed, start_index, background=background)
 
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         return self._split(split, num_clips, clip_length, seed)

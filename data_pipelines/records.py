@@ -12,6 +12,7 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines import spec
+from data_pipelines.change_map import clip_background
 
 
 def shard_files(directory, split, info=None):
@@ -92,7 +93,7 @@ def stream_seed(seed, start_index):
     return int(np.random.SeedSequence([seed, start_index]).generate_state(1)[0])
 
 
-def random_windows(clips, frames_per_clip, seed, decode=None, shape=None):
+def random_windows(clips, frames_per_clip, seed, decode=None, shape=None, background=False):
     """One window of `frames_per_clip` consecutive frames per clip, at a random offset.
 
     The offset of the k-th clip of the stream is drawn with `tf.random.stateless_uniform` seeded
@@ -106,9 +107,12 @@ def random_windows(clips, frames_per_clip, seed, decode=None, shape=None):
         decode: maps the cut clip to decoded frames (records: `spec.decode_clip`); None when the
             frames are decoded already.
         shape: `{key: [H, W, C]}` of the decoded windows, to give them static shapes.
+        background: also give each window its whole clip's background `[H, W, 3]`
+            (`change_map.clip_background`; every frame of the clip is decoded for it).
 
     Returns:
-        A `tf.data.Dataset` of dicts `{key: [F, ...]}` for the per-frame keys of `shape`.
+        A `tf.data.Dataset` of dicts `{key: [F, ...]}` for the per-frame keys of `shape`, and
+        `"background"` if asked.
     """
     if frames_per_clip < 2:
         raise ValueError(f"--frames_per_clip={frames_per_clip}: must be >= 2.")
@@ -129,17 +133,24 @@ def random_windows(clips, frames_per_clip, seed, decode=None, shape=None):
             cut[key] = clip[key][start : start + frames_per_clip]
         if decode is not None:
             cut = decode(cut)
-        return {key: tf.ensure_shape(cut[key], [frames_per_clip, *shape[key]]) for key in shape}
+        window = {key: tf.ensure_shape(cut[key], [frames_per_clip, *shape[key]]) for key in shape}
+        if background:
+            frames = clip["frames"] if decode is None else decode(clip)["frames"]
+            window["background"] = tf.ensure_shape(clip_background(frames), shape["frames"])
+        return window
 
     return clips.enumerate().map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repeat=True):
-    """`random_windows` over a converted split; only the window's frames are decoded.
+def record_windows(
+    directory, split, frames_per_clip, seed=0, shuffle=True, repeat=True, background=False
+):
+    """`random_windows` over a converted split; only the window's frames are decoded (all of the
+    clip's with `background`).
 
     Returns:
         A `tf.data.Dataset` of dicts: `"frames"` uint8 `[F, H, W, 3]`, plus `"masks"` uint8
-        `[F, H, W, 1]` if the data set has them.
+        `[F, H, W, 1]` if the data set has them, and `"background"` `[H, W, 3]` if asked.
     """
     info = spec.DatasetInfo.read(directory)
     shape = {"frames": [info.height, info.width, 3]}
@@ -147,4 +158,4 @@ def record_windows(directory, split, frames_per_clip, seed=0, shuffle=True, repe
         shape["masks"] = [info.height, info.width, 1]
     clips = read_clips(directory, split, seed, shuffle, repeat, decode=False)
     logging.info("Reading %s clips of %s (%s).", split, directory, ", ".join(shape))
-    return random_windows(clips, frames_per_clip, seed, spec.decode_clip, shape)
+    return random_windows(clips, frames_per_clip, seed, spec.decode_clip, shape, background)

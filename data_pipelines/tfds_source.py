@@ -128,13 +128,15 @@ class TfdsSource(datasets.DataSource):
     def check(self, frames_per_clip, clip_length=None):
         video_key(builder(self.name, self.data_dir))
 
-    def training_windows(self, frames_per_clip, seed, start_index):
+    def training_windows(self, frames_per_clip, seed, start_index, background=False):
         """`records.random_windows` over the train split, seeded by `(seed, start_index)`: a
         resumed run gets a fresh deterministic stream."""
         stream_seed = records.stream_seed(seed, start_index)
         videos = clips(self.name, self.data_dir, "train", seed=stream_seed)
         shape = {"frames": frame_shape(self.name, self.data_dir)}
-        return records.random_windows(videos, frames_per_clip, stream_seed, shape=shape)
+        return records.random_windows(
+            videos, frames_per_clip, stream_seed, shape=shape, background=background
+        )
 
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         del split, seed  # the test split serves validation and evaluation, in order

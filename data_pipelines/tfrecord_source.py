@@ -62,11 +62,13 @@ class RecordSource(datasets.DataSource):
     def longest_test_clip(self):
         return spec.DatasetInfo.read(self.directory).splits["test"]["max_frames"]
 
-    def training_windows(self, frames_per_clip, seed, start_index):
+    def training_windows(self, frames_per_clip, seed, start_index, background=False):
         """`records.record_windows` seeded by `(seed, start_index)`: a resumed run gets a fresh
         deterministic stream, not the continuation of the old one."""
         stream_seed = records.stream_seed(seed, start_index)
-        return records.record_windows(self.directory, "train", frames_per_clip, seed=stream_seed)
+        return records.record_windows(
+            self.directory, "train", frames_per_clip, seed=stream_seed, background=background
+        )
 
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         """The first `num_clips` clips of the test split holding at least `clip_length` frames,

@@ -9,7 +9,7 @@ import dataclasses
 import math
 
 from data_pipelines import datasets
-from data_pipelines.change_map import DIFF_MODES
+from data_pipelines.change_map import BG_REFERENCES, DIFF_MODES
 from data_pipelines.pushing import PushingOptions
 from data_pipelines.stabilize import ALIGN_MODES
 from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES
@@ -232,6 +232,14 @@ class LossConfig(Section):
         choices=DIFF_MODES,
     )
     diff_threshold: float = option(0.04, "Threshold of the change map d on [-1, 1] frames.")
+    bg_reference: str = option(
+        "next_frame",
+        "What L_bg and the change map d compare f_t with: next_frame = f_{t+1} (the draft); "
+        "clip_median = the per-pixel median of f_t's whole clip, its static background, so "
+        "that d and L_bg mark the whole moving object rather than what changed in one step "
+        "(data_pipelines/change_map.py; pair it with --bg_mask=current).",
+        choices=BG_REFERENCES,
+    )
     align_frames: str = option(
         "none",
         "Camera-motion compensation before d and the losses that assume a still background: "
@@ -279,6 +287,11 @@ class LossConfig(Section):
                 "ratio L_bg/L_spar falls over training)",
             )
         self._at_least(1, "spar_target_steps", "spar_halve_every")
+
+    @property
+    def clip_background(self):
+        """Whether d and L_bg compare f_t with its clip's background (`--bg_reference`)."""
+        return self.bg_reference == "clip_median"
 
     @property
     def align(self):
@@ -350,6 +363,13 @@ class TrainConfig(Section):
         "With --data=tfds:NAME (e.g. bair_robot_pushing_small): the folder holding the copy "
         "`tfds build NAME --data_dir=...` prepared; never downloaded. Needs pip install -e "
         "'.[tfds]'.",
+    )
+    data_cache_dir: str = option(
+        "",
+        "With --data=pushing: a folder where rendered splits are kept (about 0.6 MB a clip at "
+        "64x64), named by every setting and the renderer's code, so that a later run with the "
+        "same settings (Phase II after Phase I, a resumed run) loads them instead of rendering "
+        "again; empty: render every time.",
     )
     num_train_clips: int = option(1000, "Synthetic clips in the training split.")
     num_val_clips: int = option(

@@ -77,7 +77,8 @@ def background_loss(mask, frame, next_frame):
     Args:
         mask: float tensor [B, H, W, 1] in [0, 1], the foreground mask.
         frame: float tensor [B, H, W, 3] in [-1, 1], f_t.
-        next_frame: float tensor [B, H, W, 3] in [-1, 1], f_{t+1}.
+        next_frame: float tensor [B, H, W, 3] in [-1, 1], f_{t+1}, or the background f_t
+            is compared with instead (`--bg_reference=clip_median`: its clip's median).
 
     Returns:
         A float32 scalar, mean |(1 - m) * f_t - (1 - m) * f_{t+1}| over all B*H*W*3 elements.

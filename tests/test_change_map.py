@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_pipelines.change_map import frame_difference_mask
+from data_pipelines.change_map import clip_background, frame_difference_mask
 
 
 def _pair_with_changes():
@@ -35,3 +35,35 @@ def test_frame_difference_mask_rejects_unknown_mode():
     frame, next_frame = _pair_with_changes()
     with pytest.raises(ValueError, match="mode='luma'"):
         frame_difference_mask(frame, next_frame, mode="luma")
+
+
+def test_clip_background_is_the_per_pixel_median_over_time():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (7, 3, 4, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(clip_background(frames), np.median(frames, axis=0))
+    even = rng.integers(0, 256, (2, 6, 3, 4, 3), dtype=np.uint8)
+    expected = np.round(np.median(even.astype(np.float64), axis=1))
+    got = np.asarray(clip_background(even, axis=1))
+    assert got.dtype == np.uint8
+    np.testing.assert_allclose(got, expected, atol=1)  # halves round either way
+    floats = rng.uniform(-1, 1, (5, 3, 4, 3)).astype("float32")
+    np.testing.assert_allclose(clip_background(floats), np.median(floats, axis=0), rtol=1e-6)
+
+
+def test_d_against_the_clip_background_marks_the_whole_moving_square():
+    # A flat square 6 px wide moves 2 px a frame over a textured still background, so it covers
+    # any pixel in at most 3 of the 9 frames: between two frames only its leading and trailing
+    # columns change, while against the clip's median it differs everywhere it is.
+    rng = np.random.default_rng(1)
+    scene = rng.uniform(-1.0, 0.0, (16, 24, 3)).astype("float32")
+    frames = np.repeat(scene[None], 9, axis=0)
+    truth = np.zeros((9, 16, 24, 1), "float32")
+    for t in range(9):
+        frames[t, 5:11, 2 * t : 6 + 2 * t] = 0.9
+        truth[t, 5:11, 2 * t : 6 + 2 * t] = 1.0
+    background = np.asarray(clip_background(frames))
+    np.testing.assert_array_equal(background, scene)
+    against_background = np.asarray(frame_difference_mask(background[None], frames[4:5]))
+    np.testing.assert_array_equal(against_background, truth[4:5])
+    between_frames = np.asarray(frame_difference_mask(frames[4:5], frames[5:6]))
+    assert between_frames.sum() == 2 * 2 * 6  # the columns the square covers and uncovers

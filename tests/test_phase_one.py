@@ -1,3 +1,5 @@
+import copy
+
 import keras
 import numpy as np
 import pytest
@@ -100,6 +102,25 @@ def test_total_loss_is_the_weighted_sum_of_the_terms(config):
         + config.loss.bin_weight * terms["binarization_loss"]
     )
     np.testing.assert_allclose(float(total), float(expected), rtol=1e-5)
+
+
+def test_background_loss_compares_f_t_with_the_batchs_background_where_it_has_one(config):
+    # --bg_reference=clip_median: L_bg is |(1 - m) (f_t - background)|, not |(1 - m) (f_t - f_t+1)|.
+    config = copy.deepcopy(config)
+    config.loss.bg_mask = "current"
+    model = build_phase_one(config)
+    batch = dict(batches(config, 1)[0])
+    _, pairwise, _, outputs = model.compute_losses(batch, training=False)
+    mask = outputs["mask"]
+    expected = np.mean(np.abs((1 - mask) * (batch["frame"] - batch["next_frame"])))
+    np.testing.assert_allclose(float(pairwise["background_loss"]), expected, rtol=1e-4)
+    batch["background"] = tf.zeros_like(batch["frame"])
+    _, against_background, _, _ = model.compute_losses(batch, training=False)
+    expected = np.mean(np.abs((1 - mask) * batch["frame"]))
+    np.testing.assert_allclose(float(against_background["background_loss"]), expected, rtol=1e-4)
+    batch["background"] = batch["frame"]
+    _, still, _, _ = model.compute_losses(batch, training=False)
+    assert float(still["background_loss"]) == 0.0
 
 
 def test_rejects_bad_arguments(config):

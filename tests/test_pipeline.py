@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipelines.change_map import frame_difference_mask
-from data_pipelines.pipeline import clip_windows, eval_triples, triples
+from data_pipelines.pipeline import batch_windows, clip_windows, eval_triples, pairs, triples
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from data_pipelines.synthetic import SyntheticConfig, make_split
 
@@ -172,3 +172,34 @@ def test_eval_triples_diff(clips):
     expected = frame_difference_mask(batch["frame"], batch["next_frame"], 0.1, "maxchannel")
     np.testing.assert_array_equal(batch["diff"], expected.numpy())
     assert batch["diff"].sum() > 0
+
+
+def _expected_background(clip_frames):
+    return np.round(np.median(clip_frames.astype(np.float64), axis=0))
+
+
+def test_windows_pairs_and_eval_pairs_carry_their_clips_background(clips):
+    # --bg_reference=clip_median: every window, training pair and evaluation pair holds the
+    # median of its own whole clip, and d compares f_t with it.
+    data = labelled_clips()
+    for window in take(clip_windows(data, 3, seed=7, background=True), NUM_CLIPS):
+        clip = int(window["frames"][0, 0, 0, 0]) // 10
+        np.testing.assert_allclose(
+            window["background"], _expected_background(data["frames"][clip]), atol=1
+        )
+    stream = triples(clips, 3, 2, seed=0)
+    windows = clip_windows(clips, 3, seed=0, background=True)
+    for batch in take(pairs(batch_windows(windows, 2), "maxchannel", 0.1), 2):
+        assert batch["background"].shape == batch["frame"].shape == (4, SIZE, SIZE, 3)
+        np.testing.assert_array_equal(batch["background"][0], batch["background"][1])
+        expected = frame_difference_mask(batch["background"], batch["frame"], 0.1, "maxchannel")
+        np.testing.assert_array_equal(batch["diff"], expected.numpy())
+    assert "background" not in take(stream, 1)[0]
+    (batch,) = take(eval_triples(clips, batch_size=LENGTH - 1, background=True), 1)
+    np.testing.assert_allclose(
+        to_uint8(batch["background"][0]).numpy(),
+        _expected_background(clips["frames"][0]),
+        atol=1,
+    )
+    expected = frame_difference_mask(batch["background"], batch["frame"])
+    np.testing.assert_array_equal(batch["diff"], expected.numpy())

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import keras
 import numpy as np
@@ -125,6 +126,27 @@ def test_options_that_cannot_render_name_their_flag(options, flag):
         options.check()
 
 
+def test_a_split_is_rendered_once_into_the_cache_and_loaded_from_it(tmp_path, monkeypatch):
+    cache = str(tmp_path / "cache")
+    first = pushing.make_split("test", 2, SIZE, 4, QUIET, processes=1, cache_dir=cache)
+    (saved,) = os.listdir(cache)
+
+    def no_rendering(job):
+        raise AssertionError("rendered again instead of loading the cached split")
+
+    monkeypatch.setattr(pushing, "_render_split_part", no_rendering)
+    again = pushing.make_split("test", 2, SIZE, 4, QUIET, processes=1, cache_dir=cache)
+    for key in pushing.KEPT:
+        np.testing.assert_array_equal(first[key], again[key])
+    # Other settings are another file; a file that cannot be read is rendered again.
+    with pytest.raises(AssertionError, match="rendered again"):
+        pushing.make_split("test", 3, SIZE, 4, QUIET, processes=1, cache_dir=cache)
+    with open(os.path.join(cache, saved), "wb") as damaged:
+        damaged.write(b"not an npz file")
+    with pytest.raises(AssertionError, match="rendered again"):
+        pushing.make_split("test", 2, SIZE, 4, QUIET, processes=1, cache_dir=cache)
+
+
 def test_sizes_the_networks_cannot_take_are_refused():
     with pytest.raises(ValueError, match="--size=40"):
         pushing.check_size(40)
@@ -170,19 +192,26 @@ def test_a_model_that_fails_to_load_skips_only_its_clips(tmp_path, monkeypatch):
     assert all("no_such_model" in s["reason"] or "error" in s["reason"] for s in saved["skipped"])
 
 
-@pytest.mark.parametrize("align_frames", ["none", "translation"])
-def test_training_steps_on_pushing_lower_the_loss(align_frames):
+@pytest.mark.parametrize(
+    "align_frames, bg_reference",
+    [("none", "next_frame"), ("translation", "next_frame"), ("none", "clip_median")],
+)
+def test_training_steps_on_pushing_lower_the_loss(align_frames, bg_reference):
     keras.utils.set_random_seed(2)
     config = tiny_config(data="pushing", clip_length=6, num_train_clips=2).validate()
     config.loss.align_frames = align_frames
+    config.loss.bg_reference = bg_reference
     config.pushing.pushing_crf = 0
     config.loss.spar_schedule = "halving"
     config.loss.spar_start_ratio = config.loss.spar_min_ratio = 16.0
     config.train.learning_rate = 2e-3
     source = datasets.source(config)
-    windows = source.training_windows(3, seed=0, start_index=0)
+    windows = source.training_windows(
+        3, seed=0, start_index=0, background=config.loss.clip_background
+    )
     batches = pipeline.batch_windows(windows, 2, align=config.loss.align)
     batch = next(iter(pipeline.pairs(batches)))
+    assert ("background" in batch) == config.loss.clip_background
     model, _ = phases.get(1).build(config, batch)
     before = model.evaluate(batch, verbose=0, return_dict=True, steps=1)
     for _ in range(20):

@@ -91,3 +91,16 @@ def test_missing_data_set_and_shards_are_named(converted, tmp_path):
     tf.io.gfile.copy(os.path.join(directory, spec.INFO_FILE), str(copy / spec.INFO_FILE))
     with pytest.raises(ValueError, match="shards and 4 of them are missing"):
         records.record_windows(str(copy), "train", 2)
+
+
+def test_windows_with_background_carry_their_whole_clips_median(converted):
+    directory, clips, _ = converted
+    for window in take(records.record_windows(directory, "train", 3, seed=2, background=True), 6):
+        (clip_id,) = [
+            i
+            for i, frames in clips.items()
+            if any(np.array_equal(frames[s : s + 3], window["frames"]) for s in range(LENGTH - 2))
+        ]
+        median = np.median(clips[clip_id].astype(np.float64), axis=0)
+        assert window["background"].shape == (32, 32, 3)
+        np.testing.assert_allclose(window["background"], np.round(median), atol=1)

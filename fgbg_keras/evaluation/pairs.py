@@ -65,6 +65,7 @@ def evaluate_pairs(run, num_clips=None, batch_size=64):
         diff_mode=config.loss.diff,
         diff_threshold=config.loss.diff_threshold,
         align=config.loss.align,
+        background=config.loss.clip_background,
     )
     logging.info(
         "Evaluating %s on the pairs of %d test clips.", run.checkpoint, len(clips["frames"])

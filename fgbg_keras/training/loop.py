@@ -66,6 +66,7 @@ def validation_data(config, source):
         diff_mode=config.loss.diff,
         diff_threshold=config.loss.diff_threshold,
         align=config.loss.align,
+        background=config.loss.clip_background,
     )
     return Validation(clips, data, next(iter(data)))
 
@@ -161,7 +162,10 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         return {}
 
     windows = source.training_windows(
-        train.frames_per_clip, train.seed, start_index=step * train.clips_per_batch
+        train.frames_per_clip,
+        train.seed,
+        start_index=step * train.clips_per_batch,
+        background=phase.uses_change_map and config.loss.clip_background,
     )
     batches = pipeline.batch_windows(
         windows,

@@ -125,6 +125,8 @@ class PhaseOne(TrackedModel):
     def compute_losses(self, data, training):
         """The loss terms, the total and the statistics of one batch."""
         frame, next_frame, diff = data["frame"], data["next_frame"], data["diff"]
+        # `--bg_reference`: the background is compared with f_{t+1} or with the clip's median.
+        reference = data.get("background", next_frame)
         if self.bg_mask == "current":
             masks = [self.mask_generator(frame, training=training)]
             bg_mask = masks[0]
@@ -143,7 +145,7 @@ class PhaseOne(TrackedModel):
         terms = {
             "reconstruction_loss": losses.reconstruction_loss(outputs["frame"], next_frame),
             **vq_terms,
-            "background_loss": losses.background_loss(bg_mask, frame, next_frame),
+            "background_loss": losses.background_loss(bg_mask, frame, reference),
             "sparsity_loss": ops.mean(
                 ops.stack(
                     [
@@ -238,6 +240,7 @@ class PhaseOneTraining(phases.Phase):
     name = "1"
     help = "1: learn masks and the frame generator together."
     moving_masks = False
+    uses_change_map = True
     loss_terms = LOSS_TERMS
     progress_names = ("loss", "background_loss", "sparsity_weight", "mask_mean")
 

@@ -33,6 +33,8 @@ class Phase:
         validates: it evaluates `--num_val_clips` validation clips every `--checkpoint_every`
             steps and writes images of a validation batch to TensorBoard.
         keeps_offsets: its training batches keep the windows' true offsets (the controls).
+        uses_change_map: it trains on the change map d and L_bg, so its windows carry their
+            clip's background where `--bg_reference=clip_median` asks.
     """
 
     name = None
@@ -45,6 +47,7 @@ class Phase:
     progress_names = ("loss",)
     validates = True
     keeps_offsets = False
+    uses_change_map = False
 
     def validate(self, config):
         """Validates the sections of `config` that this phase uses; returns `config`."""
