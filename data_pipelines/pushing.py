@@ -260,6 +260,15 @@ class Scene:
             self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.textures = tempfile.mkdtemp(prefix="fgbg_pushing_")
+        self._texture_count = 0
+
+    def _texture(self, rng, name, detail, size=128):
+        """`_photo_texture` under a name never used before in this scene: pybullet keeps a
+        texture by its file name, even across `resetSimulation`, so a reused name would give
+        every later clip the first clip's texture."""
+        self._texture_count += 1
+        name = f"{self._texture_count}-{name}"
+        return _photo_texture(rng, self.textures, name, detail, size)
 
     def close(self):
         self.client.disconnect()
@@ -306,7 +315,7 @@ class Scene:
             c.resetBasePositionAndOrientation(body, position, orientation)
             colour = [*rng.uniform(0.15, 1.0, size=3), 1.0]
             if rng.uniform() < 0.4:
-                path = _photo_texture(rng, self.textures, f"object{k}.png", detail=8, size=64)
+                path = self._texture(rng, f"object{k}.png", detail=8, size=64)
                 texture = c.loadTexture(path)
                 c.changeVisualShape(body, -1, textureUniqueId=texture, rgbaColor=colour)
             else:
@@ -371,14 +380,16 @@ class Scene:
         `distractor` is `(body, heading)` and `screen` `(body, colour)`, or None."""
         c = self.client
         c.resetSimulation()
+        for name in os.listdir(self.textures):  # the last clip's, loaded already
+            os.remove(os.path.join(self.textures, name))
         c.setGravity(0, 0, -9.81)
         c.setPhysicsEngineParameter(deterministicOverlappingPairs=1)
         plane = c.loadURDF("plane.urdf")
         # The plane repeats its texture every metre: 24 texels of about 4 cm.
-        table = c.loadTexture(_photo_texture(rng, self.textures, "table.png", detail=24))
+        table = c.loadTexture(self._texture(rng, "table.png", detail=24))
         c.changeVisualShape(plane, -1, textureUniqueId=table)
         tray = c.loadURDF("tray/traybox.urdf", [*_BIN_CENTRE, 0.0])
-        lining = c.loadTexture(_photo_texture(rng, self.textures, "bin.png", detail=12))
+        lining = c.loadTexture(self._texture(rng, "bin.png", detail=12))
         colour = [*rng.uniform(0.5, 1.0, size=3), 1.0]
         c.changeVisualShape(tray, -1, textureUniqueId=lining, rgbaColor=colour)
         arm = c.loadURDF("kuka_iiwa/model.urdf", [0, 0, 0], useFixedBase=True)

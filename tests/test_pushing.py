@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import threading
 
 import keras
 import numpy as np
@@ -25,10 +26,21 @@ def clips():
     return [pushing.generate_clip(seed, SIZE, 16, options) for seed in range(6)]
 
 
+def _in_a_fresh_scene(seed):
+    """`generate_clip(seed)` in a new thread, so with a new pybullet client (`Scene`)."""
+    out = []
+    worker = threading.Thread(target=lambda: out.append(pushing.generate_clip(seed, SIZE, LENGTH)))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
 def test_rendering_is_deterministic_per_seed():
-    first = pushing.generate_clip(3, SIZE, LENGTH)
-    again = pushing.generate_clip(3, SIZE, LENGTH)
+    # A clip is the same whatever the scene rendered before it: clip 3 after clip 4 in this
+    # thread's scene, and first in a fresh one (textures once leaked from clip to clip).
     other = pushing.generate_clip(4, SIZE, LENGTH)
+    first = pushing.generate_clip(3, SIZE, LENGTH)
+    again = _in_a_fresh_scene(3)
     for key in ("frames", "masks", "agent_masks", "centroids", "endeffector_xy"):
         np.testing.assert_array_equal(first[key], again[key], err_msg=key)
     assert not np.array_equal(first["frames"], other["frames"])
