@@ -103,9 +103,11 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True, back
         )
         stop = start + frames_per_clip
         return {
-            key: tf.gather(array, clip)
-            if key == "background"
-            else tf.gather(array, clip)[start : stop - 1 if key == "offsets" else stop]
+            key: (
+                tf.gather(array, clip)
+                if key == "background"
+                else tf.gather(array, clip)[start : stop - 1 if key == "offsets" else stop]
+            )
             for key, array in arrays.items()
         }
 

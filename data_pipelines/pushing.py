@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 
 import numpy as np
 from absl import logging
@@ -750,9 +751,7 @@ def _cache_path(cache_dir, split, num_clips, size, length, options, seed):
 
     with open(__file__, "rb") as source:
         code = hashlib.sha256(source.read()).hexdigest()
-    key = repr(
-        (code, metadata.version("pybullet"), split, num_clips, size, length, options, seed)
-    )
+    key = repr((code, metadata.version("pybullet"), split, num_clips, size, length, options, seed))
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     return os.path.join(os.path.expanduser(cache_dir), f"pushing-{split}-{digest}.npz")
 
@@ -764,7 +763,8 @@ def _load_cached(path):
     try:
         with np.load(path) as cached:
             return {key: cached[key] for key in KEPT}
-    except Exception as error:  # a truncated or foreign file: render anew, and say so
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        # A truncated or foreign file: render anew, and say so.
         logging.warning("Rendering again: the cached split %s cannot be read (%s).", path, error)
         return None
 

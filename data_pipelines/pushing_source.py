@@ -71,7 +71,9 @@ class PushingSource(datasets.DataSource):
         `(seed, k)` alone, so a resumed run sees exactly the stream an uninterrupted one does."""
         clips = self._split("train", self.num_train_clips, self.clip_length, seed)
         clips.pop("agent_masks")
-        return pipeline.clip_windows(clips, frames_per_clip, seed, start_index, background=background)
+        return pipeline.clip_windows(
+            clips, frames_per_clip, seed, start_index, background=background
+        )
 
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         return self._split(split, num_clips, clip_length, seed)

@@ -135,7 +135,8 @@ def random_windows(clips, frames_per_clip, seed, decode=None, shape=None, backgr
             cut = decode(cut)
         window = {key: tf.ensure_shape(cut[key], [frames_per_clip, *shape[key]]) for key in shape}
         if background:
-            frames = clip["frames"] if decode is None else decode(clip)["frames"]
+            whole = {k: v for k, v in clip.items() if k not in spec.OPTIONAL_NAMES}
+            frames = clip["frames"] if decode is None else decode(whole)["frames"]
             window["background"] = tf.ensure_shape(clip_background(frames), shape["frames"])
         return window
 

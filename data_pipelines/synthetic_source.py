@@ -42,7 +42,9 @@ class SyntheticSource(datasets.DataSource):
         """`pipeline.clip_windows` over the training split: element k depends on `(seed, k)`
         alone, so a resumed run sees exactly the stream an uninterrupted one does."""
         clips = synthetic.make_split("train", self.num_train_clips, self.config, seed=seed)
-        return pipeline.clip_windows(clips, frames_per_clip, seed, start_index, background=background)
+        return pipeline.clip_windows(
+            clips, frames_per_clip, seed, start_index, background=background
+        )
 
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         config = synthetic.scaled_config(self.config.image_size, clip_length)

@@ -27,7 +27,9 @@ class NoiseSource(datasets.DataSource):
 
     def training_windows(self, frames_per_clip, seed, start_index, background=False):
         clips = self.evaluation_clips("train", 4, frames_per_clip + 2, seed)
-        return pipeline.clip_windows(clips, frames_per_clip, seed, start_index, background=background)
+        return pipeline.clip_windows(
+            clips, frames_per_clip, seed, start_index, background=background
+        )
 
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         rng = np.random.default_rng([seed, len(split)])
