@@ -126,14 +126,14 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True, back
     )
 
 
-def _pair_dict(
-    frames, masks, diff_mode, diff_threshold, agent_masks=None, diff_frames=None, background=None
-):
-    """Splits float frames [B, F, H, W, 3] (and masks, if any) into the (f_t, f_{t+1}) pair dict;
-    `agent_masks` (the controlled object alone), where given, become `"agent_mask"` of f_t; d
-    is computed from `diff_frames` (the frames aligned) where given, else from `frames`. With
-    `background` [B, H, W, 3] (each window's clip background), every pair gets its window's as
-    `"background"`, and d compares f_t with it instead of with f_{t+1}."""
+def _pair_dict(batch, diff_mode, diff_threshold):
+    """Splits a batch's float `frames` [B, F, H, W, 3] (and `masks`, if any) into the
+    (f_t, f_{t+1}) pair dict; `agent_masks` (the controlled object alone), where given, become
+    `"agent_mask"` of f_t; d is computed from `aligned` (the frames aligned) where given, else
+    from `frames`. With `background` [B, H, W, 3] (each window's clip background), every pair
+    gets its window's as `"background"`, and d compares f_t with it instead of with f_{t+1}."""
+    frames, masks, agent_masks = batch["frames"], batch.get("masks"), batch.get("agent_masks")
+    diff_frames, background = batch.get("aligned"), batch.get("background")
     height, width = frames.shape[-3], frames.shape[-2]
     pairs_per_window = frames.shape[1] - 1
 
@@ -210,13 +210,7 @@ def pairs(batches, diff_mode="gray", diff_threshold=0.04):
     `"background"` (and d against it) where the batches have one."""
 
     def to_pairs(batch):
-        return _pair_dict(
-            batch["frames"],
-            batch.get("masks"),
-            diff_mode,
-            diff_threshold,
-            background=batch.get("background"),
-        )
+        return _pair_dict(batch, diff_mode, diff_threshold)
 
     return batches.map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
         tf.data.AUTOTUNE
@@ -349,15 +343,7 @@ def eval_triples(
         return out
 
     def to_pairs(batch):
-        return _pair_dict(
-            batch["frames"],
-            batch.get("masks"),
-            diff_mode,
-            diff_threshold,
-            agent_masks=batch.get("agent_masks"),
-            diff_frames=batch.get("aligned"),
-            background=batch.get("background"),
-        )
+        return _pair_dict(batch, diff_mode, diff_threshold)
 
     return (
         tf.data.Dataset.range(num_clips * pairs_per_clip)

@@ -128,16 +128,22 @@ def random_windows(clips, frames_per_clip, seed, decode=None, shape=None, backgr
         )
         # Per-frame features the window does not keep (a pushing set's agent masks) are dropped
         # here, not decoded for every window.
-        cut = {k: v for k, v in clip.items() if k in shape or k not in spec.OPTIONAL_NAMES}
+        kept = {k: v for k, v in clip.items() if k in shape or k not in spec.OPTIONAL_NAMES}
+        if background and decode is not None:
+            # The median needs every frame: the whole clip is decoded once, the window cut
+            # from it.
+            kept, decode_cut = decode(kept), None
+        else:
+            decode_cut = decode
+        cut = dict(kept)
         for key in shape:
-            cut[key] = clip[key][start : start + frames_per_clip]
-        if decode is not None:
-            cut = decode(cut)
+            cut[key] = kept[key][start : start + frames_per_clip]
+        if decode_cut is not None:
+            cut = decode_cut(cut)
         window = {key: tf.ensure_shape(cut[key], [frames_per_clip, *shape[key]]) for key in shape}
         if background:
-            whole = {k: v for k, v in clip.items() if k not in spec.OPTIONAL_NAMES}
-            frames = clip["frames"] if decode is None else decode(whole)["frames"]
-            window["background"] = tf.ensure_shape(clip_background(frames), shape["frames"])
+            median = clip_background(kept["frames"])
+            window["background"] = tf.ensure_shape(median, shape["frames"])
         return window
 
     return clips.enumerate().map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
