@@ -478,6 +478,14 @@ class PhaseTwoConfig(Section):
     ss_interval: int = option(
         100, "Phase 2: steps between rises of the scheduled-sampling probability."
     )
+    train_rollout: bool = option(
+        False,
+        "Phase 2: train on rollouts, as the generator is tested: each window is generated from "
+        "its first frame, each step from G's own previous output, with the mask carried by the "
+        "controls fitted from M's masks of the true frames, and gradients through every step. "
+        "Off: pairs of true frames with M's mask of the true next frame (the draft), and "
+        "scheduled sampling. --frames_per_clip sets the rollout's length.",
+    )
     reset_generator_head: bool = option(
         True,
         "Phase 2, a generator with a resettable head (unet): start its last layer at zero, so "

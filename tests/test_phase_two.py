@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipelines import pipeline
-from fgbg_keras import schedules
+from fgbg_keras import mask_ops, rollout, schedules
 from fgbg_keras.mask_ops import binarize
 from fgbg_keras.training import phases
 from fgbg_keras.training.phase_two import LOSS_TERMS, PhaseTwo, build_phase_two
@@ -137,7 +137,7 @@ def test_scheduled_sampling_is_logged_as_its_schedule(config):
 def test_scheduled_sampling_feeds_the_previous_output(config, probability):
     model = built_model(phase_two_config(ss_start=0, ss_initial=probability, ss_increment=0.0))
     frames = clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"]
-    inputs, targets, mask, target_mask = model._flat_pairs(frames)
+    inputs, targets, mask, target_mask = model._flat_pairs(frames, model._window_masks(frames))
     sampled, p = model._sampled_inputs(frames, inputs, mask, target_mask)
     assert float(p) == probability
     own = model.frame_generator(
@@ -149,6 +149,39 @@ def test_scheduled_sampling_feeds_the_previous_output(config, probability):
     # Pair k > 0 starts from the real f_k, or (p = 1) from G's output for pair k - 1.
     expected = own[:, :-1] if probability == 1.0 else inputs[:, 1:]
     np.testing.assert_allclose(sampled[:, 1:], expected, atol=1e-6)
+
+
+def test_rollout_training_generates_as_a_test_rollout_does(config):
+    model = built_model(phase_two_config(train_rollout=True))
+    frames = tf.cast(clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"], "float32")
+    masks = model._window_masks(frames)
+    fed, targets, fed_masks, target_masks, outputs = model._rolled_out(
+        frames, masks, training=False
+    )
+    controls = mask_ops.translation_controls(mask_ops.clip_translations(masks))
+    expected = rollout.rollout(model.mask_generator, model.frame_generator, frames[:, 0], controls)
+
+    def by_step(x):  # [(F - 1) * C, ...] step by step -> [C, F - 1, ...]
+        return np.swapaxes(np.reshape(x, (3, 2, *x.shape[1:])), 0, 1)
+
+    np.testing.assert_allclose(by_step(outputs["frame"]), expected["frames"], atol=1e-5)
+    np.testing.assert_array_equal(by_step(target_masks), expected["masks"])
+    np.testing.assert_array_equal(by_step(targets), frames[:, 1:])
+    # Step k > 0 is fed step k - 1's output and target mask; step 0 the true first frame.
+    np.testing.assert_array_equal(by_step(fed)[:, 0], frames[:, 0])
+    np.testing.assert_allclose(by_step(fed)[:, 1:], expected["frames"][:, :-1], atol=1e-5)
+    np.testing.assert_array_equal(by_step(fed_masks)[:, 1:], expected["masks"][:, :-1])
+    # The windows' objects move, so the carried targets are not all the first mask.
+    assert not np.array_equal(by_step(target_masks)[:, -1], masks[:, 0])
+
+
+def test_rollout_training_step_trains_through_every_step(config):
+    model = built_model(phase_two_config(train_rollout=True))
+    model.adversarial = True
+    generator = values(model.frame_generator.trainable_variables)
+    logs = model.train_on_batch(clip_batch(config, frames_per_clip=4), return_dict=True)
+    assert all(changed(generator, model.frame_generator.trainable_variables))
+    assert all(np.isfinite(logs[name]) for name in LOSS_TERMS)
 
 
 def test_test_step_reports_psnr_without_changing_weights(config):

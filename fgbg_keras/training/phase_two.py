@@ -7,7 +7,14 @@ from keras import ops
 
 from fgbg_keras import losses
 from fgbg_keras.evaluation import metrics
-from fgbg_keras.mask_ops import binarize
+from fgbg_keras.mask_ops import (
+    binarize,
+    clip_translations,
+    compose_controls,
+    identity_controls,
+    translation_controls,
+    warp_masks,
+)
 from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_discriminators, build_networks
 from fgbg_keras.models.patchgan import local_crops
@@ -59,6 +66,14 @@ class PhaseTwo(TrackedModel):
     probability p, by G's own output for it from f_{t-1}, computed by a first pass without
     gradients; p follows `scheduled_sampling_probability`.
 
+    With `train_rollout`, the generator is trained the way it is tested instead: each window of F
+    frames is rolled out from its first true frame as `rollout.rollout` does in `"carry"` mode,
+    steered by the controls fitted from M's masks of the window's true frames (the parameterized
+    control, so no labels are needed). Step k draws from G's own previous output, with the
+    target mask m_0 moved by the composed controls (not M(f_{k+1}), which a test rollout never
+    has), and the loss of every step reaches every earlier step through the generated frames.
+    Scheduled sampling has nothing left to do then.
+
     `fit()` takes batches that are dicts with `"frames"` `[C, F, H, W, 3]` in [-1, 1] (clips of
     F consecutive frames); `evaluate()` takes the pair dicts of `pipeline.eval_triples`.
 
@@ -74,6 +89,7 @@ class PhaseTwo(TrackedModel):
         reconstruction_weight, fg_region_weight, bg_region_weight, codebook_weight,
             commitment_beta: loss weights.
         ss_start, ss_initial, ss_increment, ss_interval: the scheduled-sampling schedule.
+        train_rollout: train on rollouts of the windows, not on pairs of true frames (above).
         seed: seed of the scheduled-sampling draws (stateless, so resuming is exact).
         **kwargs: standard `keras.Model` arguments.
 
@@ -99,6 +115,7 @@ class PhaseTwo(TrackedModel):
         ss_initial=0.1,
         ss_increment=0.1,
         ss_interval=100,
+        train_rollout=False,
         seed=0,
         **kwargs,
     ):
@@ -142,6 +159,7 @@ class PhaseTwo(TrackedModel):
         self.ss_initial = ss_initial
         self.ss_increment = ss_increment
         self.ss_interval = ss_interval
+        self.train_rollout = train_rollout
         self.seed = seed
         self.adversarial = False
         self.scheduled_sampling = False
@@ -184,13 +202,17 @@ class PhaseTwo(TrackedModel):
             logits.append(self.discriminators["local"](crops, training=training))
         return [ops.cast(x, "float32") for x in logits]
 
-    def _flat_pairs(self, frames):
-        """Clips `[C, F, H, W, 3]` to inputs and targets `[C * (F - 1), H, W, 3]`, and masks."""
+    def _window_masks(self, frames):
+        """binarize(M(.)) of every frame of clips `[C, F, H, W, 3]`: `[C, F, H, W, 1]`."""
         shape = ops.shape(frames)
-        clips, length = shape[0], shape[1]
         height, width = frames.shape[2], frames.shape[3]
         masks = self.masks(ops.reshape(frames, (-1, height, width, 3)))
-        masks = ops.reshape(masks, (clips, length, height, width, 1))
+        return ops.reshape(masks, (shape[0], shape[1], height, width, 1))
+
+    def _flat_pairs(self, frames, masks):
+        """Clips `[C, F, H, W, 3]` and their masks to inputs and targets
+        `[C * (F - 1), H, W, 3]`, and their masks."""
+        height, width = frames.shape[2], frames.shape[3]
 
         def flat(x, channels):
             return ops.reshape(x, (-1, height, width, channels))
@@ -200,6 +222,42 @@ class PhaseTwo(TrackedModel):
             flat(frames[:, 1:], 3),
             flat(masks[:, :-1], 1),
             flat(masks[:, 1:], 1),
+        )
+
+    def _rolled_out(self, frames, masks, training):
+        """Each window rolled out from its first frame, as `train_rollout` says.
+
+        Returns:
+            The frames G was fed, the true targets, the input and target masks (each
+            `[(F - 1) * C, H, W, .]`, step by step), and G's outputs joined in that order.
+        """
+        length = frames.shape[1]
+        if length is None:
+            raise ValueError("Training on rollouts needs windows of a known number of frames.")
+        controls = translation_controls(clip_translations(masks))
+        initial = masks[:, 0]
+        frame, mask = frames[:, 0], initial
+        total = identity_controls(ops.shape(frames)[0])
+        fed, targets, fed_masks, target_masks, outputs = [], [], [], [], []
+        for k in range(length - 1):
+            total = compose_controls(controls[:, k], total)
+            target = warp_masks(initial, total)
+            output = self.frame_generator(
+                {"frame": frame, "mask": mask, "target_mask": target}, training=training
+            )
+            fed.append(frame)
+            fed_masks.append(mask)
+            targets.append(frames[:, k + 1])
+            target_masks.append(target)
+            outputs.append(output)
+            frame, mask = ops.cast(output["frame"], "float32"), target
+        joined = {key: ops.concatenate([o[key] for o in outputs], 0) for key in outputs[0]}
+        return (
+            ops.concatenate(fed, 0),
+            ops.concatenate(targets, 0),
+            ops.concatenate(fed_masks, 0),
+            ops.concatenate(target_masks, 0),
+            joined,
         )
 
     def _sampled_inputs(self, frames, inputs, mask, target_mask):
@@ -223,11 +281,9 @@ class PhaseTwo(TrackedModel):
         sampled = ops.where(use_own[:, :, None, None, None], previous_output, real)
         return ops.reshape(sampled, (-1, height, width, 3)), p
 
-    def generator_losses(self, inputs, targets, mask, target_mask, training):
-        """The generator's loss terms (no adversarial term), statistics and outputs."""
-        outputs = self.frame_generator(
-            {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=training
-        )
+    def generator_losses(self, outputs, targets, target_mask):
+        """The generator's loss terms (no adversarial term), statistics and prediction, from
+        its `outputs` for `targets` with `target_mask`."""
         prediction = outputs["frame"]
         vq_terms, statistics = generators.codebook_terms(
             self.frame_generator, outputs, self.commitment_beta
@@ -252,17 +308,25 @@ class PhaseTwo(TrackedModel):
     def train_step(self, data):
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         frames = ops.cast(data["frames"], "float32")
-        inputs, targets, mask, target_mask = self._flat_pairs(frames)
+        masks = self._window_masks(frames)
         statistics = {}
-        if self.scheduled_sampling:
-            inputs, statistics["ss_probability"] = self._sampled_inputs(
-                frames, inputs, mask, target_mask
-            )
+        if not self.train_rollout:
+            inputs, targets, mask, target_mask = self._flat_pairs(frames, masks)
+            if self.scheduled_sampling:
+                inputs, statistics["ss_probability"] = self._sampled_inputs(
+                    frames, inputs, mask, target_mask
+                )
         variables = self.frame_generator.trainable_variables
         with tf.GradientTape(persistent=self.adversarial) as tape:
-            total, terms, more, prediction = self.generator_losses(
-                inputs, targets, mask, target_mask, training=True
-            )
+            if self.train_rollout:
+                inputs, targets, mask, target_mask, outputs = self._rolled_out(
+                    frames, masks, training=True
+                )
+            else:
+                outputs = self.frame_generator(
+                    {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=True
+                )
+            total, terms, more, prediction = self.generator_losses(outputs, targets, target_mask)
             statistics.update(more)
             if self.adversarial:
                 fake_logits = self.discriminate(inputs, prediction, target_mask, training=False)
@@ -316,8 +380,11 @@ class PhaseTwo(TrackedModel):
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         frame, next_frame = data["frame"], data["next_frame"]
         mask, target_mask = ops.split(self.masks(ops.concatenate([frame, next_frame], 0)), 2)
+        outputs = self.frame_generator(
+            {"frame": frame, "mask": mask, "target_mask": target_mask}, training=False
+        )
         total, terms, statistics, prediction = self.generator_losses(
-            frame, next_frame, mask, target_mask, training=False
+            outputs, next_frame, target_mask
         )
         values = {**terms, **statistics}
         values["psnr"] = ops.mean(metrics.psnr(prediction, next_frame))
@@ -347,6 +414,7 @@ class PhaseTwo(TrackedModel):
                 "ss_initial": self.ss_initial,
                 "ss_increment": self.ss_increment,
                 "ss_interval": self.ss_interval,
+                "train_rollout": self.train_rollout,
                 "seed": self.seed,
             }
         )
@@ -382,6 +450,7 @@ def build_phase_two(config):
         ss_initial=two.ss_initial,
         ss_increment=two.ss_increment,
         ss_interval=two.ss_interval,
+        train_rollout=two.train_rollout,
         seed=config.train.seed,
         name="phase_two",
     )
