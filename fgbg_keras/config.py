@@ -160,6 +160,13 @@ class ModelConfig(Section):
         "the exact pasted copy. 0: it changes the whole union of the masks. No effect in Phase 1.",
         moving_masks_only=True,
     )
+    unet_region_margin: int = option(
+        0,
+        "unet: the U-Net may also change the pixels within this many pixels of the union of the "
+        "masks (0: the union only, the paper). For objects whose mask misses parts that move "
+        "with it, such as an arm's upper links. No effect in Phase 1.",
+        moving_masks_only=True,
+    )
 
     def __post_init__(self):
         self.generator_filters = tuple(int(f) for f in self.generator_filters)
@@ -189,6 +196,7 @@ class ModelConfig(Section):
             "generator_res_blocks",
             "unet_levels",
             "unet_keep_pasted",
+            "unet_region_margin",
         )
         for name in ("unet_filters", "unet_max_filters"):
             if getattr(self, name) % 8:

@@ -264,6 +264,23 @@ def erode_masks(masks, pixels):
     return 1.0 - ops.max_pool(1.0 - masks, 2 * pixels + 1, 1, padding="same")
 
 
+def dilate_masks(masks, pixels):
+    """Binary dilation of each binarised mask by a square of side `2 * pixels + 1`: a pixel
+    joins the mask if a mask pixel lies within `pixels` of it (Chebyshev distance).
+
+    Args:
+        masks: `[B, H, W, 1]`, binarised at 0.5 first.
+        pixels: int >= 0; 0 returns the binarised masks.
+
+    Returns:
+        float32 {0, 1} masks `[B, H, W, 1]`.
+    """
+    masks = binarize(masks)
+    if not pixels:
+        return masks
+    return ops.max_pool(masks, 2 * pixels + 1, 1, padding="same")
+
+
 def paste_foreground(frames, masks, target_masks):
     """Each frame with its object moved to the target mask: the layered view of a step.
 

@@ -170,6 +170,17 @@ def test_erode_masks_peels_whole_pixels_but_not_along_the_border():
     assert twice[0, :, 2:9].sum() == 3 and twice[0, 3, 4:7].all()
 
 
+def test_dilate_masks_grows_by_whole_pixels_up_to_the_border():
+    mask = np.zeros((1, 8, 10, 1), np.float32)
+    mask[0, 3:5, 4:6] = 0.9  # a soft 2 x 2 block, binarised first
+    mask[0, 7, 0] = 1.0  # a corner pixel
+    expected = np.zeros_like(mask)
+    expected[0, 2:6, 3:7] = 1.0
+    expected[0, 6:8, 0:2] = 1.0  # cut by the frame's border
+    np.testing.assert_array_equal(mask_ops.dilate_masks(mask, 1), expected)
+    np.testing.assert_array_equal(mask_ops.dilate_masks(mask, 0), mask > 0.5)
+
+
 def test_shift_whole_pixels_equals_the_bilinear_shift_for_whole_offsets():
     images = np.random.default_rng(3).uniform(-1, 1, (3, 7, 9, 2)).astype(np.float32)
     offsets = np.array([[2, -1], [-9, 0], [0, 3]], np.float32)

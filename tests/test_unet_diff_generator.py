@@ -92,6 +92,22 @@ def test_pixels_outside_the_union_keep_the_frame():
     np.testing.assert_array_equal(out[0, 2:6, 10:14], expected[0, 2:6, 10:14])
 
 
+def test_region_margin_lets_the_unet_change_pixels_next_to_the_masks():
+    mask = np.zeros((1, 16, 16, 1), "float32")
+    mask[0, 4:8, 4:8] = 1.0
+    generator = UNetDiffGenerator(**TINY, region_margin=2)
+    data = inputs(batch=1, mask=mask, target_mask=mask)
+    out = np.asarray(generator(data)["frame"])
+    expected = np.clip(data["frame"] + difference(generator, data), -1.0, 1.0)
+    # Within two pixels of the mask the U-Net's change applies; beyond them the frame is kept.
+    np.testing.assert_array_equal(out[0, 2:10, 2:10], expected[0, 2:10, 2:10])
+    assert not np.allclose(out[0, 2:10, 2:10], data["frame"][0, 2:10, 2:10], atol=1e-3)
+    beyond = np.ones((16, 16), bool)
+    beyond[2:10, 2:10] = False
+    np.testing.assert_array_equal(out[0][beyond], data["frame"][0][beyond])
+    assert UNetDiffGenerator.from_config(generator.get_config()).region_margin == 2
+
+
 def test_paste_starts_from_the_moved_foreground():
     mask = np.zeros((1, 16, 16, 1), "float32")
     mask[0, 2:6, 2:6] = 1.0
@@ -154,6 +170,7 @@ def test_output_kernel_is_the_last_convolution():
         ({"norm_groups": 3}, "norm_groups"),
         ({"keep_pasted": -1}, "keep_pasted"),
         ({"keep_pasted": 1.5}, "keep_pasted"),
+        ({"region_margin": -1}, "region_margin"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, name):
@@ -196,6 +213,14 @@ def test_phase_one_generator_keeps_nothing_and_phase_two_keeps_the_configured_ba
     from fgbg_keras.config import ModelConfig
     from fgbg_keras.models import factory
 
-    config = ModelConfig(image_size=16, unet_filters=8, unet_max_filters=16, unet_keep_pasted=2)
-    assert factory.build_frame_generator(config, moving_masks=False).keep_pasted == 0
-    assert factory.build_frame_generator(config, moving_masks=True).keep_pasted == 2
+    config = ModelConfig(
+        image_size=16,
+        unet_filters=8,
+        unet_max_filters=16,
+        unet_keep_pasted=2,
+        unet_region_margin=3,
+    )
+    phase_one = factory.build_frame_generator(config, moving_masks=False)
+    phase_two = factory.build_frame_generator(config, moving_masks=True)
+    assert (phase_one.keep_pasted, phase_one.region_margin) == (0, 0)
+    assert (phase_two.keep_pasted, phase_two.region_margin) == (2, 3)

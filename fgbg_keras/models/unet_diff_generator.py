@@ -5,7 +5,7 @@ from keras import ops
 
 from data_pipelines.checks import check_int
 from fgbg_keras.layers import blocks
-from fgbg_keras.mask_ops import erode_masks, paste_foreground
+from fgbg_keras.mask_ops import dilate_masks, erode_masks, paste_foreground
 from fgbg_keras.models import generators
 from fgbg_keras.models.network import Network
 
@@ -160,8 +160,12 @@ class UNetDiffGenerator(keras.Model):
     the object uncovered and a band of k pixels inside the target mask's edge. Measured on the
     synthetic set, this stops the slow drift of the object's appearance that a U-Net free to
     repaint it accumulates over a long rollout. A still object (equal masks) keeps its interior
-    too. Phase I, where the generator must learn to redraw the object, is built with
-    `keep_pasted=0` (`build_unet_generator`). Same call interface as `VQFrameGenerator`.
+    too. With `region_margin=n > 0`, `r` is the union dilated by n pixels: the U-Net may also
+    redraw what lies next to the masks, such as the links of an arm whose mask holds only the
+    gripper and the lower links, which move with it (the pushing set). Phase I, where the
+    generator must learn to redraw the object and a wider `r` would let it explain motion the
+    masks miss, is built with `keep_pasted=0` and `region_margin=0` (`build_unet_generator`).
+    Same call interface as `VQFrameGenerator`.
 
     Args:
         num_levels: stride-2 levels of the U-Net; frame sizes must be divisible by
@@ -173,6 +177,8 @@ class UNetDiffGenerator(keras.Model):
         keep_pasted: with `paste`, the width in pixels of the band inside the target mask's
             edge that the U-Net may change; the interior beyond it is kept as pasted. 0: the
             U-Net changes the whole union. Ignored without `paste`.
+        region_margin: pixels by which the changeable region reaches beyond the union of the
+            masks (0: the paper's region).
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
@@ -194,10 +200,12 @@ class UNetDiffGenerator(keras.Model):
         norm_groups=8,
         paste=False,
         keep_pasted=0,
+        region_margin=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_int("keep_pasted", keep_pasted, minimum=0)
+        check_int("region_margin", region_margin, minimum=0)
         self.unet = UNet(
             num_levels, filters, max_filters, norm_groups, input_channels=5, name="unet"
         )
@@ -207,6 +215,7 @@ class UNetDiffGenerator(keras.Model):
         self.norm_groups = norm_groups
         self.paste = bool(paste)
         self.keep_pasted = int(keep_pasted)
+        self.region_margin = int(region_margin)
         self.downsampling_factor = 2**num_levels
 
     @property
@@ -232,6 +241,8 @@ class UNetDiffGenerator(keras.Model):
         features = ops.concatenate([base, mask, target_mask], axis=-1)
         difference = self.unet(features, training=training)
         region = ops.maximum(mask, target_mask)
+        if self.region_margin:
+            region = dilate_masks(region, self.region_margin)
         if self.paste:
             region = region * (1.0 - kept_interior(target_mask, self.keep_pasted))
         return {"frame": composite(base, difference, region)}
@@ -246,6 +257,7 @@ class UNetDiffGenerator(keras.Model):
                 "norm_groups": self.norm_groups,
                 "paste": self.paste,
                 "keep_pasted": self.keep_pasted,
+                "region_margin": self.region_margin,
             }
         )
         return config
@@ -267,13 +279,14 @@ def halvings(size):
 )
 def build_unet_generator(config, moving_masks=True):
     """The `UNetDiffGenerator` of a `ModelConfig` (its `unet_*` settings; `unet_levels=0`
-    follows the frame size down). Phase I (`moving_masks=False`) keeps nothing as pasted: the
-    generator learns to redraw the object."""
+    follows the frame size down). Phase I (`moving_masks=False`) keeps nothing as pasted and
+    changes only the mask: the generator learns to redraw the object."""
     return UNetDiffGenerator(
         num_levels=config.unet_levels or halvings(config.image_size),
         filters=config.unet_filters,
         max_filters=config.unet_max_filters,
         paste=config.unet_paste,
         keep_pasted=config.unet_keep_pasted if moving_masks else 0,
+        region_margin=config.unet_region_margin if moving_masks else 0,
         name="frame_generator",
     )
