@@ -33,7 +33,7 @@ def feature_metrics(lpips_network, lpips_backbone, lpips_linear, fvd_model):
     return lpips_metric, video_features
 
 
-def _convlstm(convlstm_dir, run):
+def convlstm_baseline(convlstm_dir, run):
     """The ConvLSTM of `convlstm_dir` at the run's frame size, and whether it was trained with
     the true controls (restored in its own precision; the run's is set again after).
 
@@ -85,7 +85,7 @@ def evaluate_and_report(
     run = runs.restore_networks(model_dir)
     convlstm, convlstm_controls = None, False
     if convlstm_dir:
-        convlstm, convlstm_controls = _convlstm(convlstm_dir, run)
+        convlstm, convlstm_controls = convlstm_baseline(convlstm_dir, run)
     asked = convlstm is not None or lpips_metric is not None or video_features is not None
     if rollout_steps is None and (asked or run.moving_masks):
         rollout_steps = rollouts.ROLLOUT_STEPS

@@ -35,7 +35,9 @@ METRIC_LABELS = (
 )
 
 
-def _binary_masks(mask_generator):
+def binary_masks(mask_generator):
+    """`masks_of(frames)`: binarize(M(frames)), compiled."""
+
     @tf.function
     def masks_of(frames):
         return mask_ops.binarize(mask_generator(frames, training=False))
@@ -43,7 +45,7 @@ def _binary_masks(mask_generator):
     return masks_of
 
 
-def _batch(clips, start, stop, size, masks_of, ground_truth):
+def rollout_batch(clips, start, stop, size, masks_of, ground_truth):
     """The `RolloutBatch` of clips `start:stop`, in the model's pixels `size`; with
     `ground_truth`, the clips' true offsets, masks and centroids come with it."""
     frames = preprocess_frames(clips["frames"][start:stop], size)
@@ -216,10 +218,10 @@ def evaluate_rollouts(
     context = methods.Context(run, convlstm, convlstm_controls)
     generators = {method.name: method.prepare(context) for method in evaluated}
     size = (run.config.model.image_size,) * 2
-    masks_of = _binary_masks(run.mask_generator)
+    masks_of = binary_masks(run.mask_generator)
     scores = _Scores(evaluated, masks_of, lpips_metric, video_features)
     for start in range(0, num_clips, batch_size):
-        batch = _batch(clips, start, start + batch_size, size, masks_of, ground_truth)
+        batch = rollout_batch(clips, start, start + batch_size, size, masks_of, ground_truth)
         generated = {name: generate(batch) for name, generate in generators.items()}
         scores.add(generated, batch)
         if gif_path and start == 0:
