@@ -492,7 +492,8 @@ class PhaseTwoConfig(Section):
         "its first frame, each step from G's own previous output, with the mask carried by the "
         "controls fitted from M's masks of the true frames, and gradients through every step. "
         "Off: pairs of true frames with M's mask of the true next frame (the draft), and "
-        "scheduled sampling. --frames_per_clip sets the rollout's length.",
+        "scheduled sampling (the --ss_* flags, unused when on). --frames_per_clip sets the "
+        "rollout's length. --generator=unet only.",
     )
     reset_generator_head: bool = option(
         True,
@@ -518,6 +519,14 @@ class PhaseTwoConfig(Section):
             _fail("local_crop_size", self.local_crop_size, "must be >= 32 (the PatchGAN's input)")
         if self.disc_start < 0:
             _fail("disc_start", self.disc_start, "must be >= 0")
+        if self.train_rollout and config.model.generator != "unet":
+            # The VQ-VAE's codebook would take one EMA update per step of each rollout.
+            _fail(
+                "train_rollout",
+                True,
+                f"needs --generator=unet (not {config.model.generator!r}): the VQ-VAE's codebook "
+                "would update once per rollout step",
+            )
         # The graph changes at these steps, so they fall on the boundaries of fit's epochs.
         for name, value in (
             ("disc_start", self.disc_start),

@@ -40,6 +40,13 @@ def test_choices_are_checked_by_the_flag_name():
     config.validate()  # a phase that does not use the section does not check it
     with pytest.raises(ValueError, match="--gan_loss='wasserstein'"):
         config.validate(("phase_two",))
+    config = RunConfig()
+    config.phase_two.train_rollout = True
+    config.model.generator = "vqvae"
+    with pytest.raises(ValueError, match="--train_rollout=True: needs --generator=unet"):
+        config.validate(("phase_two",))
+    config.model.generator = "unet"
+    config.validate(("phase_two",))
 
 
 def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():

@@ -151,8 +151,18 @@ def test_scheduled_sampling_feeds_the_previous_output(config, probability):
     np.testing.assert_allclose(sampled[:, 1:], expected, atol=1e-6)
 
 
+def rollout_config():
+    config = tiny_config()
+    config.phase_two.disc_filters = 8
+    config.phase_two.train_rollout = True
+    config.model.generator = "unet"
+    config.model.unet_filters = 8
+    config.model.unet_max_filters = 16
+    return phases.get(2).validate(config)
+
+
 def test_rollout_training_generates_as_a_test_rollout_does(config):
-    model = built_model(phase_two_config(train_rollout=True))
+    model = built_model(rollout_config())
     frames = tf.cast(clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"], "float32")
     masks = model._window_masks(frames)
     fed, targets, fed_masks, target_masks, outputs = model._rolled_out(
@@ -175,13 +185,30 @@ def test_rollout_training_generates_as_a_test_rollout_does(config):
     assert not np.array_equal(by_step(target_masks)[:, -1], masks[:, 0])
 
 
-def test_rollout_training_step_trains_through_every_step(config):
-    model = built_model(phase_two_config(train_rollout=True))
+def test_rollout_training_reaches_the_first_step_from_the_last(config):
+    model = built_model(rollout_config())
+    frames = tf.cast(clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"], "float32")
+    masks = model._window_masks(frames)
+    with tf.GradientTape() as tape:
+        tape.watch(frames)
+        outputs = model._rolled_out(frames, masks, training=True)[-1]
+        last_step = tf.reduce_sum(outputs["frame"][-2:])
+    # The true frames enter the last step only through the first one's output (M is frozen and
+    # the targets are not in the graph of the prediction).
+    gradient = tape.gradient(last_step, frames).numpy()
+    assert np.abs(gradient[:, 0]).sum() > 0
+    np.testing.assert_array_equal(gradient[:, 1:], 0.0)
+
+
+def test_rollout_training_step_trains_and_never_samples(config):
+    model = built_model(rollout_config())
     model.adversarial = True
+    model.scheduled_sampling = True  # ignored: a rollout feeds G its own outputs anyway
     generator = values(model.frame_generator.trainable_variables)
     logs = model.train_on_batch(clip_batch(config, frames_per_clip=4), return_dict=True)
     assert all(changed(generator, model.frame_generator.trainable_variables))
     assert all(np.isfinite(logs[name]) for name in LOSS_TERMS)
+    assert "ss_probability" not in logs  # the sampling pass did not run
 
 
 def test_test_step_reports_psnr_without_changing_weights(config):

@@ -280,7 +280,7 @@ def halvings(size):
 def build_unet_generator(config, moving_masks=True):
     """The `UNetDiffGenerator` of a `ModelConfig` (its `unet_*` settings; `unet_levels=0`
     follows the frame size down). Phase I (`moving_masks=False`) keeps nothing as pasted and
-    changes only the mask: the generator learns to redraw the object."""
+    changes only the mask, with no margin: the generator learns to redraw the object."""
     return UNetDiffGenerator(
         num_levels=config.unet_levels or halvings(config.image_size),
         filters=config.unet_filters,

@@ -145,7 +145,7 @@ class PhaseTwoSwitches(keras.callbacks.Callback):
 
     Args:
         disc_start: first step with the adversarial losses.
-        ss_start: first step with scheduled sampling.
+        ss_start: first step with scheduled sampling; None: never (`--train_rollout`).
     """
 
     def __init__(self, disc_start, ss_start):
@@ -156,7 +156,7 @@ class PhaseTwoSwitches(keras.callbacks.Callback):
     def _switch(self):
         step = _step(self.model)
         adversarial = step >= self.disc_start
-        sampling = step >= self.ss_start
+        sampling = self.ss_start is not None and step >= self.ss_start
         if (adversarial, sampling) != (self.model.adversarial, self.model.scheduled_sampling):
             self.model.adversarial = adversarial
             self.model.scheduled_sampling = sampling

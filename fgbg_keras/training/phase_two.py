@@ -72,7 +72,10 @@ class PhaseTwo(TrackedModel):
     control, so no labels are needed). Step k draws from G's own previous output, with the
     target mask m_0 moved by the composed controls (not M(f_{k+1}), which a test rollout never
     has), and the loss of every step reaches every earlier step through the generated frames.
-    Scheduled sampling has nothing left to do then.
+    The discriminators see each step as a pair with the frame G was fed, the true next frame
+    for the real pair and G's for the fake one, so both share their condition, and the
+    adversarial gradient, like the L1 one, reaches the earlier steps through it. Scheduled
+    sampling has nothing left to do then (it never switches on).
 
     `fit()` takes batches that are dicts with `"frames"` `[C, F, H, W, 3]` in [-1, 1] (clips of
     F consecutive frames); `evaluate()` takes the pair dicts of `pipeline.eval_triples`.
@@ -507,7 +510,8 @@ class PhaseTwoTraining(phases.Phase):
         train, two = config.train, config.phase_two
         return [
             fgbg_callbacks.PhaseTwoSwitches(
-                two.disc_start, two.resolved_ss_start(train.train_steps)
+                two.disc_start,
+                None if two.train_rollout else two.resolved_ss_start(train.train_steps),
             ),
             fgbg_callbacks.RolloutSummaries(
                 model_dir, validation.clips, train.image_every, image_size=config.model.image_size
