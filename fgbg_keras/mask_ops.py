@@ -258,10 +258,8 @@ def erode_masks(masks, pixels):
     Returns:
         float32 {0, 1} masks `[B, H, W, 1]`.
     """
-    masks = binarize(masks)
-    if not pixels:
-        return masks
-    return 1.0 - ops.max_pool(1.0 - masks, 2 * pixels + 1, 1, padding="same")
+    # The complement's dilation; pooling ignores the padding, so the border counts as inside.
+    return 1.0 - dilate_masks(1.0 - binarize(masks), pixels)
 
 
 def dilate_masks(masks, pixels):
