@@ -163,6 +163,21 @@ def clip_translations(masks):
     return ops.reshape(fitted, (batch, length - 1, 2))
 
 
+def fitted_controls(masks):
+    """The parameterized controls of clips' masks `[B, T, H, W, 1]`: the translations between
+    consecutive masks (`clip_translations`) as affine controls `[B, T - 1, 2, 3]`."""
+    return translation_controls(clip_translations(masks))
+
+
+def carry_target(initial_mask, control, total):
+    """One step of a carried mask: the step's `control` composed after the `total` of the
+    steps before, and `initial_mask` moved by the result. Moving `m_0` by the composition, not
+    the previous target by one control, keeps each step's sub-pixel part (a 0.3 px step would
+    otherwise never move a binary mask). Returns `(target, new_total)`."""
+    total = compose_controls(control, total)
+    return warp_masks(initial_mask, total), total
+
+
 def shift_images(images, offsets):
     """Moves each image by its offset (dx, dy) in pixels, filling with zeros.
 

@@ -7,7 +7,7 @@ move a mask.
 import tensorflow as tf
 from keras import ops
 
-from fgbg_keras.mask_ops import binarize, compose_controls, identity_controls, warp_masks
+from fgbg_keras.mask_ops import binarize, carry_target, identity_controls, warp_masks
 
 MASK_MODES = ("carry", "reestimate")
 DEFAULT_MASK_MODE = "carry"
@@ -26,9 +26,7 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
     `m_0 = binarize(M(f_0))`. Step k moves the mask by `controls[:, k]` to the target
     `m_{k+1}`, and draws `f_{k+1} = G(f_k, m_k, m_{k+1})`. With `mask_mode="carry"` the target
     becomes the next step's mask; it is computed as `m_0` moved by the composition of controls
-    0..k (`compose_controls`), which is the same map as moving the previous target by control k,
-    without rounding each step's sub-pixel part away (a 0.3 px step would otherwise never move
-    a binary mask). With `"reestimate"` the next mask is `binarize(M(f_{k+1}))`.
+    0..k (`mask_ops.carry_target`). With `"reestimate"` the next mask is `binarize(M(f_{k+1}))`.
 
     Once the target mask is empty (the object has left the frame) G draws the background only:
     the foreground stream is empty, and `"empty"` flags the step. The rollout goes on; with
@@ -67,8 +65,7 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
     def step(k, frame, mask, total, frames_out, masks_out, empty_out):
         control = controls[:, k]
         if mask_mode == "carry":
-            total = compose_controls(control, total)
-            target = warp_masks(initial_mask, total)
+            target, total = carry_target(initial_mask, control, total)
         else:
             target = warp_masks(mask, control)
         inputs = {"frame": frame, "mask": mask, "target_mask": target}

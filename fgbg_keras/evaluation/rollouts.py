@@ -51,7 +51,7 @@ def rollout_batch(clips, start, stop, size, masks_of, ground_truth):
     frames = preprocess_frames(clips["frames"][start:stop], size)
     shape = frames.shape
     model_masks = tf.reshape(masks_of(tf.reshape(frames, [-1, *size, 3])), [*shape[:-1], 1])
-    controls = {"fitted": mask_ops.translation_controls(mask_ops.clip_translations(model_masks))}
+    controls = {"fitted": mask_ops.fitted_controls(model_masks)}
     if not ground_truth:
         centroids, valid = mask_ops.mask_centroids(tf.reshape(model_masks[:, 1:], [-1, *size, 1]))
         # Where M finds nothing in the true frame there is no reference: NaN, left out.

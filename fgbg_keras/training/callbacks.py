@@ -221,7 +221,7 @@ class RolloutSummaries(keras.callbacks.Callback):
             flat = tf.reshape(self.frames, [-1, height, width, 3])
             masks = mask_ops.binarize(self.model.mask_generator(flat, training=False))
             masks = tf.reshape(masks, [batch, length, height, width, 1])
-            controls = mask_ops.translation_controls(mask_ops.clip_translations(masks))
+            controls = mask_ops.fitted_controls(masks)
         generated = self._rollout(self.frames[:, 0], controls)["frames"]
         generated = tf.concat([self.frames[:, :1], generated], axis=1)
 

@@ -9,11 +9,9 @@ from fgbg_keras import losses
 from fgbg_keras.evaluation import metrics
 from fgbg_keras.mask_ops import (
     binarize,
-    clip_translations,
-    compose_controls,
+    carry_target,
+    fitted_controls,
     identity_controls,
-    translation_controls,
-    warp_masks,
 )
 from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_discriminators, build_networks
@@ -237,14 +235,13 @@ class PhaseTwo(TrackedModel):
         length = frames.shape[1]
         if length is None:
             raise ValueError("Training on rollouts needs windows of a known number of frames.")
-        controls = translation_controls(clip_translations(masks))
+        controls = fitted_controls(masks)
         initial = masks[:, 0]
         frame, mask = frames[:, 0], initial
         total = identity_controls(ops.shape(frames)[0])
         fed, targets, fed_masks, target_masks, outputs = [], [], [], [], []
         for k in range(length - 1):
-            total = compose_controls(controls[:, k], total)
-            target = warp_masks(initial, total)
+            target, total = carry_target(initial, controls[:, k], total)
             output = self.frame_generator(
                 {"frame": frame, "mask": mask, "target_mask": target}, training=training
             )
