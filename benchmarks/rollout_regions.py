@@ -63,21 +63,15 @@ def main(argv):
     clips = load_test_clips(run.config, FLAGS.num_clips, FLAGS.steps + 1)
     if "masks" not in clips or "offsets" not in clips:
         raise app.UsageError(f"--model_dir={FLAGS.model_dir!r}: its test data has no true masks.")
-    have = {methods.GROUND_TRUTH} | ({methods.CONVLSTM} if convlstm is not None else set())
-    context = methods.Context(run, convlstm, convlstm_controls)
-    evaluated = [m for m in methods.available(have) if not m.reference]
-    generators = {m.name: m.prepare(context) for m in evaluated}
-    size = (run.config.model.image_size,) * 2
-    masks_of = rollouts.binary_masks(run.mask_generator)
-    parts = {name: [] for name in generators}
+    evaluated, batches = rollouts.rolled_out(run, clips, convlstm, convlstm_controls)
+    parts = {m.name: [] for m in evaluated if not m.reference}
     areas = []
     num_clips = len(clips["frames"])
-    for start in range(0, num_clips, 16):
-        batch = rollouts.rollout_batch(clips, start, start + 16, size, masks_of, True)
+    for batch, generated in batches:
         region = moving_region(batch.masks, FLAGS.dilate)
         areas.append(region.mean(axis=(0, 2, 3, 4)) * len(region))
-        for name, generate in generators.items():
-            inside, outside = split_error(generate(batch)["frames"], batch.truth, region)
+        for name in parts:
+            inside, outside = split_error(generated[name]["frames"], batch.truth, region)
             parts[name].append((inside * len(region), outside * len(region)))
     shown = [int(s) - 1 for s in FLAGS.show_steps if 0 < int(s) <= FLAGS.steps]
     area = np.sum(areas, 0) / num_clips

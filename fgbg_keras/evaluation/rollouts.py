@@ -157,6 +157,39 @@ def write_rollout_images(gif_path, batch, shown, steps, clips=4, columns=5):
     write_frames(os.path.splitext(gif_path)[0] + ".png", still[None])
 
 
+def rolled_out(run, clips, convlstm=None, convlstm_controls=True, batch_size=16):
+    """Every method that `clips` (with ground truth or not) and the baseline allow, rolled
+    out batch by batch.
+
+    Args:
+        run: a `runs.RestoredRun`.
+        clips: test clips (`load_test_clips`); with `"offsets"` and `"masks"`, the methods
+            that need ground truth too.
+        convlstm, convlstm_controls: as in `evaluate_rollouts`.
+        batch_size: clips rolled out together.
+
+    Returns:
+        `(evaluated, batches)`: the `methods.Method`s, and an iterator of
+        `(RolloutBatch, {method name: its rollout dict})`, one per batch of clips.
+    """
+    ground_truth = "offsets" in clips and "masks" in clips
+    have = {methods.GROUND_TRUTH} if ground_truth else set()
+    if convlstm is not None:
+        have.add(methods.CONVLSTM)
+    evaluated = methods.available(have)
+    context = methods.Context(run, convlstm, convlstm_controls)
+    generators = {method.name: method.prepare(context) for method in evaluated}
+    size = (run.config.model.image_size,) * 2
+    masks_of = binary_masks(run.mask_generator)
+
+    def batches():
+        for start in range(0, len(clips["frames"]), batch_size):
+            batch = rollout_batch(clips, start, start + batch_size, size, masks_of, ground_truth)
+            yield batch, {name: generate(batch) for name, generate in generators.items()}
+
+    return evaluated, batches()
+
+
 def evaluate_rollouts(
     run,
     steps=ROLLOUT_STEPS,
@@ -208,23 +241,14 @@ def evaluate_rollouts(
     clips = load_test_clips(run.config, num_clips, steps + 1)
     num_clips = len(clips["frames"])
     ground_truth = "offsets" in clips and "masks" in clips
-    have = {methods.GROUND_TRUTH} if ground_truth else set()
-    if convlstm is not None:
-        have.add(methods.CONVLSTM)
-    evaluated = methods.available(have)
     logging.info(
         "Rolling out %d steps from %d test clips with %s.", steps, num_clips, run.checkpoint
     )
-    context = methods.Context(run, convlstm, convlstm_controls)
-    generators = {method.name: method.prepare(context) for method in evaluated}
-    size = (run.config.model.image_size,) * 2
-    masks_of = binary_masks(run.mask_generator)
-    scores = _Scores(evaluated, masks_of, lpips_metric, video_features)
-    for start in range(0, num_clips, batch_size):
-        batch = rollout_batch(clips, start, start + batch_size, size, masks_of, ground_truth)
-        generated = {name: generate(batch) for name, generate in generators.items()}
+    evaluated, batches = rolled_out(run, clips, convlstm, convlstm_controls, batch_size)
+    scores = _Scores(evaluated, binary_masks(run.mask_generator), lpips_metric, video_features)
+    for index, (batch, generated) in enumerate(batches):
         scores.add(generated, batch)
-        if gif_path and start == 0:
+        if gif_path and index == 0:
             write_rollout_images(gif_path, batch, generated[methods.primary(generated)], steps)
     results = {
         "checkpoint": run.checkpoint,
