@@ -167,14 +167,6 @@ class ModelConfig(Section):
         "with it, such as an arm's upper links. No effect in Phase 1.",
         moving_masks_only=True,
     )
-    unet_fill_from_first: bool = option(
-        False,
-        "unet with --unet_paste, in rollouts: the background the object uncovers is taken from "
-        "the rollout's first frame where that frame shows it, not filled in from around it. "
-        "For a mover that sweeps a scene seen whole in the first frame, such as an arm over a "
-        "bin. No effect in Phase 1 or on one step from a true frame.",
-        moving_masks_only=True,
-    )
 
     def __post_init__(self):
         self.generator_filters = tuple(int(f) for f in self.generator_filters)

@@ -294,24 +294,20 @@ def dilate_masks(masks, pixels):
     return ops.max_pool(masks, 2 * pixels + 1, 1, padding="same")
 
 
-def paste_foreground(frames, masks, target_masks, background=None, known=None):
+def paste_foreground(frames, masks, target_masks):
     """Each frame with its object moved to the target mask: the layered view of a step.
 
     Inside the target mask: the frame's content moved by the translation fitted between the
     masks (`fit_translations`), rounded to whole pixels, so pasted pixels are exact copies and a
     rollout of many steps does not blur them by resampling. Where the object was and is no
     longer (`max(mask - target_mask, 0)`): the background filled in from the pixels outside
-    both masks (`fill_from_surroundings`), or, given a `background` image, taken from it where
-    `known` says it shows the background. Elsewhere: the frame. Soft masks blend the three;
+    both masks (`fill_from_surroundings`). Elsewhere: the frame. Soft masks blend the three;
     equal masks, soft or not (Phase I), give the frame back.
 
     Args:
         frames: `[B, H, W, C]`.
         masks: `[B, H, W, 1]` in [0, 1], where the object is.
         target_masks: `[B, H, W, 1]` in [0, 1], where it goes.
-        background: optional `[B, H, W, C]`, an earlier view of the scene (a rollout's first
-            frame), used where the object uncovers what it shows.
-        known: `[B, H, W, 1]` in [0, 1], with `background`: where it shows the background.
 
     Returns:
         float32 `[B, H, W, C]`; the frame itself where `masks == target_masks`.
@@ -322,7 +318,4 @@ def paste_foreground(frames, masks, target_masks, background=None, known=None):
     moved = shift_whole_pixels(frames, fit_translations(masks, target_masks))
     uncovered = ops.maximum(masks - target_masks, 0.0)
     filled = fill_from_surroundings(frames, 1.0 - ops.maximum(masks, target_masks))
-    if background is not None:
-        known = ops.cast(known, "float32")
-        filled = known * ops.cast(background, "float32") + (1.0 - known) * filled
     return (1.0 - target_masks - uncovered) * frames + target_masks * moved + uncovered * filled

@@ -24,8 +24,7 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
     """Generates T frames from one frame and T controls: the two passes of METHOD.md.
 
     `m_0 = binarize(M(f_0))`. Step k moves the mask by `controls[:, k]` to the target
-    `m_{k+1}`, and draws `f_{k+1} = G(f_k, m_k, m_{k+1})`; G also gets f_0 and m_0 (as
-    `"first_frame"` and `"first_mask"`), which a generator built to may use. With `mask_mode="carry"` the target
+    `m_{k+1}`, and draws `f_{k+1} = G(f_k, m_k, m_{k+1})`. With `mask_mode="carry"` the target
     becomes the next step's mask; it is computed as `m_0` moved by the composition of controls
     0..k (`mask_ops.carry_target`). With `"reestimate"` the next mask is `binarize(M(f_{k+1}))`.
 
@@ -69,13 +68,7 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
             target, total = carry_target(initial_mask, control, total)
         else:
             target = warp_masks(mask, control)
-        inputs = {
-            "frame": frame,
-            "mask": mask,
-            "target_mask": target,
-            "first_frame": frames,
-            "first_mask": initial_mask,
-        }
+        inputs = {"frame": frame, "mask": mask, "target_mask": target}
         next_frame = tf.cast(frame_generator(inputs, training=False)["frame"], tf.float32)
         next_frame = tf.ensure_shape(next_frame, frame.shape)
         next_mask = target if mask_mode == "carry" else estimate_mask(next_frame)

@@ -136,37 +136,6 @@ def test_paste_starts_from_the_moved_foreground():
     assert UNetDiffGenerator.from_config(pasting.get_config()).paste
 
 
-def test_fill_from_first_takes_the_uncovered_background_from_the_first_frame():
-    mask = np.zeros((1, 16, 16, 1), "float32")
-    mask[0, 4:8, 4:8] = 1.0
-    target = np.zeros_like(mask)
-    target[0, 4:8, 9:13] = 1.0  # moved 5 columns to the right: it uncovers columns 4 to 7
-    first_mask = np.zeros_like(mask)
-    first_mask[0, 4:8, 2:5] = 1.0  # in the first frame the object covered columns 2 to 4
-    data = inputs(batch=1, mask=mask, target_mask=target, seed=3)
-    first = np.random.default_rng(4).uniform(-1, 1, data["frame"].shape).astype("float32")
-    with_first = {**data, "first_frame": first, "first_mask": first_mask}
-    generator = UNetDiffGenerator(**TINY, paste=True, fill_from_first=True, region_margin=1)
-    generator.reset_head()  # the prediction is the base frame
-    out = np.asarray(generator(with_first)["frame"])[0]
-    # Uncovered and seen in the first frame (outside its mask dilated by the margin, 1 px):
-    # columns 6 and 7 come from the first frame; columns 4 and 5 were behind the object there,
-    # so they are filled in from around, as without the first frame.
-    np.testing.assert_array_equal(out[4:8, 6:8], first[0, 4:8, 6:8])
-    filled = np.asarray(mask_ops.paste_foreground(data["frame"], mask, target))[0]
-    np.testing.assert_allclose(out[4:8, 4:6], filled[4:8, 4:6], atol=1e-6)
-    assert not np.allclose(filled[4:8, 6:8], first[0, 4:8, 6:8])
-    # The moved object and everything outside the uncovered pixels are as without it.
-    np.testing.assert_allclose(out[4:8, 9:13], data["frame"][0, 4:8, 4:8], atol=1e-6)
-    np.testing.assert_array_equal(out[:4], data["frame"][0, :4])
-    # Without the first frame in the inputs, or with the option off, nothing changes.
-    np.testing.assert_allclose(generator(data)["frame"][0], filled, atol=1e-6)
-    off = UNetDiffGenerator(**TINY, paste=True, region_margin=1)
-    off.set_weights(generator.get_weights())
-    np.testing.assert_allclose(off(with_first)["frame"][0], filled, atol=1e-6)
-    assert UNetDiffGenerator.from_config(generator.get_config()).fill_from_first
-
-
 def test_reset_head_makes_the_prediction_the_base_frame():
     generator = UNetDiffGenerator(**TINY)
     mask = np.zeros((2, 16, 16, 1), "float32")
@@ -253,17 +222,8 @@ def test_phase_one_generator_keeps_nothing_and_phase_two_keeps_the_configured_ba
         unet_max_filters=16,
         unet_keep_pasted=2,
         unet_region_margin=3,
-        unet_fill_from_first=True,
     )
     phase_one = factory.build_frame_generator(config, moving_masks=False)
     phase_two = factory.build_frame_generator(config, moving_masks=True)
-    assert (phase_one.keep_pasted, phase_one.region_margin, phase_one.fill_from_first) == (
-        0,
-        0,
-        False,
-    )
-    assert (phase_two.keep_pasted, phase_two.region_margin, phase_two.fill_from_first) == (
-        2,
-        3,
-        True,
-    )
+    assert (phase_one.keep_pasted, phase_one.region_margin) == (0, 0)
+    assert (phase_two.keep_pasted, phase_two.region_margin) == (2, 3)

@@ -157,12 +157,7 @@ class UNetDiffGenerator(keras.Model):
     given and the network refines it and fills the background it uncovers. In Phase I both are
     f_t. With `paste=True` and `keep_pasted=k > 0`, the pasted object's interior (the target mask
     eroded by k pixels) is kept as pasted: `r` drops it, so the U-Net changes only the background
-    the object uncovered and a band of k pixels inside the target mask's edge. With
-    `fill_from_first=True` and `"first_frame"`, `"first_mask"` in the inputs (a rollout's f_0 and
-    m_0; `rollout.rollout` and Phase II's `--train_rollout` pass them), the background the object
-    uncovers is taken from f_0 wherever f_0 shows it (outside m_0 dilated by
-    `max(region_margin, 1)` pixels), not filled in from around it: the scene an arm sweeps is
-    seen in the first frame, and filling its trail anew at every step smears it. Measured on the
+    the object uncovered and a band of k pixels inside the target mask's edge. Measured on the
     synthetic set, this stops the slow drift of the object's appearance that a U-Net free to
     repaint it accumulates over a long rollout. A still object (equal masks) keeps its interior
     too. With `region_margin=n > 0`, `r` is the union dilated by n pixels: the U-Net may also
@@ -184,15 +179,11 @@ class UNetDiffGenerator(keras.Model):
             U-Net changes the whole union. Ignored without `paste`.
         region_margin: pixels by which the changeable region reaches beyond the union of the
             masks (0: the paper's region).
-        fill_from_first: with `paste`, take the uncovered background from the rollout's first
-            frame where it shows it (see above). Without the first frame in the inputs (one
-            step from a true frame) the background is filled in from around it.
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
         inputs: a dict with `"frame"` f_t `[B, H, W, 3]` in [-1, 1], `"mask"` m_t `[B, H, W, 1]`
-            and `"target_mask"` `[B, H, W, 1]`, both in [0, 1]; optionally the rollout's
-            `"first_frame"` and `"first_mask"` (used with `fill_from_first`).
+            and `"target_mask"` `[B, H, W, 1]`, both in [0, 1].
         training: standard Keras flag.
 
     Returns:
@@ -210,7 +201,6 @@ class UNetDiffGenerator(keras.Model):
         paste=False,
         keep_pasted=0,
         region_margin=0,
-        fill_from_first=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -226,7 +216,6 @@ class UNetDiffGenerator(keras.Model):
         self.paste = bool(paste)
         self.keep_pasted = int(keep_pasted)
         self.region_margin = int(region_margin)
-        self.fill_from_first = bool(fill_from_first)
         self.downsampling_factor = 2**num_levels
 
     @property
@@ -248,13 +237,7 @@ class UNetDiffGenerator(keras.Model):
         frame, mask, target_mask = (
             ops.cast(inputs[key], "float32") for key in ("frame", "mask", "target_mask")
         )
-        base = frame
-        if self.paste:
-            background = known = None
-            if self.fill_from_first and "first_frame" in inputs:
-                background = inputs["first_frame"]
-                known = 1.0 - dilate_masks(inputs["first_mask"], max(self.region_margin, 1))
-            base = paste_foreground(frame, mask, target_mask, background, known)
+        base = paste_foreground(frame, mask, target_mask) if self.paste else frame
         features = ops.concatenate([base, mask, target_mask], axis=-1)
         difference = self.unet(features, training=training)
         region = ops.maximum(mask, target_mask)
@@ -275,7 +258,6 @@ class UNetDiffGenerator(keras.Model):
                 "paste": self.paste,
                 "keep_pasted": self.keep_pasted,
                 "region_margin": self.region_margin,
-                "fill_from_first": self.fill_from_first,
             }
         )
         return config
@@ -306,6 +288,5 @@ def build_unet_generator(config, moving_masks=True):
         paste=config.unet_paste,
         keep_pasted=config.unet_keep_pasted if moving_masks else 0,
         region_margin=config.unet_region_margin if moving_masks else 0,
-        fill_from_first=config.unet_fill_from_first if moving_masks else False,
         name="frame_generator",
     )

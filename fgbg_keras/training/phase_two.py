@@ -242,14 +242,9 @@ class PhaseTwo(TrackedModel):
         fed, targets, fed_masks, target_masks, outputs = [], [], [], [], []
         for k in range(length - 1):
             target, total = carry_target(initial, controls[:, k], total)
-            inputs = {
-                "frame": frame,
-                "mask": mask,
-                "target_mask": target,
-                "first_frame": frames[:, 0],
-                "first_mask": initial,
-            }
-            output = self.frame_generator(inputs, training=training)
+            output = self.frame_generator(
+                {"frame": frame, "mask": mask, "target_mask": target}, training=training
+            )
             fed.append(frame)
             fed_masks.append(mask)
             targets.append(frames[:, k + 1])
