@@ -173,7 +173,18 @@ def carry_target(initial_mask, control, total):
     """One step of a carried mask: the step's `control` composed after the `total` of the
     steps before, and `initial_mask` moved by the result. Moving `m_0` by the composition, not
     the previous target by one control, keeps each step's sub-pixel part (a 0.3 px step would
-    otherwise never move a binary mask). Returns `(target, new_total)`."""
+    otherwise never move a binary mask).
+
+    Args:
+        initial_mask: m_0 `[B, H, W, 1]`, binarised.
+        control: this step's affine controls `[B, 2, 3]`.
+        total: the composition of the earlier steps' controls `[B, 2, 3]`
+            (`identity_controls` before the first step).
+
+    Returns:
+        `(target, total)`: the target mask `[B, H, W, 1]` and the composition including this
+        step's control.
+    """
     total = compose_controls(control, total)
     return warp_masks(initial_mask, total), total
 

@@ -36,30 +36,40 @@ def test_row_configs_scale_the_schedules_and_apply_the_change():
     assert config.loss.bg_mask == "union"  # the original is untouched
 
 
-def test_every_row_of_the_grid_validates_and_builds_its_networks():
+@pytest.mark.parametrize("generator", ["vqvae", "unet"])
+def test_every_row_of_the_grid_builds_networks_with_its_change(generator):
     config = tiny_config()
+    config.model.generator = generator
+    kinds = {"vqvae": "VQFrameGenerator", "unet": "UNetDiffGenerator"}
     for name, changes in ablation.grid(config):
-        row = ablation.row_config(config, changes, train_steps=1, seed=0).validate()
-        mask_generator, frame_generator = factory.build_networks(row.model, create_weights=True)
-        assert mask_generator.weights and frame_generator.weights, name
+        # row_config validates the row's config (as Phase I does) and raises on a bad one.
+        row = ablation.row_config(config, changes, train_steps=1, seed=0)
+        _, frame_generator = factory.build_networks(row.model, create_weights=True)
+        assert type(frame_generator).__name__ == kinds[row.model.generator], name
+        for field in ("quantize", "condition"):  # the generator's own ablations
+            if field in changes:
+                assert getattr(frame_generator, field) == changes[field], name
+        for field, value in changes.items():
+            section = row.loss if hasattr(row.loss, field) else row.model
+            assert getattr(section, field) == value, (name, field)
 
 
 def _rows_of_each_kind(grid, config):
-    """The defaults, a loss row, a schedule row and a generator switch with one of the other
-    generator's own ablations: one 1-step run of each kind of change (a run per row of the
-    whole grid took two minutes of the suite; every row builds in the test above)."""
+    """The defaults, a loss weight, a schedule, the L_bg mask and a generator switch with one
+    of the other generator's own ablations: one 1-step run of each kind of change (a run per
+    row of the whole grid took two minutes of the suite; every row builds in the test above)."""
     rows = grid(config)
-    kinds = ("defaults", "no L_bg", "--spar_schedule=", "--generator=vqvae --")
+    kinds = ("defaults", "no L_bg", "--spar_schedule=", "--bg_mask=", "--generator=vqvae --")
     return [next(row for row in rows if row[0].startswith(kind)) for kind in kinds]
 
 
 @pytest.mark.parametrize("seeds", [[0]])
-def test_a_one_step_budget_gives_a_table_with_every_row(tmp_path, seeds, monkeypatch):
+def test_a_one_step_budget_trains_and_tabulates_each_kind_of_row(tmp_path, seeds, monkeypatch):
     config = tiny_config(num_test_clips=1)
     config.model.generator = "unet"
     full_grid = ablation.grid
     monkeypatch.setattr(ablation, "grid", lambda config: _rows_of_each_kind(full_grid, config))
-    assert len(ablation.grid(config)) == 4 < len(full_grid(config))
+    assert len(ablation.grid(config)) == 5 < len(full_grid(config))
     monkeypatch.setattr(ablation, "budget_steps", lambda config, minutes: (1, 0.1))
     summary = ablation.run_grid(config, 0.001, seeds, str(tmp_path), rollout_steps=2)
     names = [name for name, _ in ablation.grid(config)]

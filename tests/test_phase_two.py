@@ -168,7 +168,7 @@ def test_rollout_training_generates_as_a_test_rollout_does(config):
     fed, targets, fed_masks, target_masks, outputs = model._rolled_out(
         frames, masks, training=False
     )
-    controls = mask_ops.translation_controls(mask_ops.clip_translations(masks))
+    controls = mask_ops.fitted_controls(masks)
     expected = rollout.rollout(model.mask_generator, model.frame_generator, frames[:, 0], controls)
 
     def by_step(x):  # [(F - 1) * C, ...] step by step -> [C, F - 1, ...]

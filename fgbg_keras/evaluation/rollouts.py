@@ -157,22 +157,28 @@ def write_rollout_images(gif_path, batch, shown, steps, clips=4, columns=5):
     write_frames(os.path.splitext(gif_path)[0] + ".png", still[None])
 
 
-def rolled_out(run, clips, convlstm=None, convlstm_controls=True, batch_size=16):
+def has_ground_truth(clips):
+    """Whether test clips carry the true offsets and masks that some methods need."""
+    return "offsets" in clips and "masks" in clips
+
+
+def method_rollouts(run, clips, masks_of, convlstm=None, convlstm_controls=False, batch_size=16):
     """Every method that `clips` (with ground truth or not) and the baseline allow, rolled
     out batch by batch.
 
     Args:
         run: a `runs.RestoredRun`.
-        clips: test clips (`load_test_clips`); with `"offsets"` and `"masks"`, the methods
-            that need ground truth too.
+        clips: test clips (`load_test_clips`); with ground truth (`has_ground_truth`), the
+            methods that need it too.
+        masks_of: `binary_masks(run.mask_generator)`, shared with the caller's scoring.
         convlstm, convlstm_controls: as in `evaluate_rollouts`.
         batch_size: clips rolled out together.
 
     Returns:
-        `(evaluated, batches)`: the `methods.Method`s, and an iterator of
+        `(evaluated, batches)`: the `methods.Method`s, and an iterator (to be read once) of
         `(RolloutBatch, {method name: its rollout dict})`, one per batch of clips.
     """
-    ground_truth = "offsets" in clips and "masks" in clips
+    ground_truth = has_ground_truth(clips)
     have = {methods.GROUND_TRUTH} if ground_truth else set()
     if convlstm is not None:
         have.add(methods.CONVLSTM)
@@ -180,7 +186,6 @@ def rolled_out(run, clips, convlstm=None, convlstm_controls=True, batch_size=16)
     context = methods.Context(run, convlstm, convlstm_controls)
     generators = {method.name: method.prepare(context) for method in evaluated}
     size = (run.config.model.image_size,) * 2
-    masks_of = binary_masks(run.mask_generator)
 
     def batches():
         for start in range(0, len(clips["frames"]), batch_size):
@@ -240,12 +245,15 @@ def evaluate_rollouts(
         )
     clips = load_test_clips(run.config, num_clips, steps + 1)
     num_clips = len(clips["frames"])
-    ground_truth = "offsets" in clips and "masks" in clips
+    ground_truth = has_ground_truth(clips)
     logging.info(
         "Rolling out %d steps from %d test clips with %s.", steps, num_clips, run.checkpoint
     )
-    evaluated, batches = rolled_out(run, clips, convlstm, convlstm_controls, batch_size)
-    scores = _Scores(evaluated, binary_masks(run.mask_generator), lpips_metric, video_features)
+    masks_of = binary_masks(run.mask_generator)
+    evaluated, batches = method_rollouts(
+        run, clips, masks_of, convlstm, convlstm_controls, batch_size
+    )
+    scores = _Scores(evaluated, masks_of, lpips_metric, video_features)
     for index, (batch, generated) in enumerate(batches):
         scores.add(generated, batch)
         if gif_path and index == 0:
