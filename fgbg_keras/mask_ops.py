@@ -169,6 +169,34 @@ def fitted_controls(masks):
     return translation_controls(clip_translations(masks))
 
 
+def fit_offset_map(offsets, steps):
+    """The linear map from an object's labelled offsets to the steps of M's masks, fitted by
+    least squares with no intercept (a still object makes a still mask): `steps ~ offsets @ A`.
+
+    Labels such as a robot's actions or the whole arm's centroid steps need not move as M's mask
+    does (M may hold only the gripper and lower links); the ConvLSTM baseline learns that relation
+    from its labels, and this is fgbg's one-matrix version of it.
+
+    Args:
+        offsets: labelled offsets `[N, 2]` (dx, dy).
+        steps: the mask steps (`fit_translations`) of the same N pairs `[N, 2]`.
+
+    Returns:
+        `A`, float32 `[2, 2]`.
+
+    Raises:
+        ValueError: when the offsets do not span both axes (too few or degenerate pairs).
+    """
+    offsets = np.asarray(offsets, np.float64).reshape(-1, 2)
+    steps = np.asarray(steps, np.float64).reshape(-1, 2)
+    if offsets.shape != steps.shape:
+        raise ValueError(f"offsets {offsets.shape} and steps {steps.shape} must be equal.")
+    if len(offsets) < 2 or np.linalg.matrix_rank(offsets) < 2:
+        raise ValueError(f"{len(offsets)} offsets do not span both axes: nothing to fit.")
+    matrix, *_ = np.linalg.lstsq(offsets, steps, rcond=None)
+    return matrix.astype(np.float32)
+
+
 def carry_target(initial_mask, control, total):
     """One step of a carried mask: the step's `control` composed after the `total` of the
     steps before, and `initial_mask` moved by the result. Moving `m_0` by the composition, not

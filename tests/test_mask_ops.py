@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from fgbg_keras import mask_ops
 from tests.harness import shifted
@@ -192,3 +193,16 @@ def test_shift_whole_pixels_equals_the_bilinear_shift_for_whole_offsets():
         mask_ops.shift_whole_pixels(images, offsets + [[0.4, -0.4]]),
         mask_ops.shift_images(images, offsets),
     )
+
+
+def test_fit_offset_map_recovers_a_mixing_matrix_and_refuses_one_axis():
+    rng = np.random.default_rng(0)
+    offsets = rng.normal(size=(200, 2))
+    matrix = np.array([[1.1, 0.2], [-0.1, 0.75]])
+    steps = offsets @ matrix + rng.normal(scale=0.01, size=(200, 2))
+    np.testing.assert_allclose(mask_ops.fit_offset_map(offsets, steps), matrix, atol=0.01)
+    along_x = np.stack([offsets[:, 0], np.zeros(200)], axis=1)
+    with pytest.raises(ValueError, match="span both axes"):
+        mask_ops.fit_offset_map(along_x, steps)
+    with pytest.raises(ValueError, match="must be equal"):
+        mask_ops.fit_offset_map(offsets, steps[:10])

@@ -156,7 +156,8 @@ def test_phase_two_evaluation_reports_rollouts_per_step(runs):
     assert rollouts["steps"] == 3 and rollouts["clips"] == 2
     # The synthetic set has ground truth: the table names the floor, not a fitted protocol.
     assert "control error of" in text and "no ground truth" not in text
-    methods = ("true_carry", "true_reestimate", "fitted_carry", "paste_only", "copy_first")
+    methods = ("true_carry", "true_reestimate", "fitted_carry", "mapped_carry", "paste_only")
+    methods += ("copy_first",)
     for method in methods + ("measurement",):
         for name in ROLLOUT_METRICS:
             assert len(rollouts[method][f"{name}_per_step"]) == 3, (method, name)

@@ -17,6 +17,7 @@ from tests.tiny import tiny_config
 
 SAVED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "runs_206e3b3")
 FGBG_RUNS = ("vqvae_phase1", "unet_phase1", "unet_phase2")
+ADDED_METHODS = ("mapped_carry",)
 
 
 def figures(results, prefix=""):
@@ -57,7 +58,9 @@ def test_a_saved_run_evaluates_to_the_figures_it_had(name, saved, tmp_path):
     with open(output) as f:
         now = figures(json.load(f))
     before = figures(saved[name])
-    assert now.keys() == before.keys()
+    # Rollout methods registered since that commit add their figures; nothing else changes.
+    added = {key.split("/")[1] for key in now.keys() - before.keys()}
+    assert before.keys() <= now.keys() and added <= set(ADDED_METHODS), added
     for key, value in before.items():
         if isinstance(value, float) and math.isnan(value):
             assert math.isnan(now[key]), key

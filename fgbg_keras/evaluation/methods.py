@@ -8,6 +8,10 @@ Every method starts from the first frame of a test clip and produces the clip's 
   carried forward or re-estimated from each generated frame (ground truth needed);
 - `fitted_carry`: the "parameterized control" of METHOD.md, offsets fitted from binarize(M(.)) of
   consecutive true frames: needs no ground truth, and is how real video is evaluated;
+- `mapped_carry`: the true offsets mapped to the steps of M's masks by one 2x2 matrix, fitted on
+  training windows' labels (`fit_offset_map`; data whose training split has controls): the
+  labels a user steers with (a robot's actions, the whole arm's centroid) need not move as M's
+  mask does, and the ConvLSTM learns that relation from the same labels;
 - `paste_only`: the compositor of `mask_ops.paste_foreground` stepped with the same masks and no
   frame generator: what M alone gives (the frame generator should beat it);
 - `oracle`: the same compositor given the true masks (the first frame's true sprite pasted at
@@ -26,13 +30,21 @@ import dataclasses
 from typing import Callable
 
 import tensorflow as tf
+from absl import logging
 
+from data_pipelines import datasets
+from data_pipelines.preprocess import preprocess_frames
 from data_pipelines.registry import Registry
 from fgbg_keras import mask_ops, rollout
 
-# What a method may need besides the model: the clips' true offsets and masks, a ConvLSTM run.
+# What a method may need besides the model: the clips' true offsets and masks, a ConvLSTM run,
+# training data with labelled offsets (`DataSource.has_controls`).
 GROUND_TRUTH = "ground_truth"
 CONVLSTM = "convlstm"
+TRAINING_CONTROLS = "training_controls"
+# The training windows (of OFFSET_MAP_FRAMES frames) that `fit_offset_map` reads by default.
+OFFSET_MAP_WINDOWS = 128
+OFFSET_MAP_FRAMES = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +58,8 @@ class RolloutMethod:
         prepare: `prepare(context)` (a `Context`) -> `generate(batch)`, which maps a
             `RolloutBatch` to a dict with `"frames"` `[B, T, H, W, 3]` (and `"masks"` where the
             method has its own).
-        needs: what it needs besides the model (`GROUND_TRUTH`, `CONVLSTM`).
+        needs: what it needs besides the model (`GROUND_TRUTH`, `CONVLSTM`,
+            `TRAINING_CONTROLS`).
         reference: it is the true frames: only the control error and lost objects apply, and
             LPIPS and FVD are not computed for it.
     """
@@ -138,7 +151,7 @@ def label(name):
 
 
 def available(have):
-    """The methods whose needs are all in `have` (a set of `GROUND_TRUTH`, `CONVLSTM`)."""
+    """The methods whose needs are all in `have` (a set of the needs above)."""
     return [method for method in map(get, names()) if method.needs <= set(have)]
 
 
@@ -169,6 +182,56 @@ _model_method(
     "true_reestimate", "fgbg (true controls, mask re-estimated)", "true/reest.", (GROUND_TRUTH,)
 )
 _model_method("fitted_carry", "fgbg (parameterized control)", "fitted/carry")
+
+
+def fit_offset_map(run, windows=OFFSET_MAP_WINDOWS, frames_per_clip=None, batch=16):
+    """`mask_ops.fit_offset_map` on the first `windows` training windows of the run's data
+    (seeded by `--seed`; `frames_per_clip` frames each, by default `OFFSET_MAP_FRAMES` or the
+    clips' length if shorter): their labelled offsets against the steps of binarize(M(.))
+    between their frames, over the pairs where M finds something in both frames.
+
+    Returns:
+        `(matrix [2, 2], pairs used)`.
+    """
+    config = run.config
+    size = (config.model.image_size,) * 2
+    frames_per_clip = frames_per_clip or min(OFFSET_MAP_FRAMES, config.train.clip_length)
+    stream = datasets.source(config).training_windows(frames_per_clip, config.train.seed, 0)
+    offsets, steps = [], []
+    for window in stream.batch(batch).take(-(-windows // batch)):
+        frames = preprocess_frames(window["frames"], size)
+        flat = run.mask_generator(tf.reshape(frames, [-1, *size, 3]), training=False)
+        flat = tf.cast(flat, tf.float32)
+        masks = tf.reshape(mask_ops.binarize(flat), [*frames.shape[:-1], 1])
+        found = tf.reduce_any(masks > 0, axis=[2, 3, 4])
+        both = tf.logical_and(found[:, :-1], found[:, 1:])
+        scale = mask_ops.resize_scale(window["frames"].shape[2:4], size)
+        offsets.append(tf.boolean_mask(window["offsets"] * scale, both))
+        steps.append(tf.boolean_mask(mask_ops.clip_translations(masks), both))
+    offsets, steps = tf.concat(offsets, 0).numpy(), tf.concat(steps, 0).numpy()
+    return mask_ops.fit_offset_map(offsets, steps), len(offsets)
+
+
+@register(
+    "mapped_carry",
+    "fgbg (true controls mapped to M's mask steps)",
+    "mapped/carry",
+    needs=(GROUND_TRUTH, TRAINING_CONTROLS),
+)
+def _mapped_carry(context):
+    matrix, pairs = fit_offset_map(context.run)
+    logging.info(
+        "mapped_carry: mask step = offset @ %s, fitted on %d training pairs.",
+        matrix.round(3).tolist(),
+        pairs,
+    )
+    rollout_fn = context.rollout_fn("carry")
+
+    def generate(batch):
+        mapped = tf.einsum("btc,cd->btd", tf.cast(batch.offsets, tf.float32), matrix)
+        return rollout_fn(batch.first, mask_ops.translation_controls(mapped))
+
+    return generate
 
 
 def _paste(inputs, training=False):

@@ -180,6 +180,8 @@ def method_rollouts(run, clips, masks_of, convlstm=None, convlstm_controls=False
     """
     ground_truth = has_ground_truth(clips)
     have = {methods.GROUND_TRUTH} if ground_truth else set()
+    if ground_truth and datasets.source(run.config).has_controls:
+        have.add(methods.TRAINING_CONTROLS)
     if convlstm is not None:
         have.add(methods.CONVLSTM)
     evaluated = methods.available(have)
