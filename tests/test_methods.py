@@ -76,3 +76,30 @@ def test_mapped_carry_steers_the_rollout_with_the_mapped_offsets(monkeypatch, ma
     generate(batch)
     np.testing.assert_allclose(seen["controls"][..., 2], offsets @ matrix, rtol=1e-6)
     np.testing.assert_allclose(seen["controls"][..., :2], np.broadcast_to(np.eye(2), (1, 2, 2, 2)))
+
+
+def test_mapped_carry_falls_back_to_the_raw_offsets_when_nothing_can_be_fitted(monkeypatch):
+    class _Still(_SquareSource):
+        def training_windows(self, frames_per_clip, seed, start_index):
+            windows = super().training_windows(frames_per_clip, seed, start_index)
+            return windows.map(lambda w: {**w, "offsets": w["offsets"] * [1.0, 0.0]})
+
+    monkeypatch.setattr(datasets, "source", lambda config: _Still())
+    config = tiny_config()
+    config.model.image_size = SIZE
+    with pytest.raises(ValueError, match="span both axes"):
+        methods.fit_offset_map(
+            types.SimpleNamespace(config=config, mask_generator=_bright_pixels), windows=16
+        )
+    seen = {}
+    run = types.SimpleNamespace(config=config, mask_generator=_bright_pixels)
+
+    def rollout_fn(first, controls):
+        seen["controls"] = controls.numpy()
+        return {"frames": first}
+
+    context = types.SimpleNamespace(run=run, rollout_fn=lambda mode: rollout_fn)
+    generate = methods.get("mapped_carry").prepare(context)
+    offsets = np.array([[[1.0, 2.0]]], np.float32)
+    generate(types.SimpleNamespace(first=tf.zeros([1, 4, 4, 3]), offsets=tf.constant(offsets)))
+    np.testing.assert_allclose(seen["controls"][..., 2], offsets)

@@ -29,6 +29,7 @@ ablation read the registry.
 import dataclasses
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -219,12 +220,16 @@ def fit_offset_map(run, windows=OFFSET_MAP_WINDOWS, frames_per_clip=None, batch=
     needs=(GROUND_TRUTH, TRAINING_CONTROLS),
 )
 def _mapped_carry(context):
-    matrix, pairs = fit_offset_map(context.run)
-    logging.info(
-        "mapped_carry: mask step = offset @ %s, fitted on %d training pairs.",
-        matrix.round(3).tolist(),
-        pairs,
-    )
+    try:
+        matrix, pairs = fit_offset_map(context.run)
+        logging.info(
+            "mapped_carry: mask step = offset @ %s, fitted on %d training pairs.",
+            matrix.round(3).tolist(),
+            pairs,
+        )
+    except ValueError as error:  # e.g. training labels that never move along one axis
+        logging.warning("mapped_carry: %s It steers with the raw offsets.", error)
+        matrix = np.eye(2, dtype=np.float32)
     rollout_fn = context.rollout_fn("carry")
 
     def generate(batch):
