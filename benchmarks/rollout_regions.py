@@ -78,8 +78,9 @@ def model_parts(rolled, true_region, margin):
 
 def control_slope(batches):
     """Per axis, the least-squares slope (through 0) of M's mask steps on the true steps, and
-    their correlation, over `(model_masks, offsets)` pairs of batches."""
-    fitted = np.concatenate([np.asarray(mask_ops.clip_translations(m)) for m, _ in batches])
+    their correlation, over `(fitted controls, offsets)` pairs of batches (the batches'
+    parameterized controls hold M's mask steps)."""
+    fitted = np.concatenate([np.asarray(c)[..., 2] for c, _ in batches])
     true = np.concatenate([np.asarray(o) for _, o in batches])
     fitted, true = fitted.reshape(-1, 2), true.reshape(-1, 2)
     slope = (fitted * true).sum(0) / np.maximum((true**2).sum(0), 1e-12)
@@ -112,7 +113,7 @@ def main(argv):
         for name in errors:
             found = part_errors(generated[name]["frames"], batch.truth, list(parts.values()))
             errors[name].append([e * weight for e in found])
-        steps_seen.append((batch.model_masks, batch.offsets))
+        steps_seen.append((batch.controls["fitted"], batch.offsets))
     num_clips = len(clips["frames"])
     names = list(areas[0])
     shown = [int(s) - 1 for s in FLAGS.show_steps if 0 < int(s) <= FLAGS.steps]
@@ -136,6 +137,7 @@ def main(argv):
         "M's mask steps on the true steps: slope x {:.2f} (correlation {:.2f}), y {:.2f} "
         "({:.2f})".format(slope[0], correlation[0], slope[1], correlation[1])
     )
+
 
 if __name__ == "__main__":
     define_flags()
