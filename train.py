@@ -17,8 +17,8 @@ import sys
 
 from absl import app, flags, logging
 
+from fgbg_keras import distribute, runs
 from fgbg_keras import flags as fgbg_flags
-from fgbg_keras import runs
 from fgbg_keras.evaluation import evaluator
 from fgbg_keras.training import loop, phases
 
@@ -35,7 +35,10 @@ def main(argv):
         loop.require_init_from(phase, FLAGS.init_from)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    fgbg_flags.write_flags(FLAGS.model_dir)
+    # Under --strategy=multi_worker, only the chief writes the run's files and evaluates.
+    chief = distribute.is_chief(config.train.strategy)
+    if chief:
+        fgbg_flags.write_flags(FLAGS.model_dir)
     try:
         loop.train_and_evaluate(config, FLAGS.model_dir, phase.name, init_from=FLAGS.init_from)
     except ValueError as error:
@@ -43,6 +46,8 @@ def main(argv):
     except loop.TrainingDiverged as error:
         logging.error("%s", error)
         sys.exit(f"error: {error}")
+    if not chief:
+        return
     if phase.networks != "fgbg":
         sys.stdout.write(phase.next_steps(FLAGS.model_dir))
     elif FLAGS.evaluate:

@@ -12,6 +12,7 @@ from data_pipelines import datasets
 from data_pipelines.change_map import BG_REFERENCES, DIFF_MODES
 from data_pipelines.pushing import PushingOptions
 from data_pipelines.stabilize import ALIGN_MODES
+from fgbg_keras import distribute
 from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES
 from fgbg_keras.models import generators
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
@@ -356,6 +357,13 @@ class TrainConfig(Section):
         choices=PRECISIONS,
     )
     jit_compile: bool = option(False, "Compile the train step with XLA.")
+    strategy: str = option("default", distribute.HELP, choices=distribute.names())
+    logical_cpus: int = option(
+        1,
+        "With --strategy=mirrored on a machine with no GPU: split the CPU into this many logical "
+        "devices and train one replica on each (it proves the multi-device path; it adds no "
+        "cores).",
+    )
     deterministic: bool = option(
         True, "Enable TensorFlow's op determinism, so two runs with one seed are identical."
     )
@@ -404,7 +412,10 @@ class TrainConfig(Section):
             "num_train_clips",
             "num_val_clips",
             "num_test_clips",
+            "logical_cpus",
         )
+        if self.logical_cpus > 1 and self.strategy != "mirrored":
+            _fail("logical_cpus", self.logical_cpus, "needs --strategy=mirrored")
         if self.frames_per_clip < 2:
             _fail("frames_per_clip", self.frames_per_clip, "must be >= 2 (one pair of frames)")
         if self.frames_per_clip > self.clip_length:

@@ -69,9 +69,10 @@ def run_phase(model_dir, flag="--model_dir"):
     return recorded_phase(str(_read_config_file(model_dir, flag).get("phase", 1)))
 
 
-def write_config(config, model_dir, phase, init_from=None):
+def write_config(config, model_dir, phase, init_from=None, write=True):
     """Writes `config.json` for a run of `phase` (a `phases.Phase`); on resume, refuses another
-    phase or other network settings, naming them."""
+    phase or other network settings, naming them. With `write=False` (a multi-worker task
+    other than the chief) it only checks."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if os.path.exists(path):
         with open(path) as f:
@@ -88,6 +89,8 @@ def write_config(config, model_dir, phase, init_from=None):
                 f"--model_dir={model_dir!r} holds a run with other network settings; "
                 f"(saved, requested): {changes}. Use a new --model_dir."
             )
+    if not write:
+        return
     values = {"phase": recorded_phase(phase.name), **config.to_dict()}
     if init_from:
         values["init_from"] = os.path.abspath(init_from)

@@ -5,6 +5,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest  # noqa: E402
 
+from fgbg_keras import distribute  # noqa: E402
+
+# Two logical CPU devices, so that --strategy=mirrored has two replicas in the tests
+# (test_distribute.py); TensorFlow's devices can only be split before it starts them.
+distribute.split_cpu(2)
+
 UNET = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
 
 

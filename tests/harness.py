@@ -112,6 +112,17 @@ def check_layer(
     return eager_out
 
 
+def checkpoint_values(model_dir):
+    """Every saved variable of a run's latest checkpoint, by name."""
+    import tensorflow as tf
+
+    from fgbg_keras import runs
+
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, runs.CHECKPOINT_DIR))
+    names = reader.get_variable_to_shape_map()
+    return {n: reader.get_tensor(n) for n in names if n != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
 def read_events(model_dir, split):
     """The TensorBoard events a run wrote under `<model_dir>/<split>`, all of them loaded."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

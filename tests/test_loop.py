@@ -10,15 +10,8 @@ from fgbg_keras import runs
 from fgbg_keras.evaluation import evaluator, pairs
 from fgbg_keras.training import loop, phases
 from fgbg_keras.training.phase_one import build_phase_one
-from tests.harness import read_events
+from tests.harness import checkpoint_values, read_events
 from tests.tiny import synthetic_split, tiny_config
-
-
-def checkpoint_values(model_dir):
-    """Every saved variable of the latest checkpoint, by name."""
-    reader = tf.train.load_checkpoint(os.path.join(model_dir, runs.CHECKPOINT_DIR))
-    names = reader.get_variable_to_shape_map()
-    return {n: reader.get_tensor(n) for n in names if n != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +30,8 @@ def test_run_writes_config_checkpoints_and_summaries(trained):
     assert "val_mask_iou" in logs and np.isfinite(logs["val_mask_iou"])
 
 
-TRAIN_SCALARS = (
-    "reconstruction_loss background_loss sparsity_loss binarization_loss codebook_loss "
-    "commitment_loss sparsity_weight bg_spar_ratio perplexity codes_used mask_mean learning_rate"
-).split()
-VALIDATION_SUMMARIES = "frame_t frame_t_plus_1 predicted_frame mask mask_overlay mask_iou".split()
+TRAIN_SCALARS = ["reconstruction_loss", "background_loss", "sparsity_loss", "binarization_loss", "codebook_loss", "commitment_loss", "sparsity_weight", "bg_spar_ratio", "perplexity", "codes_used", "mask_mean", "learning_rate"]
+VALIDATION_SUMMARIES = ["frame_t", "frame_t_plus_1", "predicted_frame", "mask", "mask_overlay", "mask_iou"]
 
 
 def test_summaries_hold_the_promised_scalars_and_images(trained):

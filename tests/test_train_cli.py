@@ -172,6 +172,11 @@ def test_every_shipped_flagfile_parses_and_validates(name, monkeypatch):
         config = phase.validate(fgbg_flags.config_from_flags())
     finally:
         flags.unparse_flags()
-    assert config.model.image_size == 64 and config.model.generator == "unet"
+    assert config.model.image_size == (256 if name.startswith("paper256") else 64)
+    assert config.model.generator == "unet"
+    if name.startswith("paper256"):
+        # The paper's networks: 9 residual blocks in M, 8 U-Net levels at 256x256.
+        assert (config.model.mask_ngf, config.model.mask_res_blocks) == (64, 9)
+        assert (config.model.unet_filters, config.model.unet_max_filters) == (64, 512)
     if name.startswith(("bair", "videos")):
         assert config.train.data.startswith("tfrecord:")

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from data_pipelines.checks import check_int
+from fgbg_keras import distribute
 
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
@@ -164,14 +165,16 @@ class VectorQuantizer(keras.layers.Layer):
     def _update_state(self, flat_z, flat_indices):
         decay = self.ema_decay
         onehot = ops.one_hot(flat_indices, self.num_embeddings, dtype="float32")
-        counts = ops.sum(onehot, axis=0)
+        # Under a distribution strategy, the counts and sums of the whole global batch, so that
+        # every replica updates the codebook the same way, as one device would.
+        counts, assigned_sum = distribute.sum_over_replicas(
+            [ops.sum(onehot, axis=0), ops.matmul(ops.transpose(onehot), flat_z)]
+        )
         self.usage.assign(decay * self.usage + (1.0 - decay) * counts)
 
         if self.use_ema:
             cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
-            embed_sum = decay * self.ema_embed_sum + (1.0 - decay) * ops.matmul(
-                ops.transpose(onehot), flat_z
-            )
+            embed_sum = decay * self.ema_embed_sum + (1.0 - decay) * assigned_sum
             total = ops.sum(cluster_size)
             smoothed = (
                 (cluster_size + self.epsilon) / (total + self.num_embeddings * self.epsilon) * total
@@ -181,7 +184,7 @@ class VectorQuantizer(keras.layers.Layer):
             self.codebook.assign(embed_sum / smoothed[:, None])
 
         if self.dead_code_threshold > 0.0:
-            self._restart_dead_codes(flat_z)
+            self._restart_dead_codes(distribute.gather_over_replicas(flat_z))
 
     def _restart_dead_codes(self, flat_z):
         num_vectors = ops.shape(flat_z)[0]

@@ -52,7 +52,9 @@ class ConvLSTMBaseline(phases.Phase):
     def train_data(self, config, batches):
         return batches.map(inputs_and_targets).prefetch(tf.data.AUTOTUNE)
 
-    def callbacks(self, config, model_dir, validation):
+    def callbacks(self, config, model_dir, validation, writes=True):
+        if not writes:
+            return []
         return [keras.callbacks.TensorBoard(os.path.join(model_dir, "train"), write_graph=False)]
 
     def next_steps(self, model_dir):

@@ -1,5 +1,8 @@
 """`train_and_evaluate`: a whole run of any phase in a directory, resumable."""
 
+import contextlib
+import os
+import shutil
 from typing import NamedTuple
 
 import keras
@@ -8,7 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines import datasets, pipeline
-from fgbg_keras import runs
+from fgbg_keras import distribute, runs
 from fgbg_keras.training import callbacks as fgbg_callbacks
 from fgbg_keras.training import phases
 
@@ -27,11 +30,37 @@ class Validation(NamedTuple):
 
 
 def setup_runtime(config):
-    """Seeds, determinism and the dtype policy; call before building any network."""
-    keras.config.set_dtype_policy(config.train.precision)
-    keras.utils.set_random_seed(config.train.seed)
-    if config.train.deterministic:
+    """The distribution strategy (`--strategy`), seeds, determinism and the dtype policy; call
+    first, before any other TensorFlow work (a multi-worker strategy must be made before any
+    op runs) and before building any network.
+
+    Returns:
+        The run's `tf.distribute.Strategy`.
+
+    Raises:
+        ValueError: `--clips_per_batch` does not split evenly over the strategy's replicas.
+    """
+    train = config.train
+    strategy = distribute.make_strategy(train.strategy, train.logical_cpus)
+    replicas = strategy.num_replicas_in_sync
+    if train.clips_per_batch % replicas:
+        raise ValueError(
+            f"--clips_per_batch={train.clips_per_batch}: must be a multiple of the {replicas} "
+            f"replicas of --strategy={train.strategy}, each of which trains on an equal share of "
+            "every batch."
+        )
+    if replicas > 1:
+        logging.info(
+            "--strategy=%s: %d replicas, %d clips each per step.",
+            train.strategy,
+            replicas,
+            train.clips_per_batch // replicas,
+        )
+    keras.config.set_dtype_policy(train.precision)
+    keras.utils.set_random_seed(train.seed)
+    if train.deterministic:
         tf.config.experimental.enable_op_determinism()
+    return strategy
 
 
 def require_init_from(phase, init_from):
@@ -53,8 +82,10 @@ def initialize_from(model, config, init_from, phase):
     phases.get(phase).start(model, config)
 
 
-def validation_data(config, source):
-    """The `Validation` of a run: `--num_val_clips` clips of its data, as pair batches."""
+def validation_data(config, source, replicas=1):
+    """The `Validation` of a run: `--num_val_clips` clips of its data, as pair batches. With
+    several `replicas`, the last pairs beyond a multiple of their number are left out (and
+    logged), so that no replica is handed an empty share of the last batch."""
     train = config.train
     clips = source.evaluation_clips(
         "validation", train.num_val_clips, train.clip_length, train.seed
@@ -68,6 +99,21 @@ def validation_data(config, source):
         align=config.loss.align,
         background=config.loss.clip_background,
     )
+    pairs = clips["frames"].shape[0] * (clips["frames"].shape[1] - 1)
+    kept = pairs - pairs % replicas
+    if kept < pairs:
+        logging.warning(
+            "Validation uses %d of its %d pairs, a multiple of the %d replicas.",
+            kept,
+            pairs,
+            replicas,
+        )
+        data = (
+            data.unbatch()
+            .take(kept)
+            .batch(train.pairs_per_batch)
+            .apply(tf.data.experimental.assert_cardinality(-(-kept // train.pairs_per_batch)))
+        )
     return Validation(clips, data, next(iter(data)))
 
 
@@ -103,9 +149,8 @@ def fit_and_check(model, data, config, step, callbacks, nan_guard, manager, val_
 
 
 def _checked_source(phase, config, model_dir, init_from):
-    """Every check that can fail before anything is written to `model_dir`; returns the run's
-    `DataSource`."""
-    phase.validate(config)
+    """Every check that can fail before anything is written to `model_dir` (`phase.validate`
+    comes first, before the runtime is set up); returns the run's `DataSource`."""
     runs.check_model_dir(model_dir)
     source = datasets.source(config)
     source.check(config.train.frames_per_clip, config.train.clip_length)
@@ -115,14 +160,24 @@ def _checked_source(phase, config, model_dir, init_from):
     return source
 
 
-def _resume(phase, model, optimizer, config, model_dir):
+def _worker_dir(model_dir):
+    """Where a multi-worker task other than the chief saves its copies of the checkpoints
+    (every task must take part in a save); removed when its training ends."""
+    return os.path.join(model_dir, "workers", distribute.task_name())
+
+
+def _resume(phase, model, optimizer, config, model_dir, chief=True):
     """Restores the run's last checkpoint, if there is one; returns the checkpoint manager and
-    the step reached."""
+    the step reached. Every task restores the chief's checkpoints; a task other than the chief
+    saves to its `_worker_dir`."""
     state = phase.checkpoint_state(model, optimizer)
-    checkpoint, manager = runs.make_checkpoint(state, model_dir, config.train.keep_checkpoints)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s", manager.latest_checkpoint)
+    checkpoint, manager = runs.make_checkpoint(
+        state, model_dir if chief else _worker_dir(model_dir), config.train.keep_checkpoints
+    )
+    latest = tf.train.latest_checkpoint(runs.checkpoint_dir(model_dir))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Resumed from %s", latest)
     return manager, int(optimizer.iterations.numpy())
 
 
@@ -147,16 +202,23 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         ValueError: a bad config, data or frame size, or a missing or incompatible `init_from`.
     """
     phase = phases.get(phase)
+    phase.validate(config)
+    strategy = setup_runtime(config)
+    chief = distribute.is_chief(config.train.strategy)
     source = _checked_source(phase, config, model_dir, init_from)
-    setup_runtime(config)
     train = config.train
-    validation = validation_data(config, source) if phase.validates else None
-    model, optimizer = phase.build(config, validation.sample if validation else None)
-    if phase.needs_init_from and not runs.has_checkpoint(model_dir):
-        # A fresh start: init_from is checked, and loaded, before config.json is written.
-        initialize_from(model, config, init_from, phase.name)
-    runs.write_config(config, model_dir, phase, init_from)
-    manager, step = _resume(phase, model, optimizer, config, model_dir)
+    validation = None
+    if phase.validates:
+        validation = validation_data(config, source, strategy.num_replicas_in_sync)
+    with strategy.scope():
+        # Every network and optimizer variable is made here, mirrored on each replica.
+        model, optimizer = phase.build(config, validation.sample if validation else None)
+        distribute.adapt_to_multi_worker(model, strategy)
+        if phase.needs_init_from and not runs.has_checkpoint(model_dir):
+            # A fresh start: init_from is checked, and loaded, before config.json is written.
+            initialize_from(model, config, init_from, phase.name)
+        runs.write_config(config, model_dir, phase, init_from, write=chief)
+        manager, step = _resume(phase, model, optimizer, config, model_dir, chief)
     if step >= train.train_steps:
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
         return {}
@@ -181,14 +243,14 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
             manager, train.checkpoint_every, train.train_steps, nan_guard
         ),
     ]
-    if validation:
+    if validation and chief:
         callbacks.append(fgbg_callbacks.Summaries(model_dir, validation.sample, train.image_every))
-    callbacks += phase.callbacks(config, model_dir, validation)
-    if verbose:
+    callbacks += phase.callbacks(config, model_dir, validation, writes=chief)
+    if verbose and chief:
         callbacks.append(fgbg_callbacks.Progress(train.train_steps, phase.progress_names))
-    return fit_and_check(
+    logs = fit_and_check(
         model,
-        phase.train_data(config, batches),
+        distribute.shard_by_batch(phase.train_data(config, batches), train.strategy),
         config,
         step,
         callbacks,
@@ -196,3 +258,8 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         manager,
         validation.data if validation else None,
     )
+    if not chief:
+        shutil.rmtree(_worker_dir(model_dir), ignore_errors=True)
+        with contextlib.suppress(OSError):  # another worker may not have finished yet
+            os.rmdir(os.path.dirname(_worker_dir(model_dir)))
+    return logs

@@ -5,7 +5,7 @@ import tensorflow as tf
 from absl import logging
 from keras import ops
 
-from fgbg_keras import losses
+from fgbg_keras import distribute, losses
 from fgbg_keras.evaluation import metrics
 from fgbg_keras.mask_ops import (
     binarize,
@@ -276,7 +276,13 @@ class PhaseTwo(TrackedModel):
         real = ops.reshape(inputs, (clips, pairs, height, width, 3))
         previous_output = ops.concatenate([real[:, :1], own[:, :-1]], axis=1)
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        draws = tf.random.stateless_uniform(tf.stack([clips, pairs]), seed=seed)
+        # Drawn for the global batch; each replica keeps the rows of its own clips.
+        draws = distribute.replica_rows(
+            tf.random.stateless_uniform(
+                tf.stack([clips * distribute.num_replicas(), pairs]), seed=seed
+            ),
+            clips,
+        )
         use_own = ops.logical_and(draws < p, ops.arange(pairs)[None, :] > 0)
         sampled = ops.where(use_own[:, :, None, None, None], previous_output, real)
         return ops.reshape(sampled, (-1, height, width, 3)), p
@@ -327,6 +333,7 @@ class PhaseTwo(TrackedModel):
                     {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=True
                 )
             total, terms, more, prediction = self.generator_losses(outputs, targets, target_mask)
+            scaled = distribute.scale_loss(total)
             statistics.update(more)
             if self.adversarial:
                 fake_logits = self.discriminate(inputs, prediction, target_mask, training=False)
@@ -335,16 +342,20 @@ class PhaseTwo(TrackedModel):
                         [losses.generator_adversarial_loss(x, self.gan_loss) for x in fake_logits]
                     )
                 )
-        gradients = tape.gradient(total, variables)
+                scaled_adversarial = distribute.scale_loss(adversarial)
+        gradients = tape.gradient(scaled, variables)
         if self.adversarial:
             # The GAN term's gradient is taken on its own, so that the adaptive weight can
             # compare the two at the last layer before they are summed.
-            gan_gradients = tape.gradient(adversarial, variables)
+            gan_gradients = tape.gradient(scaled_adversarial, variables)
             weight = ops.convert_to_tensor(self.gan_weight, "float32")
             if self.adaptive_gan_weight:
                 kernel = self.frame_generator.output_kernel
                 index = next(i for i, v in enumerate(variables) if v is kernel)
-                weight = weight * losses.adaptive_gan_weight(gradients[index], gan_gradients[index])
+                # The global batch's gradients at the last layer, the same on every replica.
+                weight = weight * losses.adaptive_gan_weight(
+                    *distribute.sum_over_replicas([gradients[index], gan_gradients[index]])
+                )
             gradients = [
                 g if a is None else a * weight if g is None else g + a * weight
                 for g, a in zip(gradients, gan_gradients)
@@ -368,8 +379,9 @@ class PhaseTwo(TrackedModel):
                         ]
                     )
                 )
+                scaled = distribute.scale_loss(discriminator_loss)
             variables = self.discriminator_variables
-            gradients = tape.gradient(discriminator_loss, variables)
+            gradients = tape.gradient(scaled, variables)
             self.discriminator_optimizer.apply(gradients, variables)
             terms["discriminator_loss"] = discriminator_loss
             statistics["real_logits"] = ops.mean(ops.stack([ops.mean(x) for x in real_logits]))
@@ -503,13 +515,16 @@ class PhaseTwoTraining(phases.Phase):
     def train_data(self, config, batches):
         return batches.prefetch(tf.data.AUTOTUNE)
 
-    def callbacks(self, config, model_dir, validation):
+    def callbacks(self, config, model_dir, validation, writes=True):
         train, two = config.train, config.phase_two
+        switches = fgbg_callbacks.PhaseTwoSwitches(
+            two.disc_start,
+            None if two.train_rollout else two.resolved_ss_start(train.train_steps),
+        )
+        if not writes:
+            return [switches]
         return [
-            fgbg_callbacks.PhaseTwoSwitches(
-                two.disc_start,
-                None if two.train_rollout else two.resolved_ss_start(train.train_steps),
-            ),
+            switches,
             fgbg_callbacks.RolloutSummaries(
                 model_dir, validation.clips, train.image_every, image_size=config.model.image_size
             ),

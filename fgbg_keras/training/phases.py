@@ -71,8 +71,10 @@ class Phase:
         """The training stream `fit` gets, from `pipeline.batch_windows`' batches."""
         raise NotImplementedError
 
-    def callbacks(self, config, model_dir, validation):
-        """The phase's own callbacks (`validation` is the run's `loop.Validation`, or None)."""
+    def callbacks(self, config, model_dir, validation, writes=True):
+        """The phase's own callbacks (`validation` is the run's `loop.Validation`, or None).
+        With `writes=False` (a multi-worker task other than the chief) only those that change
+        training, none that write files."""
         return []
 
     def next_steps(self, model_dir):

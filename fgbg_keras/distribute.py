@@ -1,0 +1,217 @@
+"""Training on several devices or machines: the `--strategy` registry and the helpers that keep
+a step on N replicas equal to the same step on one device with the whole batch.
+
+`tf.distribute` runs a Keras `train_step` once per replica on its share of the global batch
+(`--clips_per_batch` is global: each replica gets `clips_per_batch / N` clips, in order, the
+first share to replica 0) and sums the replicas' gradients in `optimizer.apply`. So a
+hand-written loss that is a mean over the replica's batch must be divided by N before its
+gradient is taken (`scale_loss`), and anything a step computes from the batch as a whole (the
+sparsity controller's losses, the VQ codebook's counts, the adaptive GAN weight, the draws of
+scheduled sampling) must be combined across replicas first (`mean_over_replicas`,
+`sum_over_replicas`, `gather_over_replicas`, `replica_rows`). Each helper is the identity outside
+a strategy of more than one replica, so model code calls them unconditionally.
+
+A strategy is one entry of `_STRATEGIES` (`--strategy`): `default` (one device), `mirrored`
+(every GPU of this machine, or every logical CPU device that `--logical_cpus` made) and
+`multi_worker` (several machines, from the `TF_CONFIG` environment variable as TensorFlow
+documents it; the chief, worker 0 where there is no chief, writes checkpoints, TensorBoard and
+the evaluation).
+
+Reference: the TensorFlow guides "Distributed training with Keras" and "Custom training with
+tf.distribute.Strategy"; keras/src/losses/loss.py (`scale_loss_for_distribution`).
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from data_pipelines.registry import Registry
+
+
+def _default():
+    return tf.distribute.get_strategy()
+
+
+def _mirrored():
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+    # Ring all-reduce needs NCCL (GPUs only); on CPU devices the reduction is done in memory.
+    cross_device_ops = None if gpus else tf.distribute.ReductionToOneDevice()
+    return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
+
+
+def _multi_worker():
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError(
+            "--strategy=multi_worker needs the TF_CONFIG environment variable on every worker: "
+            '{"cluster": {"worker": ["host0:port", "host1:port"]}, "task": {"type": "worker", '
+            '"index": I}} (README, "Training on several devices").'
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+_STRATEGIES = Registry("distribution strategy", "--strategy")
+_STRATEGIES.register("default", _default)
+_STRATEGIES.register("mirrored", _mirrored)
+_STRATEGIES.register("multi_worker", _multi_worker)
+names = _STRATEGIES.names
+
+HELP = (
+    "How training is spread over devices: default (one device), mirrored (every GPU of this "
+    "machine, or the --logical_cpus CPU devices; the batch is split between them) or "
+    "multi_worker (every machine named in TF_CONFIG, each with its GPUs)."
+)
+
+
+def split_cpu(logical_cpus):
+    """Splits the CPU into `logical_cpus` logical devices (what `--strategy=mirrored` spreads
+    over on a machine with no GPU: it proves the path, it does not add cores). Must run before
+    TensorFlow initialises its devices, unless they are already split so.
+
+    Raises:
+        ValueError: the devices were initialised already with another number of CPU devices.
+    """
+    if logical_cpus <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == logical_cpus:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus
+        )
+    except RuntimeError as error:
+        raise ValueError(
+            f"--logical_cpus={logical_cpus}: TensorFlow's devices were initialised before the "
+            "CPU could be split; set it in a fresh process."
+        ) from error
+
+
+def make_strategy(name, logical_cpus=1):
+    """The `tf.distribute.Strategy` of `--strategy=name` (`split_cpu` first)."""
+    factory = _STRATEGIES.get(name)
+    split_cpu(logical_cpus)
+    return factory()
+
+
+def _tf_config():
+    return json.loads(os.environ.get("TF_CONFIG") or "{}")
+
+
+def is_chief(strategy_name):
+    """Whether this process writes the run's files (config, flags, checkpoints, TensorBoard, the
+    evaluation): always, except under `--strategy=multi_worker` on a task other than the chief,
+    or than worker 0 where the cluster has no chief."""
+    if strategy_name != "multi_worker":
+        return True
+    config = _tf_config()
+    task = config.get("task")
+    if not task or task.get("type") == "chief":
+        return True
+    return (
+        task.get("type") == "worker"
+        and int(task.get("index", 0)) == 0
+        and ("chief" not in config.get("cluster", {}))
+    )
+
+
+def task_name():
+    """`type_index` of this task of a multi-worker cluster, from `TF_CONFIG`."""
+    task = _tf_config().get("task", {})
+    return f"{task.get('type', 'worker')}_{task.get('index', 0)}"
+
+
+def _context():
+    """The replica context when a step runs on more than one replica, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
+
+
+def num_replicas():
+    """How many replicas share each global batch (1 outside a strategy)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def scale_loss(loss):
+    """A replica's mean loss divided by the number of replicas, so that the gradients the
+    optimizer sums over replicas are those of the mean over the global batch."""
+    replicas = num_replicas()
+    return loss if replicas == 1 else loss * tf.cast(1.0 / replicas, loss.dtype)
+
+
+def mean_over_replicas(values):
+    """The mean over replicas of each tensor of `values` (a tensor or a list), on every replica."""
+    context = _context()
+    return values if context is None else context.all_reduce(tf.distribute.ReduceOp.MEAN, values)
+
+
+def sum_over_replicas(values):
+    """The sum over replicas of each tensor of `values`, on every replica."""
+    context = _context()
+    return values if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+
+
+def gather_over_replicas(value):
+    """Every replica's `value` joined along axis 0 in replica order: the global batch."""
+    context = _context()
+    return value if context is None else context.all_gather(value, axis=0)
+
+
+def replica_rows(global_values, rows):
+    """This replica's `rows` rows of a tensor drawn for the global batch (`rows * N` rows), the
+    ones that match its share of the batch."""
+    context = _context()
+    if context is None:
+        return global_values
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
+    return global_values[start : start + rows]
+
+
+def shard_by_batch(dataset, strategy_name):
+    """The training stream as `fit` should split it: under `--strategy=multi_worker` every
+    worker reads the same seeded stream and keeps its share of each global batch (TensorFlow's
+    DATA auto-sharding), so that the steps, and a resumed run's position in the stream, are
+    those of one device; elsewhere `dataset` unchanged."""
+    if strategy_name != "multi_worker":
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def _multi_worker_mode(strategy):
+    """Whether `strategy` spans several workers (Keras reduces `fit`'s logs differently then)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(jobs.get(job, ())) for job in ("chief", "worker")) > 1
+
+
+def adapt_to_multi_worker(model, strategy):
+    """Works around two faults of Keras 3's `fit` under `MultiWorkerMirroredStrategy` across
+    several workers, on this model only:
+
+    - keras-team/keras#20329 (open): `fit` first reduces a batch across workers to build the
+      model symbolically, and that fails on a batch that is a dict (every fgbg batch is). Each
+      phase builds every variable of its model and optimizers before `fit` (`Phase.build`), so
+      that build has nothing to do and is skipped.
+    - Keras averages each step's logs with `strategy.reduce("MEAN", value, axis=0)`, which
+      fails on a scalar; the steps' logs are given a batch axis of one, which that reduction
+      removes again.
+    """
+    if not _multi_worker_mode(strategy):
+        return
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    def with_batch_axis(step):
+        def wrapped(data):
+            return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
+
+        return wrapped
+
+    model.train_step = with_batch_axis(model.train_step)
+    model.test_step = with_batch_axis(model.test_step)
