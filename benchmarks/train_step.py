@@ -4,6 +4,10 @@
     python benchmarks/train_step.py --precision=mixed_bfloat16
     python benchmarks/train_step.py --flagfile=configs/synthetic.flags --steps=30
     python benchmarks/train_step.py --flagfile=configs/synthetic_phase2.flags --phase=2
+    python benchmarks/train_step.py --flagfile=configs/synthetic.flags \
+        --strategy=mirrored --logical_cpus=2       # two replicas, each on half of every batch
+    python benchmarks/train_step.py --flagfile=configs/paper256.flags \
+        --clips_per_batch=1 --frames_per_clip=2 --steps=3 --warmup=1    # one 256x256 pair
 
 `--phase=2` times the Phase II step with the discriminators and scheduled sampling on (the
 step after `--disc_start` and `--ss_start`).
@@ -13,6 +17,7 @@ and optimizer update of one batch), so they follow the model actually built, not
 Timings are wall-clock over `--steps` steps after `--warmup` steps.
 """
 
+import resource
 import sys
 import time
 
@@ -43,6 +48,21 @@ def count_flops(concrete_function):
     return profile.total_float_ops
 
 
+def matmul_peak(dtype, size=2048, repeats=20):
+    """GFLOP/s of a `size` x `size` matmul in `dtype` on this machine, timed in this process:
+    the ceiling the step's achieved GFLOP/s is compared with."""
+    a = tf.cast(tf.random.stateless_normal([size, size], seed=[0, 1]), dtype)
+    b = tf.cast(tf.random.stateless_normal([size, size], seed=[0, 2]), dtype)
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    for _ in range(3):
+        matmul()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = matmul()
+    float(result[0, 0])
+    return 2.0 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
 def main(argv):
     del argv
     phase = phases.get(FLAGS.phase)
@@ -52,21 +72,38 @@ def main(argv):
         config = phase.validate(fgbg_flags.config_from_flags())
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    loop.setup_runtime(config)
+    strategy = loop.setup_runtime(config)
+    replicas = strategy.num_replicas_in_sync
     data_config = synthetic.scaled_config(config.model.image_size, config.train.clip_length)
     clips = synthetic.make_split("train", 32, data_config, seed=config.train.seed)
     windows = pipeline.clip_windows(clips, config.train.frames_per_clip, seed=0)
     data = phase.train_data(config, pipeline.batch_windows(windows, config.train.clips_per_batch))
     batches = [next(iter(data.skip(i).take(1))) for i in range(4)]
     sample = pipeline.eval_triples(clips, batch_size=config.train.pairs_per_batch)
-    model, _ = phase.build(config, next(iter(sample)))
+    with strategy.scope():
+        model, _ = phase.build(config, next(iter(sample)))
     # Phase II's step after --disc_start and --ss_start: both players, scheduled sampling on.
     for switch in ("adversarial", "scheduled_sampling"):
         if hasattr(model, switch):
             setattr(model, switch, True)
 
-    step_fn = tf.function(model.train_step, jit_compile=config.train.jit_compile)
-    flops = count_flops(step_fn.get_concrete_function(batches[0]))
+    if replicas == 1:
+        step_fn = tf.function(model.train_step, jit_compile=config.train.jit_compile)
+        flops = count_flops(step_fn.get_concrete_function(batches[0]))
+    else:
+        # Each replica runs the step on its share of every batch, as `fit` does.
+        stream = tf.data.Dataset.from_tensors(batches[0])
+        for batch in batches[1:]:
+            stream = stream.concatenate(tf.data.Dataset.from_tensors(batch))
+        batches = list(strategy.experimental_distribute_dataset(stream))
+        replica_step = tf.function(model.train_step, jit_compile=config.train.jit_compile)
+
+        @tf.function
+        def step_fn(batch):
+            logs = strategy.run(replica_step, args=(batch,))
+            return {"loss": strategy.reduce("MEAN", logs["loss"], axis=None)}
+
+        flops = None  # counted on one device: the same per pair
     for i in range(FLAGS.warmup):
         step_fn(batches[i % len(batches)])
     start = time.perf_counter()
@@ -77,9 +114,9 @@ def main(argv):
 
     pairs = config.train.pairs_per_batch
     pairs_per_second = FLAGS.steps * pairs / seconds
-    flops_per_pair = flops / pairs
     lines = [
         f"phase             {phase.name}",
+        f"strategy          {config.train.strategy} ({replicas} replica(s))",
         f"generator         {config.model.generator}",
         f"precision         {config.train.precision}",
         f"jit_compile       {config.train.jit_compile}",
@@ -87,8 +124,23 @@ def main(argv):
         f"pairs per batch   {pairs}",
         f"step time         {1000 * seconds / FLAGS.steps:.1f} ms",
         f"throughput        {pairs_per_second:.1f} pairs/s",
-        f"FLOPs per pair    {flops_per_pair / 1e9:.3f} GFLOP (train step: fwd + bwd + update)",
-        f"achieved          {pairs_per_second * flops_per_pair / 1e9:.1f} GFLOP/s",
+    ]
+    if flops is not None:
+        flops_per_pair = flops / pairs
+        achieved = pairs_per_second * flops_per_pair / 1e9
+        dtype = tf.bfloat16 if "bfloat16" in config.train.precision else tf.float32
+        peak = matmul_peak(dtype)
+        lines += [
+            f"FLOPs per pair    {flops_per_pair / 1e9:.3f} GFLOP (train step: fwd + bwd + update)",
+            f"achieved          {achieved:.1f} GFLOP/s",
+            f"matmul peak       {peak:.1f} GFLOP/s ({dtype.name} 2048x2048, measured here): "
+            f"the step reaches {100 * achieved / peak:.0f}%",
+        ]
+    lines += [
+        # The process's peak resident memory: the model, its optimizer, the traced step, the
+        # data; on a GPU the activations live on the device and are not counted here.
+        f"peak memory       {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB "
+        "(resident, the whole process)",
         f"parameters        M {model.mask_generator.count_params():,}  "
         f"G {model.frame_generator.count_params():,}",
     ]
