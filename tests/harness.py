@@ -123,6 +123,31 @@ def checkpoint_values(model_dir):
     return {n: reader.get_tensor(n) for n in names if n != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start_train(*args, env=None):
+    """`python train.py ARGS` started in the repository, its output piped; `env` adds to the
+    environment. Returns the `subprocess.Popen`."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "train.py"), *args],
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ok(processes, timeout=600):
+    """Waits for each process; fails with the tail of its output if one did not succeed."""
+    for process in processes:
+        output, _ = process.communicate(timeout=timeout)
+        assert process.returncode == 0, output.decode()[-3000:]
+
+
 def read_events(model_dir, split):
     """The TensorBoard events a run wrote under `<model_dir>/<split>`, all of them loaded."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -18,8 +18,6 @@ outputs. A gradient twice too large, or inputs sampled for the wrong clips, is f
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -29,10 +27,8 @@ import tensorflow as tf
 from data_pipelines import datasets, pipeline
 from fgbg_keras import distribute
 from fgbg_keras.training import baseline, loop, phases
-from tests.harness import checkpoint_values
+from tests.harness import checkpoint_values, start_train, wait_ok
 from tests.tiny import tiny_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -205,28 +201,19 @@ TINY_FLAGS = [
 def test_two_workers_train_and_the_chief_alone_writes_the_run(tmp_path):
     model_dir = tmp_path / "run"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    workers = []
-    for index in range(2):
-        env = dict(
-            os.environ,
-            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-        )
-        command = [
-            sys.executable,
-            os.path.join(REPO, "train.py"),
-            "--phase=1",
-            "--strategy=multi_worker",
-            f"--model_dir={model_dir}",
-            *TINY_FLAGS,
-        ]
-        workers.append(
-            subprocess.Popen(
-                command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    task = {"type": "worker"}
+    wait_ok(
+        [
+            start_train(
+                "--phase=1",
+                "--strategy=multi_worker",
+                f"--model_dir={model_dir}",
+                *TINY_FLAGS,
+                env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {**task, "index": i}})},
             )
-        )
-    for worker in workers:
-        output, _ = worker.communicate(timeout=600)
-        assert worker.returncode == 0, output.decode()[-3000:]
+            for i in range(2)
+        ]
+    )
     checkpoints = tf.train.get_checkpoint_state(str(model_dir / "checkpoints"))
     assert [os.path.basename(p) for p in checkpoints.all_model_checkpoint_paths] == [
         "ckpt-2",

@@ -79,7 +79,10 @@ def test_test_clips_shorter_than_clip_length_are_refused_before_training(frame_f
 
 def test_bad_data_flags_are_named(tmp_path):
     for data, message in (
-        ("videos", "--data='videos': must be 'synthetic', 'pushing', 'tfrecord:DIR' or 'tfds:NAME'"),
+        (
+            "videos",
+            "--data='videos': must be 'synthetic', 'pushing', 'tfrecord:DIR' or 'tfds:NAME'",
+        ),
         ("tfds:bair_robot_pushing_small", "needs --tfds_data_dir"),
         (f"tfrecord:{tmp_path / 'missing'}", "is not a folder"),
         (f"tfrecord:{tmp_path}", "has no dataset.json"),
