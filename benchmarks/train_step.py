@@ -17,6 +17,9 @@ and optimizer update of one batch), so they follow the model actually built, not
 Timings are wall-clock over `--steps` steps after `--warmup` steps.
 """
 
+import collections
+import glob
+import os
 import resource
 import sys
 import time
@@ -37,6 +40,48 @@ def define_flags():
     flags.adopt_module_key_flags(fgbg_flags)
     flags.DEFINE_integer("steps", 20, "Timed training steps.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (tracing, caches).")
+    flags.DEFINE_string(
+        "profile",
+        "",
+        "Also trace 5 steps with TensorFlow's profiler into this folder (open it with "
+        "TensorBoard's profile plugin) and print where their time went, by op type.",
+    )
+    flags.DEFINE_integer("top_ops", 15, "With --profile: the op types printed.")
+
+
+def profiled_op_times(logdir):
+    """Seconds per op type (`_MklConv2D`, `Cast`...) summed over the kernels in the newest
+    profiler trace under `logdir`, from the XPlane the profiler writes."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    path = max(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as f:
+        space.ParseFromString(f.read())
+    times = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                # Kernels are "node:OpType"; the executor's own events are "Class::method".
+                if name.count(":") == 1:
+                    times[name.split(":")[1]] += event.duration_ps * 1e-12
+    return times
+
+
+def profile_steps(step_fn, batches, logdir, steps=5):
+    """Traces `steps` calls of `step_fn` into `logdir`; returns their seconds per op type and
+    their wall-clock seconds."""
+    tf.profiler.experimental.start(logdir)
+    start = time.perf_counter()
+    for i in range(steps):
+        logs = step_fn(batches[i % len(batches)])
+    float(logs["loss"])
+    seconds = time.perf_counter() - start
+    tf.profiler.experimental.stop()
+    return profiled_op_times(logdir), seconds
 
 
 def count_flops(concrete_function):
@@ -144,6 +189,18 @@ def main(argv):
         f"parameters        M {model.mask_generator.count_params():,}  "
         f"G {model.frame_generator.count_params():,}",
     ]
+    if FLAGS.profile:
+        steps = 5
+        times, seconds = profile_steps(step_fn, batches, FLAGS.profile, steps)
+        total = sum(times.values())
+        lines += [
+            f"profile           {steps} steps traced into {FLAGS.profile}: "
+            f"{1000 * total / steps:.1f} ms of kernels per step (summed over threads), "
+            f"{1000 * seconds / steps:.1f} ms wall clock",
+            "  op type                           ms/step   share",
+        ]
+        for name, value in times.most_common(FLAGS.top_ops):
+            lines.append(f"  {name:32s} {1000 * value / steps:8.1f}  {100 * value / total:5.1f}%")
     sys.stdout.write("\n".join(lines) + "\n")
 
 
