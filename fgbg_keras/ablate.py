@@ -26,6 +26,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = phases.get(1).validate(fgbg_flags.config_from_flags())
+        if config.train.strategy != "default":
+            raise ValueError(
+                f"--strategy={config.train.strategy}: the ablation times and runs its grid on "
+                "one device; train a chosen row with train.py under a strategy instead."
+            )
         if FLAGS.budget_minutes <= 0:
             raise ValueError(f"--budget_minutes={FLAGS.budget_minutes}: must be > 0.")
         seeds = [int(s) for s in FLAGS.seeds_list] if FLAGS.seeds_list else list(range(FLAGS.seeds))

@@ -366,9 +366,9 @@ class TrainConfig(Section):
     )
     deterministic: bool = option(
         True,
-        "Enable TensorFlow's op determinism and turn Grappler's graph rewrites off (about 3% "
-        "slower on a CPU), so two runs with one seed and settings are bit-identical, in one "
-        "process or two.",
+        "Enable TensorFlow's op determinism, and on a machine with no GPU turn Grappler's graph "
+        "rewrites off (about 3% slower), so two runs with one seed and settings are "
+        "bit-identical, in one process or two.",
     )
     data: str = option(
         "synthetic",

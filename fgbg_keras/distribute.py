@@ -2,14 +2,17 @@
 a step on N replicas equal to the same step on one device with the whole batch.
 
 `tf.distribute` runs a Keras `train_step` once per replica on its share of the global batch
-(`--clips_per_batch` is global: each replica gets `clips_per_batch / N` clips, in order, the
-first share to replica 0) and sums the replicas' gradients in `optimizer.apply`. So a
+(`--clips_per_batch` is global: each replica gets `clips_per_batch / N` clips; on one machine in
+order, the first share to replica 0) and sums the replicas' gradients in `optimizer.apply`. So a
 hand-written loss that is a mean over the replica's batch must be divided by N before its
 gradient is taken (`scale_loss`), and anything a step computes from the batch as a whole (the
 sparsity controller's losses, the VQ codebook's counts, the adaptive GAN weight, the draws of
 scheduled sampling) must be combined across replicas first (`mean_over_replicas`,
 `sum_over_replicas`, `gather_over_replicas`, `replica_rows`). Each helper is the identity outside
-a strategy of more than one replica, so model code calls them unconditionally.
+a strategy of more than one replica, so model code calls them unconditionally. (Across several
+workers with several devices each, TensorFlow interleaves the shares among the replicas, so the
+draws of scheduled sampling and of dead-code restarts fall on other clips than on one device:
+as random, not the same.)
 
 A strategy is one entry of `_STRATEGIES` (`--strategy`): `default` (one device), `mirrored`
 (every GPU of this machine, or every logical CPU device that `--logical_cpus` made) and
@@ -132,8 +135,10 @@ def _context():
 
 
 def num_replicas():
-    """How many replicas share each global batch (1 outside a strategy)."""
-    return tf.distribute.get_strategy().num_replicas_in_sync
+    """How many replicas share the global batch of the step running now (1 outside a step
+    under a strategy of several replicas)."""
+    context = _context()
+    return 1 if context is None else context.num_replicas_in_sync
 
 
 def scale_loss(loss):
@@ -189,6 +194,26 @@ def _multi_worker_mode(strategy):
         return False
     jobs = strategy.cluster_resolver.cluster_spec().as_dict()
     return sum(len(jobs.get(job, ())) for job in ("chief", "worker")) > 1
+
+
+def check_same_step(strategy, step, model_dir):
+    """Under a multi-worker strategy, checks that every worker resumed at the same `step`: one
+    that cannot see the chief's checkpoints under `model_dir` would start again from step 0
+    with other weights, and the workers would then train apart until they hang.
+
+    Raises:
+        ValueError: on every worker, when the workers' steps differ.
+    """
+    if not _multi_worker_mode(strategy):
+        return
+    mine = tf.constant([step], tf.int64)
+    steps = strategy.gather(strategy.run(lambda: tf.identity(mine)), axis=0).numpy()
+    if steps.min() != steps.max():
+        raise ValueError(
+            f"--model_dir={model_dir!r}: the workers resumed at steps {sorted(set(steps))}. "
+            "Every worker must see the chief's checkpoints there: put --model_dir on a file "
+            "system they all share."
+        )
 
 
 def adapt_to_multi_worker(model, strategy):

@@ -94,8 +94,11 @@ def write_config(config, model_dir, phase, init_from=None, write=True):
     values = {"phase": recorded_phase(phase.name), **config.to_dict()}
     if init_from:
         values["init_from"] = os.path.abspath(init_from)
-    with open(path, "w") as f:
+    # Written whole and then renamed: the other workers of a multi-worker run read it meanwhile.
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
         json.dump(values, f, indent=2)
+    os.replace(partial, path)
 
 
 def checkpoint_dir(model_dir):

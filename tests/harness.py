@@ -142,10 +142,14 @@ def start_train(*args, env=None):
 
 
 def wait_ok(processes, timeout=600):
-    """Waits for each process; fails with the tail of its output if one did not succeed."""
+    """Waits for each process; fails with the tail of its output if one did not succeed.
+    Returns their outputs."""
+    outputs = []
     for process in processes:
         output, _ = process.communicate(timeout=timeout)
         assert process.returncode == 0, output.decode()[-3000:]
+        outputs.append(output.decode())
+    return outputs
 
 
 def read_events(model_dir, split):

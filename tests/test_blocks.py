@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fgbg_keras.layers.blocks import ReflectionPadding2D
+from fgbg_keras.layers.blocks import InstanceNormalization, ReflectionPadding2D
 from tests.harness import check_layer
 
 
@@ -19,3 +19,53 @@ def test_reflection_padding_contract_and_values():
 def test_reflection_padding_rejects_bad_padding(padding):
     with pytest.raises(ValueError, match="Received: padding="):
         ReflectionPadding2D(padding)
+
+
+def _norm_and_gradients(layer, x, gamma, beta):
+    import tensorflow as tf
+
+    layer.build(x.shape)
+    layer.gamma.assign(gamma)
+    layer.beta.assign(beta)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, x.shape[-1]], x.dtype)])
+    def run(x):  # unknown batch and frame size, as in the exported step models
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 3)
+        return y, tape.gradient(loss, [x, layer.gamma, layer.beta])
+
+    return run(tf.constant(x))
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_instance_normalization_equals_group_normalization_forward_and_backward(policy):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = (3.0 * rng.standard_normal((3, 10, 12, 6)) + 1.0).astype("float32")
+    gamma, beta = rng.standard_normal(6).astype("float32"), rng.standard_normal(6).astype("float32")
+    keras.config.set_dtype_policy(policy)
+    try:
+        fast = _norm_and_gradients(InstanceNormalization(epsilon=1e-5), x, gamma, beta)
+        keras_gn = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5)
+        reference = _norm_and_gradients(keras_gn, x, gamma, beta)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    # bfloat16 outputs are rounded to 8 bits; the gradients are float32 in both policies.
+    atol = 1e-5 if policy == "float32" else 3e-2
+    np.testing.assert_allclose(np.float32(fast[0]), np.float32(reference[0]), atol=atol)
+    for a, b in zip(fast[1], reference[1]):
+        np.testing.assert_allclose(
+            a.numpy(), b.numpy(), rtol=2e-2 if atol > 1e-5 else 1e-4, atol=atol
+        )
+
+
+def test_instance_normalization_contract():
+    x = np.random.default_rng(1).standard_normal((2, 8, 8, 4)).astype("float32")
+    out = np.asarray(check_layer(InstanceNormalization, {"epsilon": 1e-5}, x, (2, 8, 8, 4), 2, 0))
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-5)  # gamma 1, beta 0
+    np.testing.assert_allclose(out.std(axis=(1, 2)), 1.0, atol=1e-3)
+    with pytest.raises(ValueError, match="`groups` must be -1"):
+        InstanceNormalization(groups=2)

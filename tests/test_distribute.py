@@ -124,18 +124,41 @@ def test_convlstm_baseline_step_equals_one_device(mirrored):
     assert_same_step(single, two, ["optimizer"], lambda model: [])
 
 
-def test_mirrored_run_resumes_exactly_and_validates_every_pair_it_can(tmp_path):
-    # 1 validation clip of 6 frames: 5 pairs, of which the 4 that split over 2 replicas run.
-    config = dict(clips_per_batch=2, num_val_clips=1, strategy="mirrored", logical_cpus=2)
+def test_mirrored_run_resumes_exactly_and_validates(tmp_path):
+    # 3 validation clips of 6 frames: 15 pairs in batches of 4, of which the 3 whole ones run.
+    config = {
+        "clips_per_batch": 2,
+        "num_val_clips": 3,
+        "strategy": "mirrored",
+        "logical_cpus": 2,
+        "log_every": 1,
+        "checkpoint_every": 1,
+        "image_every": 1,
+    }
     whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
-    logs = loop.train_and_evaluate(tiny_config(**config), whole, verbose=False)
+    logs = loop.train_and_evaluate(tiny_config(train_steps=2, **config), whole, verbose=False)
     assert np.isfinite(logs["val_loss"])
+    loop.train_and_evaluate(tiny_config(train_steps=1, **config), split, verbose=False)
     loop.train_and_evaluate(tiny_config(train_steps=2, **config), split, verbose=False)
-    loop.train_and_evaluate(tiny_config(**config), split, verbose=False)
     a, b = checkpoint_values(whole), checkpoint_values(split)
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_validation_on_two_replicas_keeps_whole_batches_only():
+    config = tiny_config(clips_per_batch=2, num_val_clips=3)
+    source = datasets.source(config)
+
+    def sizes(replicas):
+        data = loop.validation_data(config, source, replicas).data
+        return [int(batch["frame"].shape[0]) for batch in data]
+
+    assert sizes(1) == [4, 4, 4, 3]
+    assert sizes(2) == [4, 4, 4]
+    few = tiny_config(clips_per_batch=4, num_val_clips=1)  # 5 pairs, batches of 8
+    with pytest.raises(ValueError, match="--num_val_clips=1: its 5 validation pairs do not fill"):
+        loop.validation_data(few, datasets.source(few), 2)
 
 
 def test_a_batch_that_does_not_split_over_the_replicas_is_refused(tmp_path):
@@ -202,7 +225,7 @@ def test_two_workers_train_and_the_chief_alone_writes_the_run(tmp_path):
     model_dir = tmp_path / "run"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     task = {"type": "worker"}
-    wait_ok(
+    outputs = wait_ok(
         [
             start_train(
                 "--phase=1",
@@ -214,6 +237,8 @@ def test_two_workers_train_and_the_chief_alone_writes_the_run(tmp_path):
             for i in range(2)
         ]
     )
+    for output in outputs:  # each worker trained one of two replicas, on half of each batch
+        assert "--strategy=multi_worker: 2 replicas, 1 clips each per step." in output
     checkpoints = tf.train.get_checkpoint_state(str(model_dir / "checkpoints"))
     assert [os.path.basename(p) for p in checkpoints.all_model_checkpoint_paths] == [
         "ckpt-2",

@@ -30,7 +30,10 @@ class VectorQuantizer(keras.layers.Layer):
     one pseudo-observation and unused codes stay where they are. With `dead_code_threshold > 0`,
     codes whose `usage` falls below the threshold are moved to randomly drawn input vectors of the
     current batch and their state is reset as for a fresh code (`usage` to the threshold, EMA
-    count to one, EMA sum to the new vector). `usage` starts at the threshold.
+    count to one, EMA sum to the new vector). `usage` starts at the threshold. Under a
+    `tf.distribute` strategy of several replicas, the counts, sums and restart candidates are
+    those of the whole global batch (an all-reduce in the training call, `fgbg_keras.distribute`),
+    so every replica updates its copy of the state the same way.
 
     Args:
         num_embeddings: int, number of codes K.
@@ -167,12 +170,11 @@ class VectorQuantizer(keras.layers.Layer):
         onehot = ops.one_hot(flat_indices, self.num_embeddings, dtype="float32")
         # Under a distribution strategy, the counts and sums of the whole global batch, so that
         # every replica updates the codebook the same way, as one device would.
-        counts, assigned_sum = distribute.sum_over_replicas(
-            [ops.sum(onehot, axis=0), ops.matmul(ops.transpose(onehot), flat_z)]
-        )
+        counts = distribute.sum_over_replicas(ops.sum(onehot, axis=0))
         self.usage.assign(decay * self.usage + (1.0 - decay) * counts)
 
         if self.use_ema:
+            assigned_sum = distribute.sum_over_replicas(ops.matmul(ops.transpose(onehot), flat_z))
             cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
             embed_sum = decay * self.ema_embed_sum + (1.0 - decay) * assigned_sum
             total = ops.sum(cluster_size)

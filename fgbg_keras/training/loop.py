@@ -60,10 +60,12 @@ def setup_runtime(config):
     keras.utils.set_random_seed(train.seed)
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
-        # With Grappler's graph rewrites on, two processes computed the same first gradients
-        # up to 5e-7 apart on a CPU (oneDNN); with them off, bit for bit the same, for about 3%
-        # of the step's speed (docs/results/distribution.md, "Reproducibility").
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+        if not tf.config.list_physical_devices("GPU"):
+            # With Grappler's graph rewrites on, two processes computed the same first
+            # gradients up to 5e-7 apart on a CPU (oneDNN); with them off, bit for bit the same,
+            # for about 3% of the step's speed (docs/results/distribution.md,
+            # "Reproducibility"). On a GPU they stay on: their cost there is not measured.
+            tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     return strategy
 
 
@@ -87,9 +89,15 @@ def initialize_from(model, config, init_from, phase):
 
 
 def validation_data(config, source, replicas=1):
-    """The `Validation` of a run: `--num_val_clips` clips of its data, as pair batches. With
-    several `replicas`, the last pairs beyond a multiple of their number are left out (and
-    logged), so that no replica is handed an empty share of the last batch."""
+    """The `Validation` of a run: `--num_val_clips` clips of its data, as pair batches.
+
+    With several `replicas`, only whole batches validate (the pairs of a last, shorter batch
+    are left out and logged): a distribution strategy splits every batch as if it were whole,
+    so a short one would leave some replicas an empty share.
+
+    Raises:
+        ValueError: with several replicas, fewer validation pairs than one batch.
+    """
     train = config.train
     clips = source.evaluation_clips(
         "validation", train.num_val_clips, train.clip_length, train.seed
@@ -104,20 +112,24 @@ def validation_data(config, source, replicas=1):
         background=config.loss.clip_background,
     )
     pairs = clips["frames"].shape[0] * (clips["frames"].shape[1] - 1)
-    kept = pairs - pairs % replicas
-    if kept < pairs:
+    if replicas > 1 and pairs % train.pairs_per_batch:
+        whole = pairs // train.pairs_per_batch
+        if not whole:
+            raise ValueError(
+                f"--num_val_clips={train.num_val_clips}: its {pairs} validation pairs do not "
+                f"fill one batch of {train.pairs_per_batch} pairs (--clips_per_batch x "
+                f"(--frames_per_clip - 1)), which {replicas} replicas share; validate on more "
+                "clips."
+            )
         logging.warning(
-            "Validation uses %d of its %d pairs, a multiple of the %d replicas.",
-            kept,
+            "Validation uses %d of its %d pairs: the whole batches of %d, which the %d "
+            "replicas share evenly.",
+            whole * train.pairs_per_batch,
             pairs,
+            train.pairs_per_batch,
             replicas,
         )
-        data = (
-            data.unbatch()
-            .take(kept)
-            .batch(train.pairs_per_batch)
-            .apply(tf.data.experimental.assert_cardinality(-(-kept // train.pairs_per_batch)))
-        )
+        data = data.take(whole)
     return Validation(clips, data, next(iter(data)))
 
 
@@ -205,7 +217,23 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         TrainingDiverged: a loss term became NaN/Inf; the last good checkpoint is kept.
         ValueError: a bad config, data or frame size, or a missing or incompatible `init_from`.
     """
-    phase = phases.get(phase)
+    with _graph_rewrites_restored():
+        return _train_and_evaluate(config, model_dir, phases.get(phase), init_from, verbose)
+
+
+@contextlib.contextmanager
+def _graph_rewrites_restored():
+    """Grappler's rewrites as they were before the run: `--deterministic` turns them off for
+    training only, so that what the process runs afterwards (the evaluation, an export, a
+    served model) gets TensorFlow's usual graphs and error messages."""
+    was_off = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": was_off})
+
+
+def _train_and_evaluate(config, model_dir, phase, init_from, verbose):
     phase.validate(config)
     strategy = setup_runtime(config)
     chief = distribute.is_chief(config.train.strategy)
@@ -223,6 +251,7 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
             initialize_from(model, config, init_from, phase.name)
         runs.write_config(config, model_dir, phase, init_from, write=chief)
         manager, step = _resume(phase, model, optimizer, config, model_dir, chief)
+    distribute.check_same_step(strategy, step, model_dir)
     if step >= train.train_steps:
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
         return {}
@@ -252,18 +281,19 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
     callbacks += phase.callbacks(config, model_dir, validation, writes=chief)
     if verbose and chief:
         callbacks.append(fgbg_callbacks.Progress(train.train_steps, phase.progress_names))
-    logs = fit_and_check(
-        model,
-        distribute.shard_by_batch(phase.train_data(config, batches), train.strategy),
-        config,
-        step,
-        callbacks,
-        nan_guard,
-        manager,
-        validation.data if validation else None,
-    )
-    if not chief:
-        shutil.rmtree(_worker_dir(model_dir), ignore_errors=True)
-        with contextlib.suppress(OSError):  # another worker may not have finished yet
-            os.rmdir(os.path.dirname(_worker_dir(model_dir)))
-    return logs
+    try:
+        return fit_and_check(
+            model,
+            distribute.shard_by_batch(phase.train_data(config, batches), train.strategy),
+            config,
+            step,
+            callbacks,
+            nan_guard,
+            manager,
+            validation.data if validation else None,
+        )
+    finally:
+        if not chief:
+            shutil.rmtree(_worker_dir(model_dir), ignore_errors=True)
+            with contextlib.suppress(OSError):  # another worker may not have finished yet
+                os.rmdir(os.path.dirname(_worker_dir(model_dir)))
