@@ -117,6 +117,13 @@ def main(argv):
         config = phase.validate(fgbg_flags.config_from_flags())
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+    # The graphs training runs: with --deterministic on a CPU, Grappler's rewrites are off.
+    with loop.training_graphs(config):
+        benchmark(phase, config)
+
+
+def benchmark(phase, config):
+    """Times `phase`'s training step under `config` and prints the figures."""
     strategy = loop.setup_runtime(config)
     replicas = strategy.num_replicas_in_sync
     data_config = synthetic.scaled_config(config.model.image_size, config.train.clip_length)

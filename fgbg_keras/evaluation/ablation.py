@@ -101,6 +101,11 @@ def row_config(config, changes, train_steps, seed):
 def budget_steps(config, budget_minutes, measure_steps=10):
     """Training steps that fit `budget_minutes` at the measured speed of `config`'s Phase I
     (timed on synthetic clips: the speed does not depend on what the frames show)."""
+    with loop.training_graphs(config):
+        return _measured_budget(config, budget_minutes, measure_steps)
+
+
+def _measured_budget(config, budget_minutes, measure_steps):
     loop.setup_runtime(config)
     data_config = synthetic.scaled_config(config.model.image_size, config.train.clip_length)
     clips = synthetic.make_split("train", 8, data_config, seed=0)

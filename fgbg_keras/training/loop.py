@@ -60,13 +60,27 @@ def setup_runtime(config):
     keras.utils.set_random_seed(train.seed)
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
-        if not tf.config.list_physical_devices("GPU"):
-            # With Grappler's graph rewrites on, two processes computed the same first
-            # gradients up to 5e-7 apart on a CPU (oneDNN); with them off, bit for bit the same,
-            # for about 3% of the step's speed (docs/results/distribution.md,
-            # "Reproducibility"). On a GPU they stay on: their cost there is not measured.
-            tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     return strategy
+
+
+@contextlib.contextmanager
+def training_graphs(config):
+    """Within it, Grappler's graph rewrites are off under `--deterministic` on a machine with
+    no GPU; on exit they are as they were, so that what the process runs afterwards (the
+    evaluation, an export, a served model) gets TensorFlow's usual graphs and error messages.
+
+    With the rewrites on, two processes computed the same first gradients up to 5e-7 apart on
+    a CPU (oneDNN); with them off, bit for bit the same, for about 3% of the step's speed
+    (docs/results/distribution.md, "Reproducibility"). On a GPU they stay on: what turning them
+    off costs there is not measured.
+    """
+    was_off = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+    if config.train.deterministic and not tf.config.list_physical_devices("GPU"):
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": was_off})
 
 
 def require_init_from(phase, init_from):
@@ -217,20 +231,8 @@ def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True)
         TrainingDiverged: a loss term became NaN/Inf; the last good checkpoint is kept.
         ValueError: a bad config, data or frame size, or a missing or incompatible `init_from`.
     """
-    with _graph_rewrites_restored():
+    with training_graphs(config):
         return _train_and_evaluate(config, model_dir, phases.get(phase), init_from, verbose)
-
-
-@contextlib.contextmanager
-def _graph_rewrites_restored():
-    """Grappler's rewrites as they were before the run: `--deterministic` turns them off for
-    training only, so that what the process runs afterwards (the evaluation, an export, a
-    served model) gets TensorFlow's usual graphs and error messages."""
-    was_off = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
-    try:
-        yield
-    finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": was_off})
 
 
 def _train_and_evaluate(config, model_dir, phase, init_from, verbose):
