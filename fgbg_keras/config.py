@@ -24,9 +24,10 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 def option(default, help, choices=None, moving_masks_only=False, network=False):
     """A config field: its default, the help text of its flag and, if any, its allowed values.
 
-    `moving_masks_only` marks a setting with no weights of its own that only changes what the
-    networks do with moving masks (Phase II and generation): a Phase II run may set it otherwise
-    than the Phase I run it starts from. `network` marks a setting outside the network sections
+    `moving_masks_only` marks a setting that only changes what the networks do with moving
+    masks (Phase II and generation), with no weights of its own or with weights that start at
+    zero (`runs.restore_fgbg_networks`): a Phase II run may set it otherwise than the Phase I run
+    it starts from. `network` marks a setting outside the network sections
     (`NETWORK_SECTIONS`) that shapes weights all the same: a run cannot resume with another value.
     """
     metadata = {
@@ -166,6 +167,19 @@ class ModelConfig(Section):
         "unet: the U-Net may also change the pixels within this many pixels of the union of the "
         "masks (0: the union only, the paper). For objects whose mask misses parts that move "
         "with it, such as an arm's upper links. No effect in Phase 1.",
+        moving_masks_only=True,
+    )
+    unet_first_frame: bool = option(
+        False,
+        "unet: the U-Net also sees the rollout's first frame and its mask at every step: the "
+        "object as it looked before any generated step. No effect in Phase 1; its weights "
+        "start at zero from the Phase 1 run.",
+        moving_masks_only=True,
+    )
+    unet_previous_frame: bool = option(
+        False,
+        "unet: the U-Net also sees the frame and mask the previous rollout step was fed: how the "
+        "object was moving. No effect in Phase 1; its weights start at zero from the Phase 1 run.",
         moving_masks_only=True,
     )
 

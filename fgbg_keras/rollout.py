@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from fgbg_keras.mask_ops import binarize, carry_target, identity_controls, warp_masks
+from fgbg_keras.models import generators
 
 MASK_MODES = ("carry", "reestimate")
 DEFAULT_MASK_MODE = "carry"
@@ -24,7 +25,8 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
     """Generates T frames from one frame and T controls: the two passes of METHOD.md.
 
     `m_0 = binarize(M(f_0))`. Step k moves the mask by `controls[:, k]` to the target
-    `m_{k+1}`, and draws `f_{k+1} = G(f_k, m_k, m_{k+1})`. With `mask_mode="carry"` the target
+    `m_{k+1}`, and draws `f_{k+1} = G(f_k, m_k, m_{k+1})`; G is also given f_0, m_0 and the
+    previous step's f_{k-1}, m_{k-1} (`generators.MEMORY`), which it may read. With `mask_mode="carry"` the target
     becomes the next step's mask; it is computed as `m_0` moved by the composition of controls
     0..k (`mask_ops.carry_target`). With `"reestimate"` the next mask is `binarize(M(f_{k+1}))`.
 
@@ -62,13 +64,13 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
 
     initial_mask = estimate_mask(frames)
 
-    def step(k, frame, mask, total, frames_out, masks_out, empty_out):
+    def step(k, frame, mask, previous, total, frames_out, masks_out, empty_out):
         control = controls[:, k]
         if mask_mode == "carry":
             target, total = carry_target(initial_mask, control, total)
         else:
             target = warp_masks(mask, control)
-        inputs = {"frame": frame, "mask": mask, "target_mask": target}
+        inputs = generators.rollout_inputs(frame, mask, target, (frames, initial_mask), previous)
         next_frame = tf.cast(frame_generator(inputs, training=False)["frame"], tf.float32)
         next_frame = tf.ensure_shape(next_frame, frame.shape)
         next_mask = target if mask_mode == "carry" else estimate_mask(next_frame)
@@ -78,6 +80,7 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
             k + 1,
             next_frame,
             next_mask,
+            (frame, mask),
             total,
             frames_out.write(k, next_frame),
             masks_out.write(k, target),
@@ -92,6 +95,7 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
         tf.constant(0),
         frames,
         initial_mask,
+        (frames, initial_mask),
         identity_controls(batch),
         array(tf.float32, frames),
         array(tf.float32, initial_mask),
@@ -105,9 +109,9 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
         return tf.transpose(values, order)
 
     return {
-        "frames": stacked(outputs[4]),
-        "masks": stacked(outputs[5]),
-        "empty": stacked(outputs[6]),
+        "frames": stacked(outputs[5]),
+        "masks": stacked(outputs[6]),
+        "empty": stacked(outputs[7]),
         "initial_mask": initial_mask,
     }
 

@@ -19,6 +19,7 @@ import os
 from typing import NamedTuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from fgbg_keras.config import RunConfig, field_changes
@@ -135,17 +136,66 @@ def make_checkpoint(state, model_dir, max_to_keep=3):
     return checkpoint, manager
 
 
-def restore_fgbg_networks(mask_generator, frame_generator, checkpoint):
+def restore_fgbg_networks(mask_generator, frame_generator, checkpoint, written_by=None):
     """Restores M and G from the checkpoint of a Phase I or II run into built networks; the
-    rest of the checkpoint (optimizers, discriminators) is left out."""
+    rest of the checkpoint (optimizers, discriminators) is left out.
+
+    With `written_by`, the `(ModelConfig, moving_masks)` of the run that wrote the checkpoint
+    (a Phase II run starting from another run), G is restored into a generator built as that
+    run's, then copied into `frame_generator` by `copy_widened`: where G takes more inputs than
+    that run's (the U-Net's `memory`, which Phase I does not have), their weights start at zero,
+    so G starts as the generator that was trained.
+    """
+    source = frame_generator
+    if written_by is not None:
+        model_config, moving_masks = written_by
+        source = factory.build_frame_generator(model_config, moving_masks)
+        size = model_config.image_size
+        frame, mask = tf.zeros([1, size, size, 3]), tf.zeros([1, size, size, 1])
+        source({"frame": frame, "mask": mask, "target_mask": mask})
     view = tf.train.Checkpoint(
-        model=tf.train.Checkpoint(mask_generator=mask_generator, frame_generator=frame_generator)
+        model=tf.train.Checkpoint(mask_generator=mask_generator, frame_generator=source)
     )
     view.restore(checkpoint).expect_partial().assert_existing_objects_matched()
+    if source is not frame_generator:
+        copy_widened(source, frame_generator)
+
+
+def copy_widened(source, target):
+    """Copies the weights of network `source` into `target`, the same layers where a kernel may
+    take more input channels (its axis -2): those channels come last in `target`'s inputs, and
+    their weights start at zero.
+
+    Raises:
+        ValueError: naming the first weight that differs otherwise.
+    """
+
+    def paths(network):  # within the network: a layer's own weights are prefixed by its parents
+        return [w.path.split(f"{network.name}/", 1)[-1] for w in network.weights]
+
+    if paths(source) != paths(target):
+        raise ValueError(
+            f"{target.name!r} does not have the layers of {source.name!r}: its weights cannot "
+            "start from it."
+        )
+    for weight, into in zip(source.weights, target.weights):
+        value = keras.ops.convert_to_numpy(weight)
+        shape = tuple(into.shape)
+        if value.shape != shape:
+            extra = shape[-2] - value.shape[-2] if len(shape) >= 2 else -1
+            if extra < 0 or value.shape[:-2] + value.shape[-1:] != shape[:-2] + shape[-1:]:
+                raise ValueError(
+                    f"{weight.path}: shape {value.shape} cannot start {shape}; only more input "
+                    "channels (axis -2) can."
+                )
+            padding = [(0, 0)] * value.ndim
+            padding[-2] = (0, extra)
+            value = np.pad(value, padding)
+        into.assign(value)
 
 
 def check_init_from(config, init_from):
-    """The latest checkpoint of the run whose networks start a Phase II run.
+    """The config and latest checkpoint of the run whose networks start a Phase II run.
 
     Settings marked `moving_masks_only` (`ModelConfig.networks`) may differ from that run's.
 
@@ -160,7 +210,7 @@ def check_init_from(config, init_from):
             f"run; (saved, requested): "
             f"{field_changes(saved.model.networks(), config.model.networks())}."
         )
-    return latest
+    return saved, latest
 
 
 class RestoredRun(NamedTuple):

@@ -51,7 +51,13 @@ def test_choices_are_checked_by_the_flag_name():
 
 def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():
     marked = [f.name for _, f in RunConfig().fields() if f.metadata["moving_masks_only"]]
-    assert marked == ["unet_paste", "unet_keep_pasted", "unet_region_margin"]
+    assert marked == [
+        "unet_paste",
+        "unet_keep_pasted",
+        "unet_region_margin",
+        "unet_first_frame",
+        "unet_previous_frame",
+    ]
     changed = ModelConfig(unet_paste=False, unet_keep_pasted=3, unet_region_margin=2, mask_ngf=8)
     assert changed.networks() == ModelConfig(mask_ngf=8)
 

@@ -151,8 +151,9 @@ def test_scheduled_sampling_feeds_the_previous_output(config, probability):
     np.testing.assert_allclose(sampled[:, 1:], expected, atol=1e-6)
 
 
-def rollout_config():
+def rollout_config(memory=False):
     config = tiny_config()
+    config.model.unet_first_frame = config.model.unet_previous_frame = memory
     config.phase_two.disc_filters = 8
     config.phase_two.train_rollout = True
     config.model.generator = "unet"
@@ -161,8 +162,12 @@ def rollout_config():
     return phases.get(2).validate(config)
 
 
-def test_rollout_training_generates_as_a_test_rollout_does(config):
-    model = built_model(rollout_config())
+@pytest.mark.parametrize("memory", [False, True])
+def test_rollout_training_generates_as_a_test_rollout_does(config, memory):
+    # With memory, G's freshly initialised weights read the first and previous frames, so the
+    # two rollouts agree only if they feed G the same ones.
+    model = built_model(rollout_config(memory))
+    assert model.frame_generator.memory == (("first", "previous") if memory else ())
     frames = tf.cast(clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"], "float32")
     masks = model._window_masks(frames)
     fed, targets, fed_masks, target_masks, outputs = model._rolled_out(

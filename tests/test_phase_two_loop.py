@@ -13,6 +13,7 @@ from fgbg_keras import generation, mask_ops
 from fgbg_keras import runs as run_dirs
 from fgbg_keras.evaluation import evaluator
 from fgbg_keras.evaluation.rollouts import ROLLOUT_METRICS
+from fgbg_keras.models import generators
 from fgbg_keras.training import loop, phases
 from tests.harness import read_events
 from tests.tiny import tiny_config
@@ -128,22 +129,62 @@ def test_bad_init_from_is_named(runs, tmp_path):
             )
 
 
-def test_reset_generator_head_keeps_the_phase_one_unet_but_its_last_layer(tmp_path):
-    overrides = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
-    phase_one = str(tmp_path / "phase1")
-    loop.train_and_evaluate(phase_two_config(**overrides), phase_one, verbose=False)
-    trained = run_dirs.restore_networks(phase_one).frame_generator.get_weights()
-    config = phase_two_config(**overrides)
-    config.phase_two.reset_generator_head = True
+UNET = {"generator": "unet", "unet_filters": 8, "unet_max_filters": 16}
+
+
+@pytest.fixture(scope="module")
+def unet_phase_one(tmp_path_factory):
+    phase_one = str(tmp_path_factory.mktemp("unet") / "phase1")
+    loop.train_and_evaluate(phase_two_config(**UNET), phase_one, verbose=False)
+    return phase_one, run_dirs.restore_networks(phase_one).frame_generator
+
+
+def started_phase_two(config, phase_one):
     phases.get(2).validate(config)
     batch = {"frame": np.zeros((1, 32, 32, 3), np.float32)}
     batch["next_frame"] = batch["frame"]
     model, _ = phases.get(2).build(config, batch)
     loop.initialize_from(model, config, phase_one, 2)
-    started = model.frame_generator.get_weights()
+    return model.frame_generator
+
+
+def test_reset_generator_head_keeps_the_phase_one_unet_but_its_last_layer(unet_phase_one):
+    phase_one, trained = unet_phase_one
+    trained = trained.get_weights()
+    config = phase_two_config(**UNET)
+    config.phase_two.reset_generator_head = True
+    started = started_phase_two(config, phase_one).get_weights()
     for a, b in zip(trained[:-2], started[:-2]):
         np.testing.assert_array_equal(a, b)
     assert any(np.any(w) for w in trained[-2:]) and not any(np.any(w) for w in started[-2:])
+
+
+def test_a_unet_with_memory_starts_as_the_phase_one_unet(unet_phase_one):
+    phase_one, trained = unet_phase_one
+    # On a still mask (Phase I's case, where pasting does nothing), and without pasting in
+    # Phase II, the Phase I and II generators differ only by the memory inputs.
+    config = phase_two_config(**UNET, unet_paste=False, unet_keep_pasted=0)
+    config.model.unet_first_frame = config.model.unet_previous_frame = True
+    config.phase_two.reset_generator_head = False
+    started = started_phase_two(config, phase_one)
+    assert started.memory == ("first", "previous") and not getattr(trained, "memory", ())
+    rng = np.random.default_rng(0)
+
+    def frame():
+        return rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+
+    def mask():
+        return (rng.uniform(size=(2, 32, 32, 1)) > 0.5).astype(np.float32)
+
+    still = mask()
+    inputs = generators.rollout_inputs(frame(), still, still, (frame(), mask()), (frame(), mask()))
+    np.testing.assert_allclose(
+        started(inputs)["frame"], trained(inputs)["frame"], atol=1e-6, rtol=0
+    )
+    # The memory's weights are there, at zero: the first convolution's last 8 input channels.
+    kernel = started.unet.get_layer("down0_conv").kernel.numpy()
+    assert kernel.shape[2] == 5 + 8 and not np.any(kernel[:, :, 5:])
+    assert np.any(kernel[:, :, :5])
 
 
 def test_phase_two_evaluation_reports_rollouts_per_step(runs):

@@ -170,3 +170,35 @@ def test_unknown_mask_mode_is_refused(frame_generator):
         )
     with pytest.raises(ValueError, match="mask_mode"):
         rollout.make_rollout_fn(fixed_blob_mask_generator, frame_generator, mask_mode="")
+
+
+def test_each_step_is_given_the_first_frame_and_the_previous_step_s_inputs():
+    # A generator that mixes what it is given: the rollout must feed f_0, m_0 and step k - 1's
+    # frame and mask (step 0's own at step 0).
+    def mixing_generator(inputs, training=False):
+        mixed = (
+            0.5 * inputs["frame"]
+            + 0.3 * inputs["previous_frame"]
+            + 0.2 * inputs["first_frame"]
+            + 0.1 * inputs["previous_mask"]
+            - 0.05 * inputs["first_mask"]
+        )
+        return {"frame": mixed}
+
+    offsets = [(2, 0), (1, 1), (0, -2), (-1, 0)]
+    frames = first_frames()
+    out = rollout.rollout(
+        fixed_blob_mask_generator, mixing_generator, frames, step_controls(offsets)
+    )
+    masks = [blob(2)] + [shifted(blob(2), dx, dy) for dx, dy in np.cumsum(offsets, axis=0)]
+    fed = [frames]
+    for k in range(len(offsets)):
+        previous = max(k - 1, 0)
+        fed.append(
+            0.5 * fed[k]
+            + 0.3 * fed[previous]
+            + 0.2 * frames
+            + 0.1 * masks[previous]
+            - 0.05 * masks[0]
+        )
+    np.testing.assert_allclose(out["frames"], np.stack(fed[1:], 1), atol=1e-5)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_keras import mask_ops
+from fgbg_keras import mask_ops, runs
 from fgbg_keras.models.unet_diff_generator import UNet, UNetDiffGenerator
 from tests.harness import check_layer
 
@@ -227,3 +227,55 @@ def test_phase_one_generator_keeps_nothing_and_phase_two_keeps_the_configured_ba
     phase_two = factory.build_frame_generator(config, moving_masks=True)
     assert (phase_one.keep_pasted, phase_one.region_margin) == (0, 0)
     assert (phase_two.keep_pasted, phase_two.region_margin) == (2, 3)
+
+
+def memory_inputs(seed=1):
+    """`inputs()` with random first and previous frames and masks."""
+    data, more = inputs(seed=seed), inputs(seed=seed + 1)
+    data.update(
+        first_frame=more["frame"],
+        first_mask=more["mask"],
+        previous_frame=more["frame"][::-1],
+        previous_mask=more["mask"][::-1],
+    )
+    return data
+
+
+def test_memory_inputs_reach_the_unet_and_default_to_the_current_frame_and_mask():
+    generator = UNetDiffGenerator(**TINY, memory=("first", "previous"))
+    data = memory_inputs()
+    assert generator.unet.input_channels == 13
+    bare = {key: data[key] for key in ("frame", "mask", "target_mask")}
+    current = {
+        **bare,
+        "first_frame": bare["frame"],
+        "first_mask": bare["mask"],
+        "previous_frame": bare["frame"],
+        "previous_mask": bare["mask"],
+    }
+    np.testing.assert_array_equal(generator(bare)["frame"], generator(current)["frame"])
+    for key in ("first_frame", "previous_frame", "first_mask", "previous_mask"):
+        other = {**current, key: data[key]}
+        assert not np.allclose(generator(other)["frame"], generator(current)["frame"]), key
+    # Without memory, the extra inputs are ignored.
+    plain = UNetDiffGenerator(**TINY)
+    np.testing.assert_array_equal(plain(bare)["frame"], plain(data)["frame"])
+
+
+def test_copy_widened_starts_a_memory_generator_as_the_generator_it_came_from():
+    source = UNetDiffGenerator(**TINY, name="g")
+    target = UNetDiffGenerator(**TINY, memory=("previous",), name="g")
+    data = memory_inputs()
+    source(data), target(data)
+    runs.copy_widened(source, target)
+    np.testing.assert_allclose(target(data)["frame"], source(data)["frame"], atol=1e-6, rtol=0)
+    wider = UNetDiffGenerator(**{**TINY, "filters": 16, "max_filters": 32}, name="g")
+    wider(data)
+    with pytest.raises(ValueError, match=r"down0_conv.*only more input channels"):
+        runs.copy_widened(source, wider)
+
+
+@pytest.mark.parametrize("memory", [("last",), ("first", "first")])
+def test_rejects_unknown_or_repeated_memory(memory):
+    with pytest.raises(ValueError, match="`memory` must name distinct entries"):
+        UNetDiffGenerator(**TINY, memory=memory)

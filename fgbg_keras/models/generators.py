@@ -15,6 +15,7 @@ the evaluation and the exports rely:
   the gradients of the reconstruction and GAN terms.
 - `downsampling_factor`: frame sizes must be divisible by it (checked when the networks are
   built, `factory.build_networks`).
+- Optionally `memory`: the names of `MEMORY` whose inputs it reads (see there); none if absent.
 - Optionally `reset_head()`: zeroes the last layer so that G draws its base frame; Phase II calls
   it on a fresh start with `--reset_generator_head`. A generator that draws the whole frame (the
   VQ-VAE) has none: a zero last layer would draw a blank frame.
@@ -56,6 +57,35 @@ class Generator:
     help: str
     build: Callable
     ablations: dict
+
+
+# Optional inputs of a rollout step, by name: the rollout's first frame and its mask, and the
+# frame and mask the previous step was fed. A rollout (`rollout.rollout`, Phase II's
+# `--train_rollout`) passes them all; a caller with no rollout (a pair of frames, one step) leaves
+# them out, and a generator that reads them takes the current frame and mask in their place,
+# which is what they are at a rollout's first step.
+MEMORY = {"first": ("first_frame", "first_mask"), "previous": ("previous_frame", "previous_mask")}
+
+
+def memory_inputs(inputs, memory):
+    """The tensors of the `MEMORY` entries named in `memory`, frame then mask for each, from
+    a generator's input dict; the current frame or mask stands in for one it lacks."""
+    current = {"frame": inputs["frame"], "mask": inputs["mask"]}
+    return [inputs.get(key, current[key.split("_")[1]]) for name in memory for key in MEMORY[name]]
+
+
+def rollout_inputs(frame, mask, target_mask, first, previous):
+    """A rollout step's input dict: the current frame, mask and target, and the `MEMORY`
+    inputs from `first` and `previous`, each a `(frame, mask)` pair."""
+    return {
+        "frame": frame,
+        "mask": mask,
+        "target_mask": target_mask,
+        "first_frame": first[0],
+        "first_mask": first[1],
+        "previous_frame": previous[0],
+        "previous_mask": previous[1],
+    }
 
 
 _GENERATORS = Registry("frame generator", "--generator")

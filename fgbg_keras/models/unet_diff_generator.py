@@ -179,11 +179,17 @@ class UNetDiffGenerator(keras.Model):
             U-Net changes the whole union. Ignored without `paste`.
         region_margin: pixels by which the changeable region reaches beyond the union of the
             masks (0: the paper's region).
+        memory: names of `generators.MEMORY` whose frame and mask the U-Net also sees, appended
+            to its input channels: `"first"` the rollout's first frame (the object's appearance
+            before any generated step), `"previous"` the frame fed to the previous step (how the
+            object was moving). Each adds 4 input channels, whose weights start at zero when
+            Phase II starts from a Phase I run (`runs.restore_fgbg_networks`).
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
         inputs: a dict with `"frame"` f_t `[B, H, W, 3]` in [-1, 1], `"mask"` m_t `[B, H, W, 1]`
-            and `"target_mask"` `[B, H, W, 1]`, both in [0, 1].
+            and `"target_mask"` `[B, H, W, 1]`, both in [0, 1], and optionally the `MEMORY`
+            inputs (`generators.memory_inputs`).
         training: standard Keras flag.
 
     Returns:
@@ -201,13 +207,27 @@ class UNetDiffGenerator(keras.Model):
         paste=False,
         keep_pasted=0,
         region_margin=0,
+        memory=(),
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_int("keep_pasted", keep_pasted, minimum=0)
         check_int("region_margin", region_margin, minimum=0)
+        memory = tuple(memory)
+        unknown = [name for name in memory if name not in generators.MEMORY]
+        if unknown or len(set(memory)) != len(memory):
+            raise ValueError(
+                f"`memory` must name distinct entries of {sorted(generators.MEMORY)}. Received: "
+                f"memory={memory}"
+            )
+        self.memory = memory
         self.unet = UNet(
-            num_levels, filters, max_filters, norm_groups, input_channels=5, name="unet"
+            num_levels,
+            filters,
+            max_filters,
+            norm_groups,
+            input_channels=5 + 4 * len(memory),
+            name="unet",
         )
         self.num_levels = num_levels
         self.filters = filters
@@ -238,7 +258,8 @@ class UNetDiffGenerator(keras.Model):
             ops.cast(inputs[key], "float32") for key in ("frame", "mask", "target_mask")
         )
         base = paste_foreground(frame, mask, target_mask) if self.paste else frame
-        features = ops.concatenate([base, mask, target_mask], axis=-1)
+        memory = [ops.cast(x, "float32") for x in generators.memory_inputs(inputs, self.memory)]
+        features = ops.concatenate([base, mask, target_mask, *memory], axis=-1)
         difference = self.unet(features, training=training)
         region = ops.maximum(mask, target_mask)
         if self.region_margin:
@@ -258,6 +279,7 @@ class UNetDiffGenerator(keras.Model):
                 "paste": self.paste,
                 "keep_pasted": self.keep_pasted,
                 "region_margin": self.region_margin,
+                "memory": list(self.memory),
             }
         )
         return config
@@ -272,6 +294,13 @@ def halvings(size):
     return levels
 
 
+def unet_memory(config):
+    """The `memory` of a `ModelConfig`'s U-Net: `"first"` with `unet_first_frame`,
+    `"previous"` with `unet_previous_frame`."""
+    flags = (("first", config.unet_first_frame), ("previous", config.unet_previous_frame))
+    return tuple(name for name, on in flags if on)
+
+
 @generators.register(
     "unet",
     "the difference U-Net of the paper's section 3.4: f_hat = f_t + d inside the masks, f_t "
@@ -280,7 +309,8 @@ def halvings(size):
 def build_unet_generator(config, moving_masks=True):
     """The `UNetDiffGenerator` of a `ModelConfig` (its `unet_*` settings; `unet_levels=0`
     follows the frame size down). Phase I (`moving_masks=False`) keeps nothing as pasted and
-    changes only the mask, with no margin: the generator learns to redraw the object."""
+    changes only the mask, with no margin and no memory: the generator learns to redraw the
+    object from pairs of frames."""
     return UNetDiffGenerator(
         num_levels=config.unet_levels or halvings(config.image_size),
         filters=config.unet_filters,
@@ -288,5 +318,6 @@ def build_unet_generator(config, moving_masks=True):
         paste=config.unet_paste,
         keep_pasted=config.unet_keep_pasted if moving_masks else 0,
         region_margin=config.unet_region_margin if moving_masks else 0,
+        memory=unet_memory(config) if moving_masks else (),
         name="frame_generator",
     )

@@ -238,13 +238,16 @@ class PhaseTwo(TrackedModel):
         controls = fitted_controls(masks)
         initial = masks[:, 0]
         frame, mask = frames[:, 0], initial
+        first = previous = (frame, mask)
         total = identity_controls(ops.shape(frames)[0])
         fed, targets, fed_masks, target_masks, outputs = [], [], [], [], []
         for k in range(length - 1):
             target, total = carry_target(initial, controls[:, k], total)
             output = self.frame_generator(
-                {"frame": frame, "mask": mask, "target_mask": target}, training=training
+                generators.rollout_inputs(frame, mask, target, first, previous),
+                training=training,
             )
+            previous = (frame, mask)
             fed.append(frame)
             fed_masks.append(mask)
             targets.append(frames[:, k + 1])
