@@ -13,7 +13,7 @@ from data_pipelines.change_map import BG_REFERENCES, DIFF_MODES
 from data_pipelines.pushing import PushingOptions
 from data_pipelines.stabilize import ALIGN_MODES
 from fgbg_keras import distribute
-from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES
+from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES, PIXEL_LOSSES
 from fgbg_keras.models import generators
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
 from fgbg_keras.schedules import SPARSITY_SCHEDULES
@@ -498,6 +498,13 @@ class PhaseTwoConfig(Section):
     local_crop_size: int = option(32, "Phase 2: side in pixels of the local discriminator's crop.")
     disc_learning_rate: float = option(
         0.0, "Phase 2: the discriminators' learning rate; 0 uses --learning_rate."
+    )
+    pixel_loss: str = option(
+        "l1",
+        "Phase 2: the distance of the generator's pixel terms (the whole frame, inside and "
+        "outside the target mask): l1 (the draft) or l2, the squared error that PSNR measures, "
+        "whose best guess where the future is uncertain is the mean rather than the median.",
+        choices=PIXEL_LOSSES,
     )
     fg_region_weight: float = option(1.0, "Phase 2: weight of L1 inside the target mask.")
     bg_region_weight: float = option(1.0, "Phase 2: weight of L1 outside the target mask.")

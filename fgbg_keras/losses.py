@@ -17,17 +17,31 @@ def _mean(x):
     return ops.mean(ops.cast(x, "float32"))
 
 
-def reconstruction_loss(prediction, target):
-    """Mean absolute error between a generated frame and the true next frame.
+# The distances of Phase II's pixel terms (`--pixel_loss`).
+PIXEL_LOSSES = ("l1", "l2")
+
+
+def pixel_error(prediction, target, norm="l1"):
+    """Elementwise `|prediction - target|` (`"l1"`) or its square (`"l2"`), float32."""
+    if norm not in PIXEL_LOSSES:
+        raise ValueError(f"`norm` must be one of {PIXEL_LOSSES}. Received: norm={norm!r}")
+    delta = ops.cast(prediction, "float32") - ops.cast(target, "float32")
+    return ops.abs(delta) if norm == "l1" else ops.square(delta)
+
+
+def reconstruction_loss(prediction, target, norm="l1"):
+    """Mean absolute (or, with `norm="l2"`, squared) error between a generated frame and the
+    true next frame.
 
     Args:
         prediction: float tensor [B, H, W, 3], the generated frame f_hat.
         target: float tensor of the same shape, the true frame f_{t+1}.
+        norm: `"l1"` or `"l2"` (`pixel_error`).
 
     Returns:
-        A float32 scalar, mean |prediction - target| over all elements.
+        A float32 scalar, mean |prediction - target| over all elements (or its square's mean).
     """
-    return _mean(ops.abs(ops.cast(prediction, "float32") - ops.cast(target, "float32")))
+    return _mean(pixel_error(prediction, target, norm))
 
 
 def codebook_loss(latents, quantized):
@@ -236,23 +250,24 @@ def adaptive_gan_weight(reconstruction_grad, gan_grad, max_weight=1e4):
     return ops.stop_gradient(ops.clip(weight, 0.0, max_weight))
 
 
-def masked_l1(prediction, target, mask):
-    """L1 restricted to a region: mean over all elements of mask * |prediction - target|.
+def masked_l1(prediction, target, mask, norm="l1"):
+    """L1 (or L2) restricted to a region: mean over all elements of
+    mask * |prediction - target| (or of mask * (prediction - target)^2 with `norm="l2"`).
 
     The Phase II region losses are `masked_l1(f_hat, f_next, m_target)` (weight w_fg) and
     `masked_l1(f_hat, f_next, 1 - m_target)` (weight w_bg); the two add up to
-    `reconstruction_loss(f_hat, f_next)`.
+    `reconstruction_loss(f_hat, f_next)` with the same `norm`.
 
     Args:
         prediction: float tensor `[B, H, W, 3]`.
         target: float tensor of the same shape.
         mask: float tensor `[B, H, W, 1]` in [0, 1], broadcast over the channels.
+        norm: `"l1"` or `"l2"` (`pixel_error`).
 
     Returns:
         A float32 scalar, the sum divided by B*H*W*3 (not by the mask's area).
     """
-    delta = ops.abs(ops.cast(prediction, "float32") - ops.cast(target, "float32"))
-    return _mean(ops.cast(mask, "float32") * delta)
+    return _mean(ops.cast(mask, "float32") * pixel_error(prediction, target, norm))
 
 
 def weighted_sum(terms, weights):

@@ -32,6 +32,18 @@ def test_reconstruction_loss_is_mean_absolute_error():
     assert _value(losses.reconstruction_loss(FRAME, NEXT_FRAME)) == pytest.approx(0.525)
 
 
+def test_l2_reconstruction_and_region_terms_are_squared_errors_that_add_up():
+    # NEXT_FRAME squared, per pixel: 0.75, 0.2, 3.0, 0.54 (sum 4.49) over 12 elements.
+    assert _value(losses.reconstruction_loss(FRAME, NEXT_FRAME, "l2")) == pytest.approx(4.49 / 12)
+    # Inside MASK: 1 * 0.75 + 0.5 * 3.0 = 2.25; outside: 0.2 + 0.5 * 3.0 + 0.54 = 2.24.
+    foreground = losses.masked_l1(FRAME, NEXT_FRAME, MASK, "l2")
+    background = losses.masked_l1(FRAME, NEXT_FRAME, 1.0 - MASK, "l2")
+    assert _value(foreground) == pytest.approx(2.25 / 12)
+    assert _value(background) == pytest.approx(2.24 / 12)
+    with pytest.raises(ValueError, match="`norm` must be one of"):
+        losses.pixel_error(FRAME, NEXT_FRAME, "l0")
+
+
 def test_background_loss_weights_each_pixel_by_one_minus_mask():
     # (1 - m) * |f_t - f_{t+1}| per pixel, summed over channels:
     # 0 * 1.5 = 0, 1 * 0.6 = 0.6, 0.5 * 3.0 = 1.5, 1 * 1.2 = 1.2; total 3.3 over 12 elements.

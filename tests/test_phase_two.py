@@ -224,6 +224,17 @@ def test_test_step_reports_psnr_without_changing_weights(config):
     assert not any(changed(weights, model.weights))
 
 
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+def test_pixel_loss_sets_the_distance_of_the_reconstruction_term(config, norm):
+    config.phase_two.pixel_loss = norm
+    model = built_model(phases.get(2).validate(config))
+    batch = pair_batch(config)
+    logs = model.evaluate(batch, verbose=0, return_dict=True, steps=1)
+    error = np.asarray(model(batch)["frame"]) - np.asarray(batch["next_frame"])
+    expected = np.mean(np.abs(error) if norm == "l1" else np.square(error))
+    assert logs["reconstruction_loss"] == pytest.approx(expected, rel=1e-4)
+
+
 def test_unet_generator_trains_in_phase_two():
     config = phase_two_config(local_disc=False, disc_conditional=False)
     config.model.generator = "unet"

@@ -91,6 +91,7 @@ class PhaseTwo(TrackedModel):
             commitment_beta: loss weights.
         ss_start, ss_initial, ss_increment, ss_interval: the scheduled-sampling schedule.
         train_rollout: train on rollouts of the windows, not on pairs of true frames (above).
+        pixel_loss: `"l1"` or `"l2"`, the distance of the reconstruction and region terms.
         seed: seed of the scheduled-sampling draws (stateless, so resuming is exact).
         **kwargs: standard `keras.Model` arguments.
 
@@ -117,6 +118,7 @@ class PhaseTwo(TrackedModel):
         ss_increment=0.1,
         ss_interval=100,
         train_rollout=False,
+        pixel_loss="l1",
         seed=0,
         **kwargs,
     ):
@@ -140,6 +142,11 @@ class PhaseTwo(TrackedModel):
         ):
             if value < 0:
                 raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
+        if pixel_loss not in losses.PIXEL_LOSSES:
+            raise ValueError(
+                f"`pixel_loss` must be one of {losses.PIXEL_LOSSES}. Received: "
+                f"pixel_loss={pixel_loss!r}"
+            )
         if ss_interval < 1:
             raise ValueError(f"`ss_interval` must be >= 1. Received: ss_interval={ss_interval}")
         self.mask_generator = mask_generator
@@ -161,6 +168,7 @@ class PhaseTwo(TrackedModel):
         self.ss_increment = ss_increment
         self.ss_interval = ss_interval
         self.train_rollout = train_rollout
+        self.pixel_loss = pixel_loss
         self.seed = seed
         self.adversarial = False
         self.scheduled_sampling = False
@@ -293,14 +301,14 @@ class PhaseTwo(TrackedModel):
     def generator_losses(self, outputs, targets, target_mask):
         """The generator's loss terms (no adversarial term), statistics and prediction, from
         its `outputs` for `targets` with `target_mask`."""
-        prediction = outputs["frame"]
+        prediction, norm = outputs["frame"], self.pixel_loss
         vq_terms, statistics = generators.codebook_terms(
             self.frame_generator, outputs, self.commitment_beta
         )
         terms = {
-            "reconstruction_loss": losses.reconstruction_loss(prediction, targets),
-            "foreground_loss": losses.masked_l1(prediction, targets, target_mask),
-            "background_loss": losses.masked_l1(prediction, targets, 1.0 - target_mask),
+            "reconstruction_loss": losses.reconstruction_loss(prediction, targets, norm),
+            "foreground_loss": losses.masked_l1(prediction, targets, target_mask, norm),
+            "background_loss": losses.masked_l1(prediction, targets, 1.0 - target_mask, norm),
             **vq_terms,
         }
         weights = {
@@ -430,6 +438,7 @@ class PhaseTwo(TrackedModel):
                 "ss_increment": self.ss_increment,
                 "ss_interval": self.ss_interval,
                 "train_rollout": self.train_rollout,
+                "pixel_loss": self.pixel_loss,
                 "seed": self.seed,
             }
         )
@@ -466,6 +475,7 @@ def build_phase_two(config):
         ss_increment=two.ss_increment,
         ss_interval=two.ss_interval,
         train_rollout=two.train_rollout,
+        pixel_loss=two.pixel_loss,
         seed=config.train.seed,
         name="phase_two",
     )
