@@ -30,11 +30,12 @@ def main(argv):
         run = runs.restore_networks(FLAGS.model_dir)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    serving.export(run, FLAGS.output)
+    module = serving.export(run, FLAGS.output)
+    names = [name for name in module.signatures() if name != "serving_default"]
     sys.stdout.write(
         f"Exported {run.checkpoint} (Phase {run.phase}, {run.config.model.image_size}x"
-        f"{run.config.model.image_size}) to {FLAGS.output}: signatures generate "
-        "(serving_default), generate_encoded, mask, step.\n"
+        f"{run.config.model.image_size}) to {FLAGS.output}: signatures {names[0]} "
+        f"(serving_default), {', '.join(names[1:])}.\n"
     )
 
 

@@ -10,7 +10,8 @@
 - `step`: `frame` uint8 `[H, W, 3]`, its `mask` uint8 `[H, W, 1]` and one `control` `[2]` ->
   the next `frame` and `mask`, for clients that drive the loop themselves. Each step moves the
   mask it is given by the control rounded to whole model pixels; `generate` instead composes
-  the controls exactly from the first mask, so sub-pixel steps add up there.
+  the controls exactly from the first mask, so sub-pixel steps add up there. Left out for a
+  generator that reads the rollout's memory (`--unet_first_frame`, `--unet_previous_frame`).
 
 The networks work at the run's frame size S: inputs are resized by `preprocess_frames`, the
 very function training uses, and outputs are resized back to H x W (frames bilinearly, masks by
@@ -156,15 +157,19 @@ class Exported(tf.Module):
         }
 
     def signatures(self):
-        """The concrete functions to save, by signature name."""
+        """The concrete functions to save, by signature name: every one of the module
+        docstring, but `step` for a frame generator that reads the rollout's memory
+        (`generators.MEMORY`), which a client driving the loop would have to keep."""
         generate = self.generate.get_concrete_function()
-        return {
+        signatures = {
             "serving_default": generate,
             "generate": generate,
             "generate_encoded": self.generate_encoded.get_concrete_function(),
             "mask": self.mask.get_concrete_function(),
-            "step": self.step.get_concrete_function(),
         }
+        if not getattr(self.frame_generator, "memory", ()):
+            signatures["step"] = self.step.get_concrete_function()
+        return signatures
 
 
 def export(run, output):

@@ -13,12 +13,18 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from fgbg_keras import mask_ops
+from fgbg_keras.models import generators
 
 QUANTIZATIONS = ("none", "float16", "dynamic")
 
 
 def step_function(mask_generator, frame_generator, image_size):
-    """The one-step `tf.function` that the file holds (see the module docstring)."""
+    """The one-step `tf.function` that the file holds (see the module docstring).
+
+    Raises:
+        ValueError: for a frame generator that reads the rollout's memory.
+    """
+    generators.check_memoryless(frame_generator, "The one-step TFLite model")
 
     @tf.function(
         input_signature=[

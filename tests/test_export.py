@@ -286,3 +286,29 @@ def test_predict_requests_built_with_the_serving_protos_feed_every_signature(exp
         outputs = model.signatures[parsed.model_spec.signature_name](**feed)
         for value in outputs.values():
             assert value.dtype == tf.uint8 and value.shape[-3:-1] == (20, 28)
+
+
+def test_a_generator_with_memory_has_no_one_step_exports():
+    # The one-step signature and the TFLite step model have no inputs for the rollout's memory.
+    from export import step_model
+    from fgbg_keras.models.mask_generator import MaskGenerator
+    from fgbg_keras.models.unet_diff_generator import UNetDiffGenerator
+
+    mask_generator = MaskGenerator(ngf=8, num_res_blocks=0, num_downsampling=1)
+    frame_generator = UNetDiffGenerator(
+        num_levels=2, filters=8, max_filters=8, norm_groups=4, memory=("previous",)
+    )
+    frame = tf.zeros([1, 16, 16, 3])
+    mask = mask_generator(frame)
+    frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
+    module = serving.Exported(mask_generator, frame_generator, 16)
+    assert sorted(module.signatures()) == [
+        "generate",
+        "generate_encoded",
+        "mask",
+        "serving_default",
+    ]
+    with pytest.raises(ValueError, match="one-step TFLite model has no inputs for the rollout"):
+        step_model.step_function(mask_generator, frame_generator, 16)
+    frame_generator.memory = ()
+    assert "step" in module.signatures()

@@ -74,6 +74,19 @@ def memory_inputs(inputs, memory):
     return [inputs.get(key, current[key.split("_")[1]]) for name in memory for key in MEMORY[name]]
 
 
+def check_memoryless(frame_generator, what):
+    """Raises a ValueError when `frame_generator` reads `MEMORY` inputs, which `what` (a
+    one-step model, whose caller keeps no rollout) has no inputs for."""
+    memory = getattr(frame_generator, "memory", ())
+    if memory:
+        raise ValueError(
+            f"{what} has no inputs for the rollout's memory that this run's frame generator "
+            f"reads ({', '.join(memory)}: --unet_first_frame, --unet_previous_frame). Use a "
+            "whole rollout (the SavedModel's `generate`, `fgbg_keras.generate`), or a run "
+            "trained without them."
+        )
+
+
 def rollout_inputs(frame, mask, target_mask, first, previous):
     """A rollout step's input dict: the current frame, mask and target, and the `MEMORY`
     inputs from `first` and `previous`, each a `(frame, mask)` pair."""
