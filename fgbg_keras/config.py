@@ -473,7 +473,11 @@ class PhaseTwoConfig(Section):
         "Phase 2: hinge (the reference) or nonsaturating (the draft's log loss, eq. 9).",
         choices=GAN_LOSSES,
     )
-    gan_weight: float = option(1.0, "Phase 2: weight of the generator's adversarial loss.")
+    gan_weight: float = option(
+        1.0,
+        "Phase 2: weight of the generator's adversarial loss; 0: none, and the discriminators "
+        "never train (--disc_start has no effect).",
+    )
     adaptive_gan_weight: bool = option(
         True,
         "Phase 2: multiply --gan_weight by the VQGAN adaptive weight, the ratio of the gradient "

@@ -224,6 +224,17 @@ def test_test_step_reports_psnr_without_changing_weights(config):
     assert not any(changed(weights, model.weights))
 
 
+@pytest.mark.parametrize("gan_weight, switched_on", [(0.1, True), (0.0, False)])
+def test_a_zero_gan_weight_never_switches_the_discriminators_on(config, gan_weight, switched_on):
+    config.phase_two.gan_weight = gan_weight
+    config.phase_two.disc_start = 0
+    model = built_model(phases.get(2).validate(config))
+    switches = phases.get(2).callbacks(config, None, None, writes=False)[0]
+    switches.set_model(model)
+    switches.on_train_begin()
+    assert model.adversarial is switched_on
+
+
 @pytest.mark.parametrize("norm", ["l1", "l2"])
 def test_pixel_loss_sets_the_distance_of_the_reconstruction_term(config, norm):
     config.phase_two.pixel_loss = norm

@@ -144,7 +144,7 @@ class PhaseTwoSwitches(keras.callbacks.Callback):
     `--log_every`, so the flips fall on `fit` epoch boundaries, also when a run resumes.
 
     Args:
-        disc_start: first step with the adversarial losses.
+        disc_start: first step with the adversarial losses; None: never (`--gan_weight=0`).
         ss_start: first step with scheduled sampling; None: never (`--train_rollout`).
     """
 
@@ -155,7 +155,7 @@ class PhaseTwoSwitches(keras.callbacks.Callback):
 
     def _switch(self):
         step = _step(self.model)
-        adversarial = step >= self.disc_start
+        adversarial = self.disc_start is not None and step >= self.disc_start
         sampling = self.ss_start is not None and step >= self.ss_start
         if (adversarial, sampling) != (self.model.adversarial, self.model.scheduled_sampling):
             self.model.adversarial = adversarial

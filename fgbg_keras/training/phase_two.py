@@ -531,7 +531,9 @@ class PhaseTwoTraining(phases.Phase):
     def callbacks(self, config, model_dir, validation, writes=True):
         train, two = config.train, config.phase_two
         switches = fgbg_callbacks.PhaseTwoSwitches(
-            two.disc_start,
+            # A zero weight leaves G's gradient as it is: the discriminators would train for
+            # nothing.
+            None if two.gan_weight == 0 else two.disc_start,
             None if two.train_rollout else two.resolved_ss_start(train.train_steps),
         )
         if not writes:
