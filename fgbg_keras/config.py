@@ -566,6 +566,10 @@ class PhaseTwoConfig(Section):
                 f"needs --generator=unet (not {config.model.generator!r}): the VQ-VAE's codebook "
                 "would update once per rollout step",
             )
+        for name in ("unet_first_frame", "unet_previous_frame"):
+            if getattr(config.model, name) and not self.train_rollout:
+                # On pairs of true frames G would only ever see its current frame there.
+                _fail(name, True, "needs --train_rollout, where G is given a rollout's memory")
         # The graph changes at these steps, so they fall on the boundaries of fit's epochs.
         for name, value in (
             ("disc_start", self.disc_start),

@@ -47,6 +47,10 @@ def test_choices_are_checked_by_the_flag_name():
         config.validate(("phase_two",))
     config.model.generator = "unet"
     config.validate(("phase_two",))
+    config.phase_two.train_rollout = False
+    config.model.unet_previous_frame = True
+    with pytest.raises(ValueError, match="--unet_previous_frame=True: needs --train_rollout"):
+        config.validate(("phase_two",))
 
 
 def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():
