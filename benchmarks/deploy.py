@@ -42,6 +42,7 @@ from fgbg_keras import flags as fgbg_flags
 from fgbg_keras import mask_ops, rollout, runs
 from fgbg_keras.evaluation import metrics
 from fgbg_keras.evaluation.pairs import load_test_clips
+from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_networks
 from fgbg_keras.training import loop, phases
 
@@ -242,14 +243,20 @@ def main(argv):
         for size in FLAGS.sizes:
             config.model.image_size = int(size)
             phase.validate(config)
-            build_networks(config.model, phase.moving_masks)  # checks the size suits them
+            # Checks the size suits them, and that the one-step exports it times exist.
+            _, frame_generator = build_networks(config.model, phase.moving_masks)
+            generators.check_memoryless(frame_generator, "The one-step model this benchmark times")
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     loop.setup_runtime(config)
     lines = latency_table(config, phase)
     sys.stdout.write("\n".join(lines) + "\n")
     if FLAGS.model_dir:
-        sys.stdout.write("\n" + "\n".join(parity_table(FLAGS.model_dir)) + "\n")
+        try:
+            table = parity_table(FLAGS.model_dir)
+        except ValueError as error:  # e.g. a run whose generator has no one-step model
+            raise app.UsageError(str(error)) from None
+        sys.stdout.write("\n" + "\n".join(table) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from fgbg_keras import mask_ops, rollout
+from fgbg_keras.models import generators
 
 IMAGE = tf.TensorSpec([None, None, None], tf.uint8, name="image")
 CONTROLS = tf.TensorSpec([None, 2], tf.float32, name="controls")
@@ -66,6 +67,9 @@ class Exported(tf.Module):
         self.mask_generator = mask_generator
         self.frame_generator = frame_generator
         self.image_size = int(image_size)
+        if generators.reads_memory(frame_generator):
+            # Not saved at all: a loaded module keeps every tf.function it holds, signature or not.
+            self.step = None
 
     @tf.function(input_signature=[IMAGE])
     def preprocess(self, image):
@@ -167,7 +171,7 @@ class Exported(tf.Module):
             "generate_encoded": self.generate_encoded.get_concrete_function(),
             "mask": self.mask.get_concrete_function(),
         }
-        if not getattr(self.frame_generator, "memory", ()):
+        if self.step is not None:
             signatures["step"] = self.step.get_concrete_function()
         return signatures
 

@@ -15,6 +15,7 @@ from data_pipelines.stabilize import ALIGN_MODES
 from fgbg_keras import distribute
 from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES, PIXEL_LOSSES
 from fgbg_keras.models import generators
+from fgbg_keras.models.unet_diff_generator import MEMORY_FLAGS
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
 from fgbg_keras.schedules import SPARSITY_SCHEDULES
 
@@ -234,7 +235,9 @@ class ModelConfig(Section):
 class LossConfig(Section):
     """Weights and variants of the Phase I losses (METHOD.md, Losses)."""
 
-    reconstruction_weight: float = option(1.0, "Weight of L1(f_hat, f_{t+1}).")
+    reconstruction_weight: float = option(
+        1.0, "Weight of L1(f_hat, f_{t+1}) (in Phase 2, of the distance --pixel_loss says)."
+    )
     codebook_weight: float = option(1.0, "Weight of the codebook loss ||sg(z) - z_q||^2.")
     commitment_beta: float = option(0.25, "Weight beta of the commitment loss ||z - sg(z_q)||^2.")
     bg_weight: float = option(50.0, "l1, weight of the background loss L_bg.")
@@ -510,8 +513,12 @@ class PhaseTwoConfig(Section):
         "whose best guess where the future is uncertain is the mean rather than the median.",
         choices=PIXEL_LOSSES,
     )
-    fg_region_weight: float = option(1.0, "Phase 2: weight of L1 inside the target mask.")
-    bg_region_weight: float = option(1.0, "Phase 2: weight of L1 outside the target mask.")
+    fg_region_weight: float = option(
+        1.0, "Phase 2: weight of the pixel term (--pixel_loss) inside the target mask."
+    )
+    bg_region_weight: float = option(
+        1.0, "Phase 2: weight of the pixel term (--pixel_loss) outside the target mask."
+    )
     ss_start: int = option(
         -1, "Phase 2: first step of scheduled sampling (-1: half of --train_steps)."
     )
@@ -545,6 +552,11 @@ class PhaseTwoConfig(Section):
     def resolved_ss_start(self, train_steps):
         return train_steps // 2 if self.ss_start < 0 else self.ss_start
 
+    def resolved_disc_start(self):
+        """The step at which the discriminators join; None: never (`--gan_weight=0`, whose
+        zero weight would leave G's gradient as it is: they would train for nothing)."""
+        return None if self.gan_weight == 0 else self.disc_start
+
     def check(self, config):
         train = config.train
         self._finite_non_negative(
@@ -566,16 +578,16 @@ class PhaseTwoConfig(Section):
                 f"needs --generator=unet (not {config.model.generator!r}): the VQ-VAE's codebook "
                 "would update once per rollout step",
             )
-        for name in ("unet_first_frame", "unet_previous_frame"):
+        for name in MEMORY_FLAGS.values():
             if getattr(config.model, name) and not self.train_rollout:
                 # On pairs of true frames G would only ever see its current frame there.
                 _fail(name, True, "needs --train_rollout, where G is given a rollout's memory")
         # The graph changes at these steps, so they fall on the boundaries of fit's epochs.
         for name, value in (
-            ("disc_start", self.disc_start),
+            ("disc_start", self.resolved_disc_start()),
             ("ss_start", self.resolved_ss_start(train.train_steps)),
         ):
-            if value % train.log_every:
+            if value is not None and value % train.log_every:
                 _fail(name, value, f"must be a multiple of --log_every={train.log_every}")
 
 

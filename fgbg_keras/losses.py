@@ -250,12 +250,12 @@ def adaptive_gan_weight(reconstruction_grad, gan_grad, max_weight=1e4):
     return ops.stop_gradient(ops.clip(weight, 0.0, max_weight))
 
 
-def masked_l1(prediction, target, mask, norm="l1"):
-    """L1 (or L2) restricted to a region: mean over all elements of
+def masked_pixel_error(prediction, target, mask, norm="l1"):
+    """A pixel error restricted to a region: mean over all elements of
     mask * |prediction - target| (or of mask * (prediction - target)^2 with `norm="l2"`).
 
-    The Phase II region losses are `masked_l1(f_hat, f_next, m_target)` (weight w_fg) and
-    `masked_l1(f_hat, f_next, 1 - m_target)` (weight w_bg); the two add up to
+    The Phase II region losses are `masked_pixel_error(f_hat, f_next, m_target)` (weight w_fg) and
+    `masked_pixel_error(f_hat, f_next, 1 - m_target)` (weight w_bg); the two add up to
     `reconstruction_loss(f_hat, f_next)` with the same `norm`.
 
     Args:

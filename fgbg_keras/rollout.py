@@ -26,9 +26,10 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
 
     `m_0 = binarize(M(f_0))`. Step k moves the mask by `controls[:, k]` to the target
     `m_{k+1}`, and draws `f_{k+1} = G(f_k, m_k, m_{k+1})`; G is also given f_0, m_0 and the
-    previous step's f_{k-1}, m_{k-1} (`generators.MEMORY`), which it may read. With
-    `mask_mode="carry"` the target becomes the next step's mask; it is computed as `m_0` moved
-    by the composition of controls 0..k (`mask_ops.carry_target`). With `"reestimate"` the next mask is `binarize(M(f_{k+1}))`.
+    previous step's f_{k-1}, m_{k-1} (f_0, m_0 at step 0; `generators.MEMORY`), which it may
+    read. With `mask_mode="carry"` the target becomes the next step's mask; it is computed as
+    `m_0` moved by the composition of controls 0..k (`mask_ops.carry_target`). With
+    `"reestimate"` the next mask is `binarize(M(f_{k+1}))`.
 
     Once the target mask is empty (the object has left the frame) G draws the background only:
     the foreground stream is empty, and `"empty"` flags the step. The rollout goes on; with
@@ -41,8 +42,9 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
 
     Args:
         mask_generator: M, called as `M(frames, training=False)` -> masks `[B, H, W, 1]`.
-        frame_generator: G, called as `G({"frame", "mask", "target_mask"}, training=False)` ->
-            a dict with `"frame"` `[B, H, W, 3]`.
+        frame_generator: G, called as `G(inputs, training=False)` -> a dict with `"frame"`
+            `[B, H, W, 3]`; `inputs` holds `"frame"`, `"mask"`, `"target_mask"` and the
+            memory (`generators.rollout_inputs`).
         frames: f_0, `[B, H, W, 3]` in [-1, 1].
         controls: `[B, T, 2, 3]` affine controls (see `warp_masks`), T >= 1 (may be dynamic).
         mask_mode: `"carry"` or `"reestimate"`.

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from fgbg_keras.config import RunConfig, field_changes
 from fgbg_keras.models import factory
+from fgbg_keras.models.unet_diff_generator import MEMORY_FLAGS, unet_memory
 from fgbg_keras.training import phases
 
 CONFIG_FILE = "config.json"
@@ -150,9 +151,7 @@ def restore_fgbg_networks(mask_generator, frame_generator, checkpoint, written_b
     if written_by is not None:
         model_config, moving_masks = written_by
         source = factory.build_frame_generator(model_config, moving_masks)
-        size = model_config.image_size
-        frame, mask = tf.zeros([1, size, size, 3]), tf.zeros([1, size, size, 1])
-        source({"frame": frame, "mask": mask, "target_mask": mask})
+        factory.create_generator_weights(source, model_config.image_size)
     view = tf.train.Checkpoint(
         model=tf.train.Checkpoint(mask_generator=mask_generator, frame_generator=source)
     )
@@ -170,7 +169,9 @@ def copy_widened(source, target):
         ValueError: naming the first weight that differs otherwise.
     """
 
-    def paths(network):  # within the network: a layer's own weights are prefixed by its parents
+    def paths(network):
+        # Relative to the network: a weight a layer makes itself (the VQ codebook) is named
+        # with the models above it, which differ between a network alone and one in a phase.
         return [w.path.split(f"{network.name}/", 1)[-1] for w in network.weights]
 
     if paths(source) != paths(target):
@@ -194,14 +195,24 @@ def copy_widened(source, target):
         into.assign(value)
 
 
-def check_init_from(config, init_from):
-    """The config and latest checkpoint of the run whose networks start a Phase II run.
+def _generator_memory(model_config, moving_masks):
+    """The memory (`generators.MEMORY`) of the frame generator that a run's config builds."""
+    if model_config.generator != "unet" or not moving_masks:
+        return ()
+    return unet_memory(model_config)
 
-    Settings marked `moving_masks_only` (`ModelConfig.networks`) may differ from that run's.
+
+def check_init_from(config, init_from):
+    """The latest checkpoint of the run whose networks start a Phase II run, and what
+    `restore_fgbg_networks` needs to widen its generator (None: nothing to widen).
+
+    Settings marked `moving_masks_only` (`ModelConfig.networks`) may differ from that run's; the
+    U-Net's memory may only be added to, after that run's (its inputs come last).
 
     Raises:
         ValueError: naming `--init_from` when it is missing, holds no checkpoint, or was trained
-            with other network settings (frame size, widths, generator variant...).
+            with other network settings (frame size, widths, generator variant...) or with a
+            memory this run drops or reorders.
     """
     saved, latest = latest_checkpoint(init_from, flag="--init_from")
     if saved.model.networks() != config.model.networks():
@@ -210,7 +221,17 @@ def check_init_from(config, init_from):
             f"run; (saved, requested): "
             f"{field_changes(saved.model.networks(), config.model.networks())}."
         )
-    return saved, latest
+    moving_masks = phases.get(run_phase(init_from)).moving_masks
+    saved_memory = _generator_memory(saved.model, moving_masks)
+    memory = _generator_memory(config.model, True)
+    if memory[: len(saved_memory)] != saved_memory:
+        flags = ", ".join(f"--{MEMORY_FLAGS[name]}" for name in saved_memory)
+        raise ValueError(
+            f"--init_from={init_from!r} was trained with the U-Net seeing the rollout's "
+            f"{' and '.join(saved_memory)} frame ({flags}); this run must keep that memory, "
+            "and may only add to it."
+        )
+    return latest, ((saved.model, moving_masks) if memory != saved_memory else None)
 
 
 class RestoredRun(NamedTuple):

@@ -48,9 +48,11 @@ def test_choices_are_checked_by_the_flag_name():
     config.model.generator = "unet"
     config.validate(("phase_two",))
     config.phase_two.train_rollout = False
-    config.model.unet_previous_frame = True
-    with pytest.raises(ValueError, match="--unet_previous_frame=True: needs --train_rollout"):
-        config.validate(("phase_two",))
+    for name in ("unet_first_frame", "unet_previous_frame"):
+        config.model.unet_first_frame = config.model.unet_previous_frame = False
+        setattr(config.model, name, True)
+        with pytest.raises(ValueError, match=f"--{name}=True: needs --train_rollout"):
+            config.validate(("phase_two",))
 
 
 def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():

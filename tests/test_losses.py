@@ -36,8 +36,8 @@ def test_l2_reconstruction_and_region_terms_are_squared_errors_that_add_up():
     # NEXT_FRAME squared, per pixel: 0.75, 0.2, 3.0, 0.54 (sum 4.49) over 12 elements.
     assert _value(losses.reconstruction_loss(FRAME, NEXT_FRAME, "l2")) == pytest.approx(4.49 / 12)
     # Inside MASK: 1 * 0.75 + 0.5 * 3.0 = 2.25; outside: 0.2 + 0.5 * 3.0 + 0.54 = 2.24.
-    foreground = losses.masked_l1(FRAME, NEXT_FRAME, MASK, "l2")
-    background = losses.masked_l1(FRAME, NEXT_FRAME, 1.0 - MASK, "l2")
+    foreground = losses.masked_pixel_error(FRAME, NEXT_FRAME, MASK, "l2")
+    background = losses.masked_pixel_error(FRAME, NEXT_FRAME, 1.0 - MASK, "l2")
     assert _value(foreground) == pytest.approx(2.25 / 12)
     assert _value(background) == pytest.approx(2.24 / 12)
     with pytest.raises(ValueError, match="`norm` must be one of"):
@@ -224,12 +224,12 @@ def test_adaptive_gan_weight_passes_no_gradient():
     assert tape.gradient(weight, [rec, gan]) == [None, None]
 
 
-def test_masked_l1_splits_the_reconstruction_loss():
+def test_masked_pixel_error_splits_the_reconstruction_loss():
     # m * |f_t - f_{t+1}| per pixel, summed over channels:
     # 1 * 1.5 = 1.5, 0 * 0.6 = 0, 0.5 * 3.0 = 1.5, 0 * 1.2 = 0; total 3.0 over 12 elements.
-    foreground = losses.masked_l1(FRAME, NEXT_FRAME, MASK)
+    foreground = losses.masked_pixel_error(FRAME, NEXT_FRAME, MASK)
     assert _value(foreground) == pytest.approx(0.25)
     # With 1 - m it is L_bg on a zero frame (0.275), and the two add up to the L1 (0.525).
-    background = losses.masked_l1(FRAME, NEXT_FRAME, 1.0 - MASK)
+    background = losses.masked_pixel_error(FRAME, NEXT_FRAME, 1.0 - MASK)
     assert _value(background) == pytest.approx(0.275)
     assert _value(foreground) + _value(background) == pytest.approx(0.525)

@@ -166,6 +166,7 @@ def test_a_unet_with_memory_starts_as_the_phase_one_unet(unet_phase_one):
     config = phase_two_config(**UNET, unet_paste=False, unet_keep_pasted=0)
     config.model.unet_first_frame = config.model.unet_previous_frame = True
     config.phase_two.reset_generator_head = False
+    config.phase_two.train_rollout = True
     started = started_phase_two(config, phase_one)
     assert started.memory == ("first", "previous") and not getattr(trained, "memory", ())
     rng = np.random.default_rng(0)
@@ -298,3 +299,30 @@ def test_generate_cli_names_bad_input(runs, tmp_path, args, message):
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_a_phase_two_start_may_add_to_its_init_from_s_memory_but_not_drop_it(
+    unet_phase_one, tmp_path
+):
+    phase_one, _ = unet_phase_one
+
+    def config(*memory):
+        config = phase_two_config(**UNET)
+        config.phase_two.train_rollout = True
+        config.model.unet_first_frame = "first" in memory
+        config.model.unet_previous_frame = "previous" in memory
+        return phases.get(2).validate(config)
+
+    previous = str(tmp_path / "previous")
+    loop.train_and_evaluate(
+        config("previous"), previous, phase=2, init_from=phase_one, verbose=False
+    )
+    # From Phase I anything goes; G is widened unless it reads no memory.
+    assert run_dirs.check_init_from(config(), phase_one)[1] is None
+    assert run_dirs.check_init_from(config("first"), phase_one)[1] is not None
+    # From a run that saw the previous frame: the same memory restores as it is; dropping it,
+    # or putting the first frame's channels before it, is refused.
+    assert run_dirs.check_init_from(config("previous"), previous)[1] is None
+    for memory in [(), ("first",), ("first", "previous")]:
+        with pytest.raises(ValueError, match="--unet_previous_frame.*must keep that memory"):
+            run_dirs.check_init_from(config(*memory), previous)

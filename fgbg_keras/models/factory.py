@@ -61,10 +61,16 @@ def build_networks(config, moving_masks=True, create_weights=False):
         {"mask network": mask_generator, "frame generator": frame_generator},
     )
     if create_weights:
-        frame = tf.zeros([1, config.image_size, config.image_size, 3])
-        mask = mask_generator(frame)
-        frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
+        mask_generator(tf.zeros([1, config.image_size, config.image_size, 3]))
+        create_generator_weights(frame_generator, config.image_size)
     return mask_generator, frame_generator
+
+
+def create_generator_weights(frame_generator, image_size):
+    """Calls a frame generator once on zeros at `image_size`, so that every weight exists."""
+    frame = tf.zeros([1, image_size, image_size, 3])
+    mask = tf.zeros([1, image_size, image_size, 1])
+    frame_generator({"frame": frame, "mask": mask, "target_mask": mask})
 
 
 def build_discriminators(config):

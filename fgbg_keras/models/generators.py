@@ -74,16 +74,20 @@ def memory_inputs(inputs, memory):
     return [inputs.get(key, current[key.split("_")[1]]) for name in memory for key in MEMORY[name]]
 
 
+def reads_memory(frame_generator):
+    """The names of `MEMORY` that `frame_generator` reads (empty for most generators)."""
+    return tuple(getattr(frame_generator, "memory", ()))
+
+
 def check_memoryless(frame_generator, what):
     """Raises a ValueError when `frame_generator` reads `MEMORY` inputs, which `what` (a
     one-step model, whose caller keeps no rollout) has no inputs for."""
-    memory = getattr(frame_generator, "memory", ())
+    memory = reads_memory(frame_generator)
     if memory:
         raise ValueError(
             f"{what} has no inputs for the rollout's memory that this run's frame generator "
-            f"reads ({', '.join(memory)}: --unet_first_frame, --unet_previous_frame). Use a "
-            "whole rollout (the SavedModel's `generate`, `fgbg_keras.generate`), or a run "
-            "trained without them."
+            f"reads (the {' and '.join(memory)} frame). Use a whole rollout (the SavedModel's "
+            "`generate`, `fgbg_keras.generate`), or a run trained without that memory."
         )
 
 

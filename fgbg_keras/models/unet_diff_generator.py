@@ -294,11 +294,14 @@ def halvings(size):
     return levels
 
 
+# The `ModelConfig` field (and flag) that gives the U-Net each entry of `generators.MEMORY`.
+MEMORY_FLAGS = {"first": "unet_first_frame", "previous": "unet_previous_frame"}
+
+
 def unet_memory(config):
-    """The `memory` of a `ModelConfig`'s U-Net: `"first"` with `unet_first_frame`,
-    `"previous"` with `unet_previous_frame`."""
-    flags = (("first", config.unet_first_frame), ("previous", config.unet_previous_frame))
-    return tuple(name for name, on in flags if on)
+    """The `memory` of a `ModelConfig`'s U-Net: the `MEMORY_FLAGS` entries that are on, in
+    their order."""
+    return tuple(name for name, flag in MEMORY_FLAGS.items() if getattr(config, flag))
 
 
 @generators.register(

@@ -96,8 +96,7 @@ def initialize_from(model, config, init_from, phase):
     """Starts a fresh run of `phase` from the mask network and frame generator of the run in
     `init_from` (`runs.check_init_from` says which settings may differ), then lets the phase
     prepare the model (`Phase.start`)."""
-    saved, latest = runs.check_init_from(config, init_from)
-    written_by = (saved.model, phases.get(runs.run_phase(init_from)).moving_masks)
+    latest, written_by = runs.check_init_from(config, init_from)
     runs.restore_fgbg_networks(
         model.mask_generator, model.frame_generator, latest, written_by=written_by
     )

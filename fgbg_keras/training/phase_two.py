@@ -142,6 +142,12 @@ class PhaseTwo(TrackedModel):
         ):
             if value < 0:
                 raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
+        if generators.reads_memory(frame_generator) and not train_rollout:
+            raise ValueError(
+                "A frame generator that reads the rollout's memory "
+                f"({generators.reads_memory(frame_generator)}) needs `train_rollout=True`: "
+                "trained on pairs it would only see its current frame there."
+            )
         if pixel_loss not in losses.PIXEL_LOSSES:
             raise ValueError(
                 f"`pixel_loss` must be one of {losses.PIXEL_LOSSES}. Received: "
@@ -307,8 +313,10 @@ class PhaseTwo(TrackedModel):
         )
         terms = {
             "reconstruction_loss": losses.reconstruction_loss(prediction, targets, norm),
-            "foreground_loss": losses.masked_l1(prediction, targets, target_mask, norm),
-            "background_loss": losses.masked_l1(prediction, targets, 1.0 - target_mask, norm),
+            "foreground_loss": losses.masked_pixel_error(prediction, targets, target_mask, norm),
+            "background_loss": losses.masked_pixel_error(
+                prediction, targets, 1.0 - target_mask, norm
+            ),
             **vq_terms,
         }
         weights = {
@@ -531,9 +539,7 @@ class PhaseTwoTraining(phases.Phase):
     def callbacks(self, config, model_dir, validation, writes=True):
         train, two = config.train, config.phase_two
         switches = fgbg_callbacks.PhaseTwoSwitches(
-            # A zero weight leaves G's gradient as it is: the discriminators would train for
-            # nothing.
-            None if two.gan_weight == 0 else two.disc_start,
+            two.resolved_disc_start(),
             None if two.train_rollout else two.resolved_ss_start(train.train_steps),
         )
         if not writes:
