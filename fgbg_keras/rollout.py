@@ -21,6 +21,13 @@ def _check_mask_mode(mask_mode):
         )
 
 
+def _stacked(tensor_array):
+    """A `tf.TensorArray` of T per-step `[B, ...]` values as one `[B, T, ...]` tensor."""
+    values = tensor_array.stack()
+    order = [1, 0] + list(range(2, values.shape.rank))
+    return tf.transpose(values, order)
+
+
 def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"):
     """Generates T frames from one frame and T controls: the two passes of METHOD.md.
 
@@ -105,15 +112,10 @@ def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"
     )
     outputs = tf.while_loop(lambda k, *_: k < steps, step, loop_vars)
 
-    def stacked(tensor_array):
-        values = tensor_array.stack()
-        order = [1, 0] + list(range(2, values.shape.rank))
-        return tf.transpose(values, order)
-
     return {
-        "frames": stacked(outputs[5]),
-        "masks": stacked(outputs[6]),
-        "empty": stacked(outputs[7]),
+        "frames": _stacked(outputs[5]),
+        "masks": _stacked(outputs[6]),
+        "empty": _stacked(outputs[7]),
         "initial_mask": initial_mask,
     }
 
