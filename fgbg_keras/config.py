@@ -17,6 +17,7 @@ from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES, PIXEL_LOSSES
 from fgbg_keras.models import generators
 from fgbg_keras.models.unet_diff_generator import MEMORY_FLAGS
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
+from fgbg_keras.rollout import TRAIN_CONTROLS
 from fgbg_keras.schedules import SPARSITY_SCHEDULES
 
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -541,6 +542,15 @@ class PhaseTwoConfig(Section):
         "scheduled sampling (the --ss_* flags, unused when on). --frames_per_clip sets the "
         "rollout's length. --generator=unet only.",
     )
+    train_controls: str = option(
+        "fitted",
+        "Phase 2 with --train_rollout: what carries the mask along a training rollout. fitted: "
+        "the translations between M's masks of the true frames (no labels; the parameterized "
+        "control). true: the windows' labelled offsets (a robot's actions, the pushing set's "
+        "arm steps; data with controls only), the controls of the true-control evaluation, "
+        "which the ConvLSTM baseline is also trained with.",
+        choices=TRAIN_CONTROLS,
+    )
     reset_generator_head: bool = option(
         True,
         "Phase 2, a generator with a resettable head (unet): start its last layer at zero, so "
@@ -578,6 +588,8 @@ class PhaseTwoConfig(Section):
                 f"needs --generator=unet (not {config.model.generator!r}): the VQ-VAE's codebook "
                 "would update once per rollout step",
             )
+        if self.train_controls != "fitted" and not self.train_rollout:
+            _fail("train_controls", self.train_controls, "needs --train_rollout")
         for name in MEMORY_FLAGS.values():
             if getattr(config.model, name) and not self.train_rollout:
                 # On pairs of true frames G would only ever see its current frame there.

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import pipeline
+from data_pipelines import datasets, pipeline
 from fgbg_keras import mask_ops, rollout, schedules
 from fgbg_keras.mask_ops import binarize
 from fgbg_keras.training import phases
@@ -151,29 +151,43 @@ def test_scheduled_sampling_feeds_the_previous_output(config, probability):
     np.testing.assert_allclose(sampled[:, 1:], expected, atol=1e-6)
 
 
-def rollout_config(memory=False):
+def rollout_config(memory=False, train_controls="fitted"):
     config = tiny_config()
     config.model.unet_first_frame = config.model.unet_previous_frame = memory
     config.phase_two.disc_filters = 8
     config.phase_two.train_rollout = True
+    config.phase_two.train_controls = train_controls
     config.model.generator = "unet"
     config.model.unet_filters = 8
     config.model.unet_max_filters = 16
     return phases.get(2).validate(config)
 
 
-@pytest.mark.parametrize("memory", [False, True])
-def test_rollout_training_generates_as_a_test_rollout_does(config, memory):
+def labelled_batch(config, clips_per_batch=2, frames_per_clip=4):
+    """A batch of windows with labelled offsets that are not how M's masks move."""
+    batch = clip_batch(config, clips_per_batch, frames_per_clip)
+    batch["offsets"] = tf.constant([[[3.0, -2.0]] * (frames_per_clip - 1)] * clips_per_batch)
+    return batch
+
+
+@pytest.mark.parametrize(
+    "memory, train_controls", [(False, "fitted"), (True, "fitted"), (False, "true")]
+)
+def test_rollout_training_generates_as_a_test_rollout_does(config, memory, train_controls):
     # With memory, G's freshly initialised weights read the first and previous frames, so the
     # two rollouts agree only if they feed G the same ones.
-    model = built_model(rollout_config(memory))
+    model = built_model(rollout_config(memory, train_controls))
     assert model.frame_generator.memory == (("first", "previous") if memory else ())
-    frames = tf.cast(clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"], "float32")
+    batch = labelled_batch(config)
+    frames = tf.cast(batch["frames"], "float32")
     masks = model._window_masks(frames)
+    fitted = mask_ops.fitted_controls(masks)
+    controls = {"fitted": fitted, "true": mask_ops.translation_controls(batch["offsets"])}
+    controls = controls[train_controls]
+    assert not np.allclose(controls, fitted) or train_controls == "fitted"
     fed, targets, fed_masks, target_masks, outputs = model._rolled_out(
-        frames, masks, training=False
+        frames, masks, model._training_controls(batch, masks), training=False
     )
-    controls = mask_ops.fitted_controls(masks)
     expected = rollout.rollout(model.mask_generator, model.frame_generator, frames[:, 0], controls)
 
     def by_step(x):  # [(F - 1) * C, ...] step by step -> [C, F - 1, ...]
@@ -196,7 +210,8 @@ def test_rollout_training_reaches_the_first_step_from_the_last(config):
     masks = model._window_masks(frames)
     with tf.GradientTape() as tape:
         tape.watch(frames)
-        outputs = model._rolled_out(frames, masks, training=True)[-1]
+        controls = mask_ops.fitted_controls(masks)
+        outputs = model._rolled_out(frames, masks, controls, training=True)[-1]
         last_step = tf.reduce_sum(outputs["frame"][-2:])
     # The true frames enter the last step only through the first one's output (M is frozen and
     # the targets are not in the graph of the prediction).
@@ -214,6 +229,20 @@ def test_rollout_training_step_trains_and_never_samples(config):
     assert all(changed(generator, model.frame_generator.trainable_variables))
     assert all(np.isfinite(logs[name]) for name in LOSS_TERMS)
     assert "ss_probability" not in logs  # the sampling pass did not run
+
+
+def test_true_training_controls_need_labelled_offsets(config):
+    model = built_model(rollout_config(train_controls="true"))
+    model.train_on_batch(labelled_batch(config), return_dict=True)
+    with pytest.raises(ValueError, match='needs batches with the windows\' "offsets"'):
+        model.train_on_batch(clip_batch(config, frames_per_clip=4), return_dict=True)
+    records = tiny_config(data="tfrecord:/nowhere")
+    records.phase_two.train_controls = "true"
+    phases.get(2).check_source(records, datasets.source(tiny_config()))  # synthetic has them
+    with pytest.raises(ValueError, match="--data=tfrecord:/nowhere has no labelled controls"):
+        phases.get(2).check_source(records, datasets.source(records))
+    with pytest.raises(ValueError, match="--train_controls='true': needs --train_rollout"):
+        phases.get(2).validate(records)
 
 
 def test_test_step_reports_psnr_without_changing_weights(config):

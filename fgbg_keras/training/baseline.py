@@ -40,7 +40,9 @@ class ConvLSTMBaseline(phases.Phase):
     sections = ("baseline",)
     networks = "convlstm"
     validates = False
-    keeps_offsets = True
+
+    def keeps_offsets(self, config):
+        return True
 
     def build(self, config, sample_batch):
         model = factory.build_convlstm(config)

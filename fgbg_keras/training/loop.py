@@ -186,6 +186,7 @@ def _checked_source(phase, config, model_dir, init_from):
     runs.check_model_dir(model_dir)
     source = datasets.source(config)
     source.check(config.train.frames_per_clip, config.train.clip_length)
+    phase.check_source(config, source)
     require_init_from(phase, init_from)
     if phase.needs_init_from:
         runs.latest_checkpoint(init_from, flag="--init_from")
@@ -270,7 +271,7 @@ def _train_and_evaluate(config, model_dir, phase, init_from, verbose):
         windows,
         train.clips_per_batch,
         config.model.image_size,
-        keep_offsets=phase.keeps_offsets,
+        keep_offsets=phase.keeps_offsets(config),
         align=config.loss.align,
     )
     nan_guard = fgbg_callbacks.NaNGuard(phase.loss_terms)

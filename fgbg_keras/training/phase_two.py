@@ -12,10 +12,12 @@ from fgbg_keras.mask_ops import (
     carry_target,
     fitted_controls,
     identity_controls,
+    translation_controls,
 )
 from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_discriminators, build_networks
 from fgbg_keras.models.patchgan import local_crops
+from fgbg_keras.rollout import TRAIN_CONTROLS
 from fgbg_keras.schedules import scheduled_sampling_probability
 from fgbg_keras.training import callbacks as fgbg_callbacks
 from fgbg_keras.training import phases
@@ -67,7 +69,8 @@ class PhaseTwo(TrackedModel):
     With `train_rollout`, the generator is trained the way it is tested instead: each window of F
     frames is rolled out from its first true frame as `rollout.rollout` does in `"carry"` mode,
     steered by the controls fitted from M's masks of the window's true frames (the parameterized
-    control, so no labels are needed). Step k draws from G's own previous output, with the
+    control, so no labels are needed), or with `train_controls="true"` by the windows' labelled
+    `"offsets"` (the true controls, as the ConvLSTM baseline is trained). Step k draws from G's own previous output, with the
     target mask m_0 moved by the composed controls (not M(f_{k+1}), which a test rollout never
     has), and the loss of every step reaches every earlier step through the generated frames.
     The discriminators see each step as a pair with the frame G was fed, the true next frame
@@ -91,6 +94,8 @@ class PhaseTwo(TrackedModel):
             commitment_beta: loss weights.
         ss_start, ss_initial, ss_increment, ss_interval: the scheduled-sampling schedule.
         train_rollout: train on rollouts of the windows, not on pairs of true frames (above).
+        train_controls: with `train_rollout`, what carries the mask: `"fitted"` (the
+            translations of M's masks) or `"true"` (the batches' `"offsets"`, translations).
         pixel_loss: `"l1"` or `"l2"`, the distance of the reconstruction and region terms.
         seed: seed of the scheduled-sampling draws (stateless, so resuming is exact).
         **kwargs: standard `keras.Model` arguments.
@@ -118,6 +123,7 @@ class PhaseTwo(TrackedModel):
         ss_increment=0.1,
         ss_interval=100,
         train_rollout=False,
+        train_controls="fitted",
         pixel_loss="l1",
         seed=0,
         **kwargs,
@@ -153,6 +159,16 @@ class PhaseTwo(TrackedModel):
                 f"`pixel_loss` must be one of {losses.PIXEL_LOSSES}. Received: "
                 f"pixel_loss={pixel_loss!r}"
             )
+        if train_controls not in TRAIN_CONTROLS:
+            raise ValueError(
+                f"`train_controls` must be one of {TRAIN_CONTROLS}. Received: "
+                f"train_controls={train_controls!r}"
+            )
+        if train_controls != "fitted" and not train_rollout:
+            raise ValueError(
+                f"`train_controls={train_controls!r}` needs `train_rollout=True`: it steers the "
+                "training rollouts."
+            )
         if ss_interval < 1:
             raise ValueError(f"`ss_interval` must be >= 1. Received: ss_interval={ss_interval}")
         self.mask_generator = mask_generator
@@ -174,6 +190,7 @@ class PhaseTwo(TrackedModel):
         self.ss_increment = ss_increment
         self.ss_interval = ss_interval
         self.train_rollout = train_rollout
+        self.train_controls = train_controls
         self.pixel_loss = pixel_loss
         self.seed = seed
         self.adversarial = False
@@ -239,8 +256,9 @@ class PhaseTwo(TrackedModel):
             flat(masks[:, 1:], 1),
         )
 
-    def _rolled_out(self, frames, masks, training):
-        """Each window rolled out from its first frame, as `train_rollout` says.
+    def _rolled_out(self, frames, masks, controls, training):
+        """Each window rolled out from its first frame, as `train_rollout` says, the mask carried
+        by `controls` `[C, F - 1, 2, 3]`.
 
         Returns:
             The frames G was fed, the true targets, the input and target masks (each
@@ -249,7 +267,6 @@ class PhaseTwo(TrackedModel):
         length = frames.shape[1]
         if length is None:
             raise ValueError("Training on rollouts needs windows of a known number of frames.")
-        controls = fitted_controls(masks)
         initial = masks[:, 0]
         frame, mask = frames[:, 0], initial
         first = previous = (frame, mask)
@@ -276,6 +293,17 @@ class PhaseTwo(TrackedModel):
             ops.concatenate(target_masks, 0),
             joined,
         )
+
+    def _training_controls(self, data, masks):
+        """The controls that carry the mask along a training rollout (`train_controls`)."""
+        if self.train_controls == "fitted":
+            return fitted_controls(masks)
+        if "offsets" not in data:
+            raise ValueError(
+                "`train_controls='true'` needs batches with the windows' \"offsets\" "
+                f"(data with labelled controls). Received keys: {sorted(data)}"
+            )
+        return translation_controls(data["offsets"])
 
     def _sampled_inputs(self, frames, inputs, mask, target_mask):
         """Inputs where each f_t (t > 0) is G's own output from f_{t-1} with probability p."""
@@ -345,7 +373,7 @@ class PhaseTwo(TrackedModel):
         with tf.GradientTape(persistent=self.adversarial) as tape:
             if self.train_rollout:
                 inputs, targets, mask, target_mask, outputs = self._rolled_out(
-                    frames, masks, training=True
+                    frames, masks, self._training_controls(data, masks), training=True
                 )
             else:
                 outputs = self.frame_generator(
@@ -446,6 +474,7 @@ class PhaseTwo(TrackedModel):
                 "ss_increment": self.ss_increment,
                 "ss_interval": self.ss_interval,
                 "train_rollout": self.train_rollout,
+                "train_controls": self.train_controls,
                 "pixel_loss": self.pixel_loss,
                 "seed": self.seed,
             }
@@ -483,6 +512,7 @@ def build_phase_two(config):
         ss_increment=two.ss_increment,
         ss_interval=two.ss_interval,
         train_rollout=two.train_rollout,
+        train_controls=two.train_controls,
         pixel_loss=two.pixel_loss,
         seed=config.train.seed,
         name="phase_two",
@@ -531,6 +561,16 @@ class PhaseTwoTraining(phases.Phase):
             logging.info(
                 "The frame generator's last layer starts at zero: Phase 2 starts from its base "
                 "frame."
+            )
+
+    def keeps_offsets(self, config):
+        return config.phase_two.train_controls == "true"
+
+    def check_source(self, config, source):
+        if self.keeps_offsets(config) and not source.has_controls:
+            raise ValueError(
+                f"--train_controls=true: --data={config.train.data} has no labelled controls "
+                "(offsets); use --train_controls=fitted, the controls fitted from M's masks."
             )
 
     def train_data(self, config, batches):

@@ -32,7 +32,6 @@ class Phase:
         progress_names: the running values on the progress bar.
         validates: it evaluates `--num_val_clips` validation clips every `--checkpoint_every`
             steps and writes images of a validation batch to TensorBoard.
-        keeps_offsets: its training batches keep the windows' true offsets (the controls).
         uses_change_map: it trains on the change map d and L_bg, so its windows carry their
             clip's background where `--bg_reference=clip_median` asks.
     """
@@ -46,7 +45,6 @@ class Phase:
     loss_terms = ()
     progress_names = ("loss",)
     validates = True
-    keeps_offsets = False
     uses_change_map = False
 
     def validate(self, config):
@@ -66,6 +64,14 @@ class Phase:
 
     def start(self, model, config):
         """Prepares a fresh run's model after the networks of `--init_from` are loaded."""
+
+    def keeps_offsets(self, config):
+        """Whether its training batches keep the windows' true offsets (the controls)."""
+        return False
+
+    def check_source(self, config, source):
+        """Raises ValueError, naming the flag, where `config` asks of the data `source` what it
+        does not have; called before anything is written to the run's directory."""
 
     def train_data(self, config, batches):
         """The training stream `fit` gets, from `pipeline.batch_windows`' batches."""
