@@ -330,6 +330,11 @@ def dilate_masks(masks, pixels):
     masks = binarize(masks)
     if not pixels:
         return masks
+    height, width = masks.shape[1:3]
+    if height is not None and width is not None and pixels >= max(height, width) - 1:
+        # Every pixel lies within `pixels` of every other: the whole frame where the mask has
+        # a pixel, as the pooling would give, without its (2 * pixels + 1)^2 window.
+        return ops.max(masks, axis=(1, 2), keepdims=True) * ops.ones_like(masks)
     return ops.max_pool(masks, 2 * pixels + 1, 1, padding="same")
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from fgbg_keras import mask_ops
 from tests.harness import shifted
@@ -180,6 +181,18 @@ def test_dilate_masks_grows_by_whole_pixels_up_to_the_border():
     expected[0, 6:8, 0:2] = 1.0  # cut by the frame's border
     np.testing.assert_array_equal(mask_ops.dilate_masks(mask, 1), expected)
     np.testing.assert_array_equal(mask_ops.dilate_masks(mask, 0), mask > 0.5)
+
+
+@pytest.mark.parametrize("pixels", [8, 9, 30])
+def test_a_dilation_as_wide_as_the_frame_fills_it_where_the_mask_has_a_pixel(pixels):
+    # From 9 pixels on (the frame's longer side less one) the shortcut replaces the pooling.
+    masks = np.zeros((3, 8, 10, 1), np.float32)
+    masks[0, 0, 0] = masks[1, 5, 9] = 1.0  # two corners; the third mask is empty
+    pooled = tf.nn.max_pool2d(masks, 2 * pixels + 1, 1, "SAME").numpy()
+    dilated = np.asarray(mask_ops.dilate_masks(masks, pixels))
+    np.testing.assert_array_equal(dilated, pooled)
+    assert dilated.shape == masks.shape and dilated[2].max() == 0.0
+    assert dilated[0].min() == (1.0 if pixels >= 9 else 0.0)
 
 
 def test_shift_whole_pixels_equals_the_bilinear_shift_for_whole_offsets():
