@@ -70,13 +70,13 @@ class PhaseTwo(TrackedModel):
     frames is rolled out from its first true frame as `rollout.rollout` does in `"carry"` mode,
     steered by the controls fitted from M's masks of the window's true frames (the parameterized
     control, so no labels are needed), or with `train_controls="true"` by the windows' labelled
-    `"offsets"` (the true controls, as the ConvLSTM baseline is trained). Step k draws from G's own previous output, with the
-    target mask m_0 moved by the composed controls (not M(f_{k+1}), which a test rollout never
-    has), and the loss of every step reaches every earlier step through the generated frames.
-    The discriminators see each step as a pair with the frame G was fed, the true next frame
-    for the real pair and G's for the fake one, so both share their condition, and the
-    adversarial gradient, like the L1 one, reaches the earlier steps through it. Scheduled
-    sampling has nothing left to do then (it never switches on).
+    `"offsets"` (the true controls, as the ConvLSTM baseline is trained). Step k draws from G's own
+    previous output, with the target mask m_0 moved by the composed controls (not M(f_{k+1}), which
+    a test rollout never has), and the loss of every step reaches every earlier step through the
+    generated frames. The discriminators see each step as a pair with the frame G was fed, the true
+    next frame for the real pair and G's for the fake one, so both share their condition, and the
+    adversarial gradient, like the L1 one, reaches the earlier steps through it. Scheduled sampling
+    has nothing left to do then (it never switches on).
 
     `fit()` takes batches that are dicts with `"frames"` `[C, F, H, W, 3]` in [-1, 1] (clips of
     F consecutive frames); `evaluate()` takes the pair dicts of `pipeline.eval_triples`.
