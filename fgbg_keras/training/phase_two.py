@@ -129,10 +129,9 @@ class PhaseTwo(TrackedModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if gan_loss not in losses.GAN_LOSSES:
-            raise ValueError(
-                f"`gan_loss` must be one of {losses.GAN_LOSSES}. Received: gan_loss={gan_loss!r}"
-            )
+        _check_choice("gan_loss", gan_loss, losses.GAN_LOSSES)
+        _check_choice("pixel_loss", pixel_loss, losses.PIXEL_LOSSES)
+        _check_choice("train_controls", train_controls, TRAIN_CONTROLS)
         if "global" not in discriminators or set(discriminators) - {"global", "local"}:
             raise ValueError(
                 "`discriminators` must hold a 'global' and optionally a 'local' discriminator. "
@@ -153,16 +152,6 @@ class PhaseTwo(TrackedModel):
                 "A frame generator that reads the rollout's memory "
                 f"({generators.reads_memory(frame_generator)}) needs `train_rollout=True`: "
                 "trained on pairs it would only see its current frame there."
-            )
-        if pixel_loss not in losses.PIXEL_LOSSES:
-            raise ValueError(
-                f"`pixel_loss` must be one of {losses.PIXEL_LOSSES}. Received: "
-                f"pixel_loss={pixel_loss!r}"
-            )
-        if train_controls not in TRAIN_CONTROLS:
-            raise ValueError(
-                f"`train_controls` must be one of {TRAIN_CONTROLS}. Received: "
-                f"train_controls={train_controls!r}"
             )
         if train_controls != "fitted" and not train_rollout:
             raise ValueError(
@@ -489,6 +478,11 @@ class PhaseTwo(TrackedModel):
             for name, d in config["discriminators"].items()
         }
         return cls(**config)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
 
 
 def build_phase_two(config):
