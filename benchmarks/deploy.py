@@ -36,7 +36,7 @@ from absl import app, flags, logging
 
 from data_pipelines.preprocess import preprocess_frames
 from export import serving, step_model
-from export.litert import StepModel, run_loop
+from export.litert import StepModel, median_step_ms, run_loop
 from export.step_model import QUANTIZATIONS
 from fgbg_keras import flags as fgbg_flags
 from fgbg_keras import mask_ops, rollout, runs
@@ -66,25 +66,6 @@ LABELS = {
     "keras": "Keras step, float32 (the reference)",
     "evaluate": "Keras rollout as `evaluate` runs it (run's precision, sub-pixel controls)",
 }
-
-
-def fresh_run(config, phase, precision):
-    """A `runs.RestoredRun` of fresh networks of `phase` at `config.model.image_size`, in
-    `precision`."""
-    import keras
-
-    keras.config.set_dtype_policy(precision)
-    mask_generator, frame_generator = build_networks(
-        config.model, phase.moving_masks, create_weights=True
-    )
-    return runs.RestoredRun(
-        config,
-        "(fresh weights)",
-        runs.recorded_phase(phase.name),
-        mask_generator,
-        frame_generator,
-        phase.moving_masks,
-    )
 
 
 def median_seconds(fn, repeats):
@@ -120,19 +101,6 @@ def saved_model_latency(run, folder):
     }
 
 
-def tflite_latency(content, size, threads):
-    """Median milliseconds per step (the first, with the mask network, left out) of the TFLite
-    loop over `--repeats` loops of `--rollout_steps` steps."""
-    model = StepModel(content, num_threads=threads)
-    frame = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
-    offsets = np.ones([FLAGS.rollout_steps, 2], np.float32)
-    run_loop(model, frame, offsets[:2])
-    seconds = []
-    for _ in range(FLAGS.repeats):
-        seconds += run_loop(model, frame, offsets)["seconds"][1:]
-    return 1000 * statistics.median(seconds)
-
-
 def latency_table(config, phase):
     lines = [
         f"Latency per frame, batch 1, {os.cpu_count()} CPUs; SavedModel in "
@@ -145,11 +113,16 @@ def latency_table(config, phase):
     for size in FLAGS.sizes:
         config.model.image_size = int(size)
         with tempfile.TemporaryDirectory() as folder:
-            saved = saved_model_latency(fresh_run(config, phase, config.train.precision), folder)
-        run = fresh_run(config, phase, "float32")
+            saved = saved_model_latency(
+                runs.fresh_run(config, phase, config.train.precision), folder
+            )
+        run = runs.fresh_run(config, phase, "float32")
         for index, quantize in enumerate(QUANTIZATIONS):
             content, _ = step_model.convert(run, quantize)
-            times = [tflite_latency(content, int(size), int(t)) for t in FLAGS.threads]
+            times = [
+                median_step_ms(content, int(t), FLAGS.rollout_steps, FLAGS.repeats)
+                for t in FLAGS.threads
+            ]
             first = [size, f"{saved['step']:.1f}", f"{saved['generate']:.1f}"]
             cells = first if index == 0 else ["", "", ""]
             cells += [quantize, f"{len(content) / 2**20:.1f}"] + [f"{t:.1f}" for t in times]

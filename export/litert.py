@@ -119,6 +119,21 @@ def run_loop(model, frame, offsets):
     }
 
 
+def median_step_ms(model, threads=None, steps=30, repeats=5):
+    """Median milliseconds per step of `repeats` loops of `steps` steps of `model` (a path or the
+    bytes of a `.tflite` file) from a random frame, moving 1 px right and down per step; the
+    first step of each loop, which runs the mask network, is left out. One untimed loop first."""
+    model = StepModel(model, num_threads=threads)
+    size = model.image_size
+    frame = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+    offsets = np.ones([steps, 2], np.float32)
+    run_loop(model, frame, offsets[:2])
+    seconds = []
+    for _ in range(repeats):
+        seconds += run_loop(model, frame, offsets)["seconds"][1:]
+    return 1000 * statistics.median(seconds)
+
+
 def preview(model_path, image_path, offsets, steps, output, overlay=False, scale=4, threads=None):
     """Runs the loop from an image file and writes the frames, the input first.
 

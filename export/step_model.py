@@ -60,6 +60,11 @@ def convert(run, quantize="none"):
             "runs.restore_networks(model_dir, precision='float32')."
         )
     step = step_function(run.mask_generator, run.frame_generator, run.config.model.image_size)
+    return to_tflite(step, quantize), step
+
+
+def to_tflite(step, quantize="none"):
+    """The TFLite flatbuffer (bytes) of a `step_function`, builtin ops only."""
     frozen = convert_variables_to_constants_v2(step.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], step)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -67,4 +72,4 @@ def convert(run, quantize="none"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    return converter.convert(), step
+    return converter.convert()

@@ -282,6 +282,23 @@ def restore_networks(model_dir, precision=None):
     )
 
 
+def fresh_run(config, phase, precision):
+    """A `RestoredRun` of fresh networks of `phase` (a `phases.Phase`) at
+    `config.model.image_size`, in `precision`: for timing, which does not depend on the weights."""
+    keras.config.set_dtype_policy(precision)
+    mask_generator, frame_generator = factory.build_networks(
+        config.model, phase.moving_masks, create_weights=True
+    )
+    return RestoredRun(
+        config,
+        "(fresh weights)",
+        recorded_phase(phase.name),
+        mask_generator,
+        frame_generator,
+        phase.moving_masks,
+    )
+
+
 def restore_convlstm(model_dir):
     """The `(config, model)` of the latest checkpoint of a ConvLSTM baseline run.
 
