@@ -6,6 +6,8 @@ models, files and browsers that cannot run get a message on the page."""
 import json
 import os
 import shutil
+import subprocess
+import sys
 import urllib.request
 
 import numpy as np
@@ -199,6 +201,23 @@ def test_models_images_and_folders_that_cannot_make_a_site_are_named(site, tmp_p
         web.make_server(str(tmp_path), port=0)
 
 
+def test_the_command_writes_the_site_and_names_a_bad_model(site, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def command(model):
+        args = [sys.executable, "-m", "export.web", f"--model={model}"]
+        args.append(f"--output={tmp_path / 'out'}")
+        return subprocess.run(
+            args, capture_output=True, text=True, cwd=root, timeout=300, check=False
+        )
+
+    good = command(site["red"])
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert "32x32 model" in good.stdout and (tmp_path / "out" / "index.html").is_file()
+    bad = command(os.path.join(site["dir"], "junk.tflite"))
+    assert bad.returncode != 0 and "junk.tflite' is not a TFLite model" in bad.stderr
+
+
 def test_the_page_draws_the_frames_the_litert_preview_draws(browser, server, site):
     page = ready_page(browser, server)
     assert page.text_content("#backend").startswith("WebAssembly (XNNPACK)")
@@ -336,6 +355,13 @@ def test_a_browser_without_webassembly_is_told_so(browser, server):
     page = open_page(browser, server, init_script="delete globalThis.WebAssembly;")
     assert page.evaluate("document.body.dataset.state") == "error"
     assert "cannot run LiteRT.js: it has no WebAssembly" in page.text_content("#error")
+    page.close()
+
+
+def test_an_image_the_browser_cannot_decode_is_named(browser, server):
+    page = open_page(browser, server + "?image=site.json")
+    assert page.evaluate("document.body.dataset.state") == "error"
+    assert "site.json cannot be read as an image" in page.text_content("#error")
     page.close()
 
 
