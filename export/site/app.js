@@ -19,6 +19,7 @@ const state = {
   drag: [0, 0], // dragged model pixels not yet sent
   lastMove: [0, 0],
   busy: false,
+  epoch: 0, // counts resets: a step that was running during one is dropped
   playing: false,
   times: [],
   firstMs: null,
@@ -194,6 +195,7 @@ async function start(frame) {
 }
 
 function reset() {
+  state.epoch += 1;
   state.playing = false;
   state.moves = [];
   state.drag = [0, 0];
@@ -233,7 +235,9 @@ async function pump() {
       if (dragged && !state.controls.pending()) continue;
       const control = state.controls.take();
       if (dragged) state.lastMove = control;
+      const epoch = state.epoch;
       const result = await runStep(state.frame, state.mask, control);
+      if (epoch !== state.epoch) continue; // reset (or a new image) while it ran
       state.times.push(result.ms);
       state.frame = result.frame;
       state.mask = result.mask;
