@@ -511,7 +511,10 @@ class PhaseTwoConfig(Section):
         "l1",
         "Phase 2: the distance of the generator's pixel terms (the whole frame, inside and "
         "outside the target mask): l1 (the draft) or l2, the squared error that PSNR measures, "
-        "whose best guess where the future is uncertain is the mean rather than the median.",
+        "whose best guess where the future is uncertain is the mean rather than the median; "
+        "log_l2: the whole-frame term is the mean of the log of each frame's squared error, "
+        "what an average of per-frame PSNR measures, so that every rollout step weighs alike "
+        "(the region terms stay squared errors).",
         choices=PIXEL_LOSSES,
     )
     fg_region_weight: float = option(

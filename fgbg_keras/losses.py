@@ -18,11 +18,15 @@ def _mean(x):
 
 
 # The distances of Phase II's pixel terms (`--pixel_loss`).
-PIXEL_LOSSES = ("l1", "l2")
+PIXEL_LOSSES = ("l1", "l2", "log_l2")
+# Added to each frame's mean squared error before its log (`"log_l2"`): on frames in [-1, 1], the
+# error of a 46 dB frame, so that a frame already that good stops pulling harder.
+LOG_L2_FLOOR = 1e-4
 
 
 def pixel_error(prediction, target, norm="l1"):
-    """Elementwise `|prediction - target|` (`"l1"`) or its square (`"l2"`), float32."""
+    """Elementwise `|prediction - target|` (`"l1"`) or its square (`"l2"`, and the region terms
+    of `"log_l2"`), float32."""
     if norm not in PIXEL_LOSSES:
         raise ValueError(f"`norm` must be one of {PIXEL_LOSSES}. Received: norm={norm!r}")
     delta = ops.cast(prediction, "float32") - ops.cast(target, "float32")
@@ -30,18 +34,26 @@ def pixel_error(prediction, target, norm="l1"):
 
 
 def reconstruction_loss(prediction, target, norm="l1"):
-    """Mean absolute (or, with `norm="l2"`, squared) error between a generated frame and the
-    true next frame.
+    """Mean absolute (`"l1"`) or squared (`"l2"`) error between generated frames and the true
+    next frames, or (`"log_l2"`) the mean over frames of the log of each frame's mean squared
+    error (plus `LOG_L2_FLOOR`).
+
+    `"log_l2"` is what an average of per-frame PSNR measures (PSNR is -10 log10 of the MSE): each
+    frame of a batch weighs alike, where with `"l2"` the frames with the largest errors (the
+    late steps of a rollout) outweigh the others.
 
     Args:
         prediction: float tensor [B, H, W, 3], the generated frame f_hat.
         target: float tensor of the same shape, the true frame f_{t+1}.
-        norm: `"l1"` or `"l2"` (`pixel_error`).
+        norm: one of `PIXEL_LOSSES`.
 
     Returns:
-        A float32 scalar, mean |prediction - target| over all elements (or its square's mean).
+        A float32 scalar.
     """
-    return _mean(pixel_error(prediction, target, norm))
+    error = pixel_error(prediction, target, norm)
+    if norm == "log_l2":
+        return _mean(ops.log(ops.mean(error, axis=(1, 2, 3)) + LOG_L2_FLOOR))
+    return _mean(error)
 
 
 def codebook_loss(latents, quantized):

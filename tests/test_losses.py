@@ -44,6 +44,24 @@ def test_l2_reconstruction_and_region_terms_are_squared_errors_that_add_up():
         losses.pixel_error(FRAME, NEXT_FRAME, "l0")
 
 
+def test_log_l2_weighs_each_frame_by_the_log_of_its_own_squared_error():
+    frames = np.zeros((2, 2, 2, 3), np.float32)
+    targets = np.stack([np.full((2, 2, 3), 0.1), np.full((2, 2, 3), 1.0)]).astype(np.float32)
+    expected = np.mean(np.log([0.01 + losses.LOG_L2_FLOOR, 1.0 + losses.LOG_L2_FLOOR]))
+    assert _value(losses.reconstruction_loss(frames, targets, "log_l2")) == pytest.approx(expected)
+    # The region terms stay squared errors.
+    mask = np.ones((2, 2, 2, 1), np.float32)
+    region = losses.masked_pixel_error(frames, targets, mask, "log_l2")
+    assert _value(region) == pytest.approx(np.mean(np.square(targets)))
+    # The gradient of a frame is its squared error's divided by that error: the better frame
+    # pulls harder here, where under l2 the worse one pulls 10 times harder.
+    frames = tf.Variable(frames)
+    with tf.GradientTape() as tape:
+        loss = losses.reconstruction_loss(frames, targets, "log_l2")
+    gradient = np.abs(tape.gradient(loss, frames).numpy()).sum(axis=(1, 2, 3))
+    assert gradient[0] > gradient[1]
+
+
 def test_background_loss_weights_each_pixel_by_one_minus_mask():
     # (1 - m) * |f_t - f_{t+1}| per pixel, summed over channels:
     # 0 * 1.5 = 0, 1 * 0.6 = 0.6, 0.5 * 3.0 = 1.5, 1 * 1.2 = 1.2; total 3.3 over 12 elements.

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipelines import datasets, pipeline
-from fgbg_keras import mask_ops, rollout, schedules
+from fgbg_keras import losses, mask_ops, rollout, schedules
 from fgbg_keras.mask_ops import binarize
 from fgbg_keras.training import phases
 from fgbg_keras.training.phase_two import LOSS_TERMS, PhaseTwo, build_phase_two
@@ -264,14 +264,18 @@ def test_a_zero_gan_weight_never_switches_the_discriminators_on(config, gan_weig
     assert model.adversarial is switched_on
 
 
-@pytest.mark.parametrize("norm", ["l1", "l2"])
+@pytest.mark.parametrize("norm", ["l1", "l2", "log_l2"])
 def test_pixel_loss_sets_the_distance_of_the_reconstruction_term(config, norm):
     config.phase_two.pixel_loss = norm
     model = built_model(phases.get(2).validate(config))
     batch = pair_batch(config)
     logs = model.evaluate(batch, verbose=0, return_dict=True, steps=1)
     error = np.asarray(model(batch)["frame"]) - np.asarray(batch["next_frame"])
-    expected = np.mean(np.abs(error) if norm == "l1" else np.square(error))
+    if norm == "log_l2":
+        per_frame = np.mean(np.square(error), axis=(1, 2, 3)) + losses.LOG_L2_FLOOR
+        expected = np.mean(np.log(per_frame))
+    else:
+        expected = np.mean(np.abs(error) if norm == "l1" else np.square(error))
     assert logs["reconstruction_loss"] == pytest.approx(expected, rel=1e-4)
 
 
