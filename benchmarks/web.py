@@ -74,10 +74,10 @@ def models():
         run = runs.restore_networks(FLAGS.model_dir, precision="float32")
         sized = [run]
     else:
-        config = fgbg_flags.config_from_flags()
         phase = phases.get(FLAGS.phase)
         sized = []
         for size in FLAGS.sizes:
+            config = fgbg_flags.config_from_flags()  # one per run, which keeps it
             config.model.image_size = int(size)
             phase.validate(config)
             sized.append(runs.fresh_run(config, phase, "float32"))
