@@ -354,6 +354,19 @@ class TrainConfig(Section):
         2, "Clips per batch; a batch holds clips_per_batch * (frames_per_clip - 1) pairs."
     )
     frames_per_clip: int = option(10, "Consecutive frames sampled from each clip (paper: 10).")
+    long_windows_from: int = option(
+        0,
+        "A curriculum: from this step on, train on windows of --long_frames_per_clip frames, "
+        "--long_clips_per_batch per batch (0: never). In Phase II with --train_rollout the "
+        "training rollouts grow with them; the learning-rate schedule spans --train_steps "
+        "either way.",
+    )
+    long_frames_per_clip: int = option(
+        16, "With --long_windows_from: the frames of each window from then on."
+    )
+    long_clips_per_batch: int = option(
+        2, "With --long_windows_from: the clips of each batch from then on."
+    )
     learning_rate: float = option(
         2e-4, "Adam learning rate (constant, then linear decay to 0; paper: 2e-4)."
     )
@@ -445,7 +458,9 @@ class TrainConfig(Section):
                 self.frames_per_clip,
                 f"must be <= --clip_length={self.clip_length}",
             )
-        for name in ("train_steps", "checkpoint_every"):
+        if self.long_windows_from:
+            self._check_long_windows()
+        for name in ("train_steps", "checkpoint_every", "long_windows_from"):
             if getattr(self, name) % self.log_every:
                 multiple = f"must be a multiple of --log_every={self.log_every}"
                 _fail(name, getattr(self, name), multiple)
@@ -457,6 +472,45 @@ class TrainConfig(Section):
         if not 0.0 <= self.decay_start_fraction <= 1.0:
             _fail("decay_start_fraction", self.decay_start_fraction, "must be in [0, 1]")
         datasets.parse_data_flag(self.data)
+
+    def _check_long_windows(self):
+        if not 0 < self.long_windows_from < self.train_steps:
+            _fail(
+                "long_windows_from",
+                self.long_windows_from,
+                f"must be 0 (off) or between 0 and --train_steps={self.train_steps}",
+            )
+        if not 2 <= self.long_frames_per_clip <= self.clip_length:
+            _fail(
+                "long_frames_per_clip",
+                self.long_frames_per_clip,
+                f"must be >= 2 and <= --clip_length={self.clip_length}",
+            )
+        if self.long_clips_per_batch < 1:
+            _fail("long_clips_per_batch", self.long_clips_per_batch, "must be >= 1")
+
+    def window_stretches(self, step):
+        """The stretches of training left from `step`: `(first step, end step, frames_per_clip,
+        clips_per_batch, index of the first window of its stream)` each, the short windows
+        first, then (`--long_windows_from`) the long ones."""
+        switch = self.long_windows_from or self.train_steps
+        stretches = []
+        if step < switch:
+            stretches.append(
+                (
+                    step,
+                    switch,
+                    self.frames_per_clip,
+                    self.clips_per_batch,
+                    step * self.clips_per_batch,
+                )
+            )
+        if switch < self.train_steps:
+            start = max(step, switch)
+            clips = self.long_clips_per_batch
+            first = (start - switch) * clips
+            stretches.append((start, self.train_steps, self.long_frames_per_clip, clips, first))
+        return stretches
 
     @property
     def pairs_per_batch(self):

@@ -55,6 +55,23 @@ def test_choices_are_checked_by_the_flag_name():
             config.validate(("phase_two",))
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"long_windows_from": 2000}, "--long_windows_from=2000: must be 0 .off. or between 0"),
+        ({"long_windows_from": 25}, "--long_windows_from=25: must be a multiple of --log_every"),
+        ({"long_windows_from": 500, "long_frames_per_clip": 40}, "--long_frames_per_clip=40"),
+        ({"long_windows_from": 500, "long_clips_per_batch": 0}, "--long_clips_per_batch=0"),
+    ],
+)
+def test_a_curriculum_that_cannot_run_is_named(setting, message):
+    config = RunConfig()
+    for name, value in setting.items():
+        setattr(config.train, name, value)
+    with pytest.raises(ValueError, match=message):
+        config.validate()
+
+
 def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():
     marked = [f.name for _, f in RunConfig().fields() if f.metadata["moving_masks_only"]]
     assert marked == [

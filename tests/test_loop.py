@@ -98,6 +98,38 @@ def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+def test_a_curriculum_switches_to_long_windows_and_resumes_across_the_switch(tmp_path, monkeypatch):
+    calls = []
+    batch_windows = pipeline.batch_windows
+
+    def spy(windows, clips_per_batch, *args, **kwargs):
+        calls.append((windows.element_spec["frames"].shape[0], clips_per_batch))
+        return batch_windows(windows, clips_per_batch, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "batch_windows", spy)
+    curriculum = {"long_windows_from": 2, "long_frames_per_clip": 5, "long_clips_per_batch": 2}
+    whole = str(tmp_path / "whole")
+    loop.train_and_evaluate(tiny_config(**curriculum), whole, verbose=False)
+    assert calls == [(3, 1), (5, 2)]  # tiny_config: 3 frames, 1 clip per batch until step 2
+    # Resumed from the step-2 checkpoint, the run starts in the long windows' stretch and ends
+    # where the uninterrupted run did.
+    resumed = str(tmp_path / "resumed")
+    os.makedirs(os.path.join(resumed, "checkpoints"))
+    for name in os.listdir(os.path.join(whole, "checkpoints")):
+        if name.startswith("ckpt-2."):
+            source = os.path.join(whole, "checkpoints", name)
+            tf.io.gfile.copy(source, os.path.join(resumed, "checkpoints", name))
+    with open(os.path.join(resumed, "checkpoints", "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "ckpt-2"\n')
+    tf.io.gfile.copy(os.path.join(whole, "config.json"), os.path.join(resumed, "config.json"))
+    calls.clear()
+    loop.train_and_evaluate(tiny_config(**curriculum), resumed, verbose=False)
+    assert calls == [(5, 2)]
+    a, b = checkpoint_values(whole), checkpoint_values(resumed)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 # A 64x64 U-Net run of 2 steps: with Grappler's graph rewrites on (before --deterministic
 # turned them off), two processes trained it into different weights from the first step.
 UNET64_FLAGS = [

@@ -43,12 +43,15 @@ def setup_runtime(config):
     train = config.train
     strategy = distribute.make_strategy(train.strategy, train.logical_cpus)
     replicas = strategy.num_replicas_in_sync
-    if train.clips_per_batch % replicas:
-        raise ValueError(
-            f"--clips_per_batch={train.clips_per_batch}: must be a multiple of the {replicas} "
-            f"replicas of --strategy={train.strategy}, each of which trains on an equal share of "
-            "every batch."
-        )
+    for name in ("clips_per_batch", "long_clips_per_batch"):
+        if name == "long_clips_per_batch" and not train.long_windows_from:
+            continue
+        if getattr(train, name) % replicas:
+            raise ValueError(
+                f"--{name}={getattr(train, name)}: must be a multiple of the {replicas} "
+                f"replicas of --strategy={train.strategy}, each of which trains on an equal "
+                "share of every batch."
+            )
     if replicas > 1:
         logging.info(
             "--strategy=%s: %d replicas, %d clips each per step.",
@@ -149,8 +152,11 @@ def validation_data(config, source, replicas=1):
     return Validation(clips, data, next(iter(data)))
 
 
-def fit_and_check(model, data, config, step, callbacks, nan_guard, manager, val_data=None):
-    """`model.fit` from `step` to `--train_steps` in epochs of `--log_every` steps.
+def fit_and_check(
+    model, data, config, step, callbacks, nan_guard, manager, val_data=None, end=None
+):
+    """`model.fit` from `step` to `end` (default `--train_steps`) in epochs of `--log_every`
+    steps.
 
     Returns:
         The logs of the last epoch (training and validation metrics).
@@ -161,7 +167,7 @@ def fit_and_check(model, data, config, step, callbacks, nan_guard, manager, val_
     train = config.train
     history = model.fit(
         data,
-        epochs=-(-train.train_steps // train.log_every),
+        epochs=-(-(end or train.train_steps) // train.log_every),
         initial_epoch=step // train.log_every,
         steps_per_epoch=train.log_every,
         validation_data=val_data,
@@ -185,7 +191,8 @@ def _checked_source(phase, config, model_dir, init_from):
     comes first, before the runtime is set up); returns the run's `DataSource`."""
     runs.check_model_dir(model_dir)
     source = datasets.source(config)
-    source.check(config.train.frames_per_clip, config.train.clip_length)
+    for _, _, frames_per_clip, _, _ in config.train.window_stretches(0):
+        source.check(frames_per_clip, config.train.clip_length)
     phase.check_source(config, source)
     require_init_from(phase, init_from)
     if phase.needs_init_from:
@@ -261,19 +268,6 @@ def _train_and_evaluate(config, model_dir, phase, init_from, verbose):
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
         return {}
 
-    windows = source.training_windows(
-        train.frames_per_clip,
-        train.seed,
-        start_index=step * train.clips_per_batch,
-        background=phase.uses_change_map and config.loss.clip_background,
-    )
-    batches = pipeline.batch_windows(
-        windows,
-        train.clips_per_batch,
-        config.model.image_size,
-        keep_offsets=phase.keeps_offsets(config),
-        align=config.loss.align,
-    )
     nan_guard = fgbg_callbacks.NaNGuard(phase.loss_terms)
     callbacks = [
         nan_guard,
@@ -287,16 +281,34 @@ def _train_and_evaluate(config, model_dir, phase, init_from, verbose):
     if verbose and chief:
         callbacks.append(fgbg_callbacks.Progress(train.train_steps, phase.progress_names))
     try:
-        return fit_and_check(
-            model,
-            distribute.shard_by_batch(phase.train_data(config, batches), train.strategy),
-            config,
-            step,
-            callbacks,
-            nan_guard,
-            manager,
-            validation.data if validation else None,
-        )
+        for start, end, frames_per_clip, clips_per_batch, first in train.window_stretches(step):
+            windows = source.training_windows(
+                frames_per_clip,
+                train.seed,
+                start_index=first,
+                background=phase.uses_change_map and config.loss.clip_background,
+            )
+            batches = pipeline.batch_windows(
+                windows,
+                clips_per_batch,
+                config.model.image_size,
+                keep_offsets=phase.keeps_offsets(config),
+                align=config.loss.align,
+            )
+            # Traced again for the new batch shape (a retrace could relax the shapes).
+            model.train_function = None
+            logs = fit_and_check(
+                model,
+                distribute.shard_by_batch(phase.train_data(config, batches), train.strategy),
+                config,
+                start,
+                callbacks,
+                nan_guard,
+                manager,
+                validation.data if validation else None,
+                end=end,
+            )
+        return logs
     finally:
         if not chief:
             shutil.rmtree(_worker_dir(model_dir), ignore_errors=True)
