@@ -320,6 +320,19 @@ def test_the_session_downloads_as_a_gif_with_a_frame_per_step(browser, server, t
     page.close()
 
 
+def test_the_session_downloads_as_webm(browser, server, tmp_path):
+    page = ready_page(browser, server)
+    press(page, "ArrowRight", times=2)
+    with page.expect_download(timeout=60_000) as download:
+        page.click("#webm")
+    path = tmp_path / "session.webm"
+    download.value.save_as(path)
+    data = path.read_bytes()
+    assert data[:4] == bytes.fromhex("1a45dfa3") and b"webm" in data[:64]  # EBML, doctype webm
+    assert len(data) > 1000
+    page.close()
+
+
 @pytest.mark.parametrize(
     "model, message",
     [
