@@ -2,16 +2,17 @@
 Python interpreter on the same machine, and the size of the site.
 
     python benchmarks/web.py --flagfile=configs/synthetic.flags --phase=2 [--sizes=64,128]
-    python benchmarks/web.py --model_dir=runs/synthetic/phase2 --sizes=64
+    python benchmarks/web.py --model_dir=runs/synthetic/phase2 --quantizations=none,dynamic
 
 For each size and each TFLite quantisation in `--quantizations`, the one-step model of the
 networks the flags describe (fresh weights: speed does not depend on them), or of `--model_dir`'s
 run at its size, is built into a site and opened in the system's Chromium (Playwright; see
-tools/web/setup.sh). The page plays `--frames` frames of a 1 px move; the figure is the median
-of the page's own per-frame times (model run and output copy; the first step, which runs the
-mask network, is reported apart). Twice: served with the cross-origin isolation headers (the
-threaded WebAssembly build) and without them (one thread, as a static host without headers
-serves it). Then `export.litert.median_step_ms` with 1 and 2 interpreter threads.
+tools/web/setup.sh). The page plays `--frames` frames of a 1 px move; the figures are the median
+of the page's own per-frame model times (model run and output copy; the first step, which runs
+the mask network, is reported apart) and the frames per second it drew (frames over the wall
+time between the first and last played frame). Twice: served with the cross-origin isolation
+headers (the threaded WebAssembly build) and without them (one thread, as a static host without
+headers serves it). Then `export.litert.median_step_ms` with 1 and 2 interpreter threads.
 """
 
 import os
@@ -21,7 +22,7 @@ import tempfile
 
 from absl import app, flags
 
-from export import litert, step_model, web
+from export import litert, step_model, webpage
 from fgbg_keras import flags as fgbg_flags
 from fgbg_keras import runs
 from fgbg_keras.training import phases
@@ -45,8 +46,8 @@ def define_flags():
 
 
 def page_times(browser, url, frames, screenshot=None):
-    """The page's per-frame milliseconds over `frames` played frames, its first step and its
-    backend line; saves a `screenshot` if given."""
+    """The page's median model milliseconds over `frames` played frames, the frames per second
+    it drew, its first step and its backend line; saves a `screenshot` if given."""
     page = browser.new_page(viewport={"width": 900, "height": 640})
     page.goto(url)
     page.wait_for_function("document.body.dataset.state !== 'loading'", timeout=300_000)
@@ -60,16 +61,21 @@ def page_times(browser, url, frames, screenshot=None):
     page.wait_for_function(f"fgbg.state.history.length > {frames}", timeout=600_000)
     page.click("#play")
     page.evaluate("fgbg.idle()")
-    result = page.evaluate("({times: fgbg.state.times, first: fgbg.state.firstMs})")
+    result = page.evaluate(
+        "({times: fgbg.state.times, stamps: fgbg.state.stamps, first: fgbg.state.firstMs})"
+    )
     backend = page.text_content("#backend")
     if screenshot:
         page.screenshot(path=screenshot)
     page.close()
-    return statistics.median(result["times"][1:]), result["first"], backend
+    # The first frame was a key press; the others were played.
+    played = result["stamps"][1:]
+    drawn = 1000 * (len(played) - 1) / (played[-1] - played[0])
+    return statistics.median(result["times"][1:]), drawn, result["first"], backend
 
 
 def models():
-    """(label, .tflite bytes) per size and quantisation."""
+    """(size label, quantisation, .tflite bytes) per size and quantisation."""
     if FLAGS.model_dir:
         run = runs.restore_networks(FLAGS.model_dir, precision="float32")
         sized = [run]
@@ -93,7 +99,7 @@ def main(argv):
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    chromium = web.chromium_path()
+    chromium = webpage.chromium_path()
     if chromium is None:
         raise app.UsageError("No Chromium: bash tools/web/setup.sh installs it.")
     columns = (
@@ -101,8 +107,8 @@ def main(argv):
         "weights",
         "site (MiB)",
         "model (MiB)",
-        "page, isolated (ms)",
-        "page, not isolated (ms)",
+        "page, isolated: ms (frames/s drawn)",
+        "page, not isolated: ms (frames/s drawn)",
         "first step (ms)",
         "LiteRT 1 thread (ms)",
         "LiteRT 2 threads (ms)",
@@ -126,16 +132,16 @@ def main(argv):
                 with open(model, "wb") as f:
                     f.write(content)
                 directory = os.path.join(folder, f"site_{size}_{quantize}")
-                site = web.build_site(model, directory, FLAGS.image)
+                site = webpage.build_site(model, directory, FLAGS.image)
                 cells = [size, quantize, f"{site['bytes'] / 2**20:.1f}"]
                 cells.append(f"{site['model_bytes'] / 2**20:.1f}")
                 first = None
                 for isolated in (True, False):
                     shot, screenshot = screenshot, None
-                    with web.serving(directory, isolated=isolated) as url:
-                        ms, first_ms, backend = page_times(browser, url, FLAGS.frames, shot)
+                    with webpage.serving(directory, isolated=isolated) as url:
+                        ms, drawn, first_ms, backend = page_times(browser, url, FLAGS.frames, shot)
                     backends.add(backend)
-                    cells.append(f"{ms:.1f}")
+                    cells.append(f"{ms:.1f} ({drawn:.0f})")
                     first = first if first is not None else first_ms
                 cells.append(f"{first:.1f}")
                 for threads in (1, 2):

@@ -267,14 +267,15 @@ def masked_pixel_error(prediction, target, mask, norm="l1"):
     mask * |prediction - target| (or of mask * (prediction - target)^2 with `norm="l2"`).
 
     The Phase II region losses are `masked_pixel_error(f_hat, f_next, m_target)` (weight w_fg) and
-    `masked_pixel_error(f_hat, f_next, 1 - m_target)` (weight w_bg); the two add up to
-    `reconstruction_loss(f_hat, f_next)` with the same `norm`.
+    `masked_pixel_error(f_hat, f_next, 1 - m_target)` (weight w_bg); with `"l1"` or `"l2"` the
+    two add up to `reconstruction_loss(f_hat, f_next)` with the same `norm` (`"log_l2"`'s region
+    terms are squared errors).
 
     Args:
         prediction: float tensor `[B, H, W, 3]`.
         target: float tensor of the same shape.
         mask: float tensor `[B, H, W, 1]` in [0, 1], broadcast over the channels.
-        norm: `"l1"` or `"l2"` (`pixel_error`).
+        norm: one of `PIXEL_LOSSES` (`pixel_error`).
 
     Returns:
         A float32 scalar, the sum divided by B*H*W*3 (not by the mask's area).

@@ -72,6 +72,16 @@ def test_a_curriculum_that_cannot_run_is_named(setting, message):
         config.validate()
 
 
+def test_window_stretches_start_each_stream_where_the_step_left_it():
+    train = RunConfig().train
+    train.train_steps, train.frames_per_clip, train.clips_per_batch = 3000, 8, 3
+    assert train.window_stretches(500) == [(500, 3000, 8, 3, 1500)]
+    train.long_windows_from = 2000
+    assert train.window_stretches(0) == [(0, 2000, 8, 3, 0), (2000, 3000, 16, 2, 0)]
+    assert train.window_stretches(1500) == [(1500, 2000, 8, 3, 4500), (2000, 3000, 16, 2, 0)]
+    assert train.window_stretches(2500) == [(2500, 3000, 16, 2, 1000)]
+
+
 def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():
     marked = [f.name for _, f in RunConfig().fields() if f.metadata["moving_masks_only"]]
     assert marked == [

@@ -13,7 +13,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from export import litert, step_model, web
+from export import litert, step_model, webpage
 from fgbg_keras import runs
 
 pytest.importorskip("ai_edge_litert.interpreter")
@@ -64,7 +64,7 @@ def site(unet_run_dir, tmp_path_factory):
     from PIL import Image
 
     try:
-        web.runtime_modules()
+        webpage.runtime_modules()
     except ValueError as error:
         pytest.skip(f"no LiteRT.js runtime: {error}")
     folder = tmp_path_factory.mktemp("web")
@@ -72,7 +72,7 @@ def site(unet_run_dir, tmp_path_factory):
     red = step_model.step_function(red_mask_network(32), run.frame_generator, 32)
     (folder / "red.tflite").write_bytes(step_model.to_tflite(red))
     Image.fromarray(red_square_image()).save(folder / "square.png")
-    web.build_site(str(folder / "red.tflite"), str(folder / "site"), str(folder / "square.png"))
+    webpage.build_site(str(folder / "red.tflite"), str(folder / "site"), str(folder / "square.png"))
     site = folder / "site"
     trained, _ = step_model.convert(run)
     (site / "trained.tflite").write_bytes(trained)
@@ -91,14 +91,14 @@ def site(unet_run_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(site):
-    with web.serving(site["dir"]) as url:
+    with webpage.serving(site["dir"]) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason='pip install -e ".[test]"')
-    path = web.chromium_path()
+    path = webpage.chromium_path()
     if path is None:
         pytest.skip("no Chromium on this machine: bash tools/web/setup.sh installs it")
     with sync_api.sync_playwright() as playwright:
@@ -107,9 +107,12 @@ def browser():
         browser.close()
 
 
+PAGE_ERRORS = {}
+
+
 def open_page(browser, url, init_script=None):
     page = browser.new_page(viewport={"width": 1000, "height": 800})
-    errors = []
+    errors = PAGE_ERRORS.setdefault(id(page), [])
     page.on("pageerror", lambda error: errors.append(str(error)))
     if init_script:
         page.add_init_script(init_script)
@@ -117,6 +120,13 @@ def open_page(browser, url, init_script=None):
     page.wait_for_function("document.body.dataset.state !== 'loading'", timeout=120_000)
     assert not errors, errors
     return page
+
+
+def close(page):
+    """Closes a page, failing if a script error was thrown in it at any time."""
+    errors = PAGE_ERRORS.pop(id(page))
+    page.close()
+    assert not errors, errors
 
 
 def ready_page(browser, url):
@@ -185,20 +195,20 @@ def test_the_server_isolates_the_page_and_serves_wasm_as_wasm(server, site):
         assert r.headers["Content-Type"] == "application/wasm"
         assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin"
         assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
-    with web.serving(site["dir"], isolated=False) as url, urllib.request.urlopen(url) as r:
+    with webpage.serving(site["dir"], isolated=False) as url, urllib.request.urlopen(url) as r:
         assert "Cross-Origin-Opener-Policy" not in r.headers
 
 
 def test_models_images_and_folders_that_cannot_make_a_site_are_named(site, tmp_path):
     with pytest.raises(ValueError, match="junk.tflite.* is not a TFLite model"):
-        web.build_site(os.path.join(site["dir"], "junk.tflite"), str(tmp_path / "a"))
+        webpage.build_site(os.path.join(site["dir"], "junk.tflite"), str(tmp_path / "a"))
     with pytest.raises(ValueError, match="other.tflite.* is not a one-step model"):
-        web.build_site(os.path.join(site["dir"], "other.tflite"), str(tmp_path / "b"))
+        webpage.build_site(os.path.join(site["dir"], "other.tflite"), str(tmp_path / "b"))
     (tmp_path / "bad.png").write_bytes(b"no image")
     with pytest.raises(ValueError, match="bad.png.* cannot be read as an image"):
-        web.build_site(site["red"], str(tmp_path / "c"), str(tmp_path / "bad.png"))
+        webpage.build_site(site["red"], str(tmp_path / "c"), str(tmp_path / "bad.png"))
     with pytest.raises(ValueError, match="holds no site"):
-        web.make_server(str(tmp_path), port=0)
+        webpage.make_server(str(tmp_path), port=0)
 
 
 def test_the_command_writes_the_site_and_names_a_bad_model(site, tmp_path):
@@ -220,7 +230,14 @@ def test_the_command_writes_the_site_and_names_a_bad_model(site, tmp_path):
 
 def test_the_page_draws_the_frames_the_litert_preview_draws(browser, server, site):
     page = ready_page(browser, server)
-    assert page.text_content("#backend").startswith("WebAssembly (XNNPACK)")
+    # Served with the isolation headers, the page runs LiteRT.js's threaded build.
+    assert page.evaluate("crossOriginIsolated")
+    threads = min(os.cpu_count(), 4)
+    assert page.text_content("#backend") == (
+        f"WebAssembly (XNNPACK), {threads} threads"
+        if threads > 1
+        else "WebAssembly (XNNPACK), one thread"
+    )
     press(page, "ArrowRight")
     press(page, "ArrowDown")
     frame, mask, count = page_state(page)
@@ -230,7 +247,7 @@ def test_the_page_draws_the_frames_the_litert_preview_draws(browser, server, sit
     np.testing.assert_allclose(frame, expected["frames"][-1], atol=FRAME_ATOL)
     screenshot = os.environ.get("FGBG_WEB_SCREENSHOT")
     page.screenshot(path=screenshot or os.path.join(site["dir"], "..", "page.png"))
-    page.close()
+    close(page)
 
 
 def test_the_trained_model_on_a_resized_image_matches_the_preview(browser, server, site):
@@ -247,7 +264,7 @@ def test_the_trained_model_on_a_resized_image_matches_the_preview(browser, serve
     np.testing.assert_array_equal(expected["controls"][:, 0], [-2, -1, -1])  # -2, -3, -4
     np.testing.assert_array_equal(mask, expected["masks"][-1])
     np.testing.assert_allclose(frame, expected["frames"][-1], atol=FRAME_ATOL)
-    page.close()
+    close(page)
 
 
 def test_five_arrow_presses_move_the_mask_five_steps(browser, server):
@@ -260,7 +277,7 @@ def test_five_arrow_presses_move_the_mask_five_steps(browser, server):
     page.click(".arrows .up")
     page.evaluate("fgbg.idle()")
     np.testing.assert_allclose(np.subtract(page.evaluate("fgbg.centroid()"), start), [5, -1])
-    page.close()
+    close(page)
 
 
 def test_a_drag_moves_the_mask_by_the_whole_pixels_dragged(browser, server):
@@ -278,29 +295,33 @@ def test_a_drag_moves_the_mask_by_the_whole_pixels_dragged(browser, server):
     page.evaluate("fgbg.idle()")
     moved = page.evaluate("fgbg.centroid()")
     np.testing.assert_allclose(np.subtract(moved, start), [3, -3], atol=1e-9)
-    page.close()
+    close(page)
 
 
 def test_play_repeats_the_last_move_and_reset_goes_back(browser, server):
     page = ready_page(browser, server)
     start = page.evaluate("fgbg.centroid()")
     first, _, _ = page_state(page)
-    set_step(page, "1")
+    # A quarter pixel a frame: play runs on until the second click, and the square (12 px from
+    # the edge) has room for 48 frames.
+    set_step(page, "0.25")
     press(page, "ArrowLeft")
     page.click("#play")
-    page.wait_for_function("fgbg.state.history.length >= 4", timeout=60_000)
+    page.wait_for_function("fgbg.state.history.length >= 6", timeout=60_000)
     page.click("#play")
     page.evaluate("fgbg.idle()")
     _, _, count = page_state(page)
+    assert 5 <= count < 48
     moved = page.evaluate("fgbg.centroid()")
-    np.testing.assert_allclose(np.subtract(moved, start), [-count, 0], atol=1e-9)
+    expected = litert.whole_pixel_steps(np.tile([[-0.25, 0.0]], (count, 1))).sum(axis=0)
+    np.testing.assert_allclose(np.subtract(moved, start), expected, atol=1e-9)
     assert "frames/s" in page.text_content("#ms")
     page.click("#reset")
     frame, _, count = page_state(page)
     assert count == 0
     np.testing.assert_array_equal(frame, first)
     assert page.evaluate("fgbg.centroid()") == start
-    page.close()
+    close(page)
 
 
 def test_the_session_downloads_as_a_gif_with_a_frame_per_step(browser, server, tmp_path):
@@ -317,7 +338,7 @@ def test_the_session_downloads_as_a_gif_with_a_frame_per_step(browser, server, t
         assert gif.size == (256, 256)  # 32 x 8
     # The first frame and three generated ones (Pillow merges equal frames; these differ).
     assert len(frames) == 4
-    page.close()
+    close(page)
 
 
 def test_the_session_downloads_as_webm(browser, server, tmp_path):
@@ -330,7 +351,7 @@ def test_the_session_downloads_as_webm(browser, server, tmp_path):
     data = path.read_bytes()
     assert data[:4] == bytes.fromhex("1a45dfa3") and b"webm" in data[:64]  # EBML, doctype webm
     assert len(data) > 1000
-    page.close()
+    close(page)
 
 
 @pytest.mark.parametrize(
@@ -356,26 +377,72 @@ def test_models_the_page_cannot_use_are_named_on_the_page(browser, site, model, 
             json.dump(
                 {**manifest, "model": "model.tflite" if model != "missing.tflite" else model}, f
             )
-    with web.serving(folder) as url:
+    with webpage.serving(folder) as url:
         page = open_page(browser, url)
         assert page.evaluate("document.body.dataset.state") == "error"
         assert message in page.text_content("#error")
         assert page.is_visible("#error")
-        page.close()
+        close(page)
+
+
+def test_without_the_isolation_headers_the_page_runs_on_one_thread(browser, site):
+    with webpage.serving(site["dir"], isolated=False) as url:
+        page = ready_page(browser, url)
+        assert not page.evaluate("crossOriginIsolated")
+        assert page.text_content("#backend") == "WebAssembly (XNNPACK), one thread"
+        press(page, "ArrowRight")
+        assert page_state(page)[2] == 1
+        close(page)
+
+
+def test_the_visitor_can_pick_an_image_and_a_model(browser, server, site):
+    page = ready_page(browser, server)
+    page.set_input_files("#image-file", os.path.join(site["dir"], "wide.png"))
+    page.wait_for_function("fgbg.state.image && fgbg.state.image.label === 'wide.png'")
+    page.evaluate("fgbg.idle()")
+    assert "wide.png is 48x40; the model takes 32x32 frames" in page.text_content("#note")
+    page.set_input_files("#model-file", os.path.join(site["dir"], "small.tflite"))
+    page.wait_for_function("fgbg.state.size === 16", timeout=60_000)
+    page.wait_for_function("document.body.dataset.state === 'ready'")
+    assert "resized for small.tflite (16x16)" in page.text_content("#note")
+    press(page, "ArrowDown")
+    frame, _, count = page_state(page)
+    assert frame.shape == (16, 16, 3) and count == 1
+    page.set_input_files("#model-file", os.path.join(site["dir"], "junk.tflite"))
+    page.wait_for_function("document.body.dataset.state === 'error'")
+    assert "junk.tflite is not a TFLite model that LiteRT.js can load" in page.text_content(
+        "#error"
+    )
+    close(page)
+
+
+def test_the_command_serves_a_temporary_site(site):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, "-m", "export.web", f"--model={site['red']}", "--serve", "--port=0"]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]
+        assert lines[1].startswith("Serving on http://127.0.0.1:"), lines
+        url = lines[1].split()[2]
+        with urllib.request.urlopen(url + "site.json") as r:
+            assert json.load(r)["image_size"] == 32
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def test_a_browser_without_webassembly_is_told_so(browser, server):
     page = open_page(browser, server, init_script="delete globalThis.WebAssembly;")
     assert page.evaluate("document.body.dataset.state") == "error"
     assert "cannot run LiteRT.js: it has no WebAssembly" in page.text_content("#error")
-    page.close()
+    close(page)
 
 
 def test_an_image_the_browser_cannot_decode_is_named(browser, server):
     page = open_page(browser, server + "?image=site.json")
     assert page.evaluate("document.body.dataset.state") == "error"
     assert "site.json cannot be read as an image" in page.text_content("#error")
-    page.close()
+    close(page)
 
 
 def test_the_page_resizes_and_rounds_as_the_python_code_does(browser, server):
@@ -402,4 +469,4 @@ def test_the_page_resizes_and_rounds_as_the_python_code_does(browser, server):
         offsets.tolist(),
     )
     np.testing.assert_array_equal(sent, litert.whole_pixel_steps(offsets))
-    page.close()
+    close(page)

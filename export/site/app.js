@@ -1,11 +1,12 @@
 // The page: loads LiteRT.js and the one-step model of export.tflite, finds the object in an
 // image, and draws a frame for each move the visitor makes. See export/web.py.
-import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
-
 import {centroid, checkModel, Controls, preprocess, toRgba} from './fgbg.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+
+// LiteRT.js, imported by loadRuntime so that a browser that cannot load it gets a message.
+let litert = null;
 
 const state = {
   model: null,
@@ -22,6 +23,7 @@ const state = {
   epoch: 0, // counts resets: a step that was running during one is dropped
   playing: false,
   times: [],
+  stamps: [], // when each frame was drawn (performance.now), for the frames per second shown
   firstMs: null,
   backend: '',
 };
@@ -60,15 +62,19 @@ async function loadRuntime() {
         'Firefox or Safari.'
     );
   }
-  // The threaded build needs SharedArrayBuffer, which a cross-origin-isolated page has
-  // (export.web --serve sends the COOP/COEP headers).
-  const threads = self.crossOriginIsolated && navigator.hardwareConcurrency > 1;
   try {
-    await loadLiteRt('./runtime/litertjs/core/wasm/', {threads});
+    litert = await import('@litertjs/core');
+    // The threaded build needs SharedArrayBuffer, which a cross-origin-isolated page has
+    // (export.web --serve sends the COOP/COEP headers), and relaxed SIMD.
+    const threads =
+      self.crossOriginIsolated &&
+      navigator.hardwareConcurrency > 1 &&
+      (await litert.supportsFeature('relaxedSimd'));
+    await litert.loadLiteRt('./runtime/litertjs/core/wasm/', {threads});
+    return threads;
   } catch (error) {
     throw new PageError(`This browser cannot run LiteRT.js: ${error.message}`);
   }
-  return threads;
 }
 
 async function loadModel(bytes, label, expectedSize) {
@@ -77,7 +83,7 @@ async function loadModel(bytes, label, expectedSize) {
   if (state.threaded) options.cpuOptions = {numThreads: threads};
   let model;
   try {
-    model = await loadAndCompile(bytes, options);
+    model = await litert.loadAndCompile(bytes, options);
   } catch (error) {
     throw new PageError(`${label} is not a TFLite model that LiteRT.js can load: ${error.message}`);
   }
@@ -107,7 +113,11 @@ async function loadImage(source, label) {
   const blob = source instanceof Blob ? source : new Blob([await fetchBytes(source, 'the image')]);
   let bitmap;
   try {
-    bitmap = await createImageBitmap(blob);
+    // Raw pixels, as PIL reads them: no colour-space conversion, no premultiplied alpha.
+    bitmap = await createImageBitmap(blob, {
+      colorSpaceConversion: 'none',
+      premultiplyAlpha: 'none',
+    });
   } catch (error) {
     throw new PageError(`${label} cannot be read as an image: ${error.message}`);
   }
@@ -133,17 +143,17 @@ async function runStep(frame, mask, control) {
   const values = {frame, mask, control: new Float32Array(control)};
   const shapes = {frame: [1, size, size, 3], mask: [1, size, size, 1], control: [1, 2]};
   const inputs = {};
-  for (const d of state.model.getInputDetails()) {
-    const key = ['frame', 'mask', 'control'].find((k) => d.name.includes(k));
-    inputs[d.name] = new Tensor(values[key], shapes[key]);
-  }
-  const start = performance.now();
   let outputs;
   try {
+    for (const d of state.model.getInputDetails()) {
+      const key = ['frame', 'mask', 'control'].find((k) => d.name.includes(k));
+      inputs[d.name] = new litert.Tensor(values[key], shapes[key]);
+    }
+    const start = performance.now();
     outputs = await state.model.run(inputs);
     const result = {};
     for (const tensor of Object.values(outputs)) {
-      const cpu = tensor.accelerator === 'wasm' ? tensor : await tensor.moveTo('wasm');
+      const cpu = tensor.accelerator === 'wasm' ? tensor : await tensor.copyTo('wasm');
       const array = cpu.toTypedArray().slice();
       result[array.length === size * size * 3 ? 'frame' : 'mask'] = array;
       if (cpu !== tensor) cpu.delete();
@@ -165,11 +175,15 @@ function render() {
   }
   const rgba = toRgba(state.frame, state.mask, size, $('tint').checked);
   canvas.getContext('2d').putImageData(new ImageData(rgba, size, size), 0, 0);
-  const sorted = [...state.times].sort((a, b) => a - b);
-  const last = state.times.at(-1);
-  $('ms').textContent = sorted.length
-    ? `${last.toFixed(1)} ms (median ${sorted[sorted.length >> 1].toFixed(1)} ms over ` +
-      `${sorted.length}, ${(1000 / sorted[sorted.length >> 1]).toFixed(1)} frames/s)`
+  const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1];
+  // Frames per second as drawn: the median gap between the last 30 frames (pauses between a
+  // visitor's moves are outliers the median ignores).
+  const stamps = state.stamps.slice(-31);
+  const gaps = stamps.slice(1).map((t, i) => t - stamps[i]);
+  $('ms').textContent = state.times.length
+    ? `${state.times.at(-1).toFixed(1)} ms model (median ${median(state.times).toFixed(1)} ms` +
+      ` over ${state.times.length})` +
+      (gaps.length ? `, ${(1000 / median(gaps)).toFixed(1)} frames/s drawn` : '')
     : '–';
   $('first-ms').textContent =
     state.firstMs === null ? '–' : `${state.firstMs.toFixed(1)} ms (with the mask network)`;
@@ -180,11 +194,13 @@ function render() {
 // Finds the object in the image: one step with an empty mask and no motion.
 async function start(frame) {
   stop();
+  $('error').hidden = true;
   const size = state.size;
   const result = await runStep(frame, new Float32Array(size * size), [0, 0]);
   state.firstMs = result.ms;
   state.first = {frame, mask: result.mask};
   state.times = [];
+  state.stamps = [];
   reset();
   if (!centroid(result.mask, size)) {
     status('The model finds no object in this image: the moves will not change it.');
@@ -219,7 +235,6 @@ async function pump() {
   document.body.dataset.busy = 'true';
   try {
     for (;;) {
-      if (state.playing && state.moves.length === 0) state.moves.push(state.lastMove);
       let move;
       let dragged = false;
       if (state.moves.length) {
@@ -228,6 +243,8 @@ async function pump() {
         move = state.drag;
         state.drag = [0, 0];
         dragged = true;
+      } else if (state.playing) {
+        move = state.lastMove;
       } else {
         break;
       }
@@ -242,9 +259,11 @@ async function pump() {
       state.frame = result.frame;
       state.mask = result.mask;
       state.history.push({frame: result.frame, mask: result.mask});
+      state.stamps.push(performance.now());
       render();
-      // Lets the page draw and take input before the next frame.
-      await new Promise((resolve) => requestAnimationFrame(resolve));
+      // Lets the page paint and take input before the next frame; a task, not an animation
+      // frame, so that the frame rate is the model's and not capped below the display's.
+      await new Promise((resolve) => setTimeout(resolve, 0));
     }
   } catch (error) {
     fail(`The model failed on a step: ${error.message}`);
@@ -265,8 +284,11 @@ function move(dx, dy) {
 function bindInput() {
   const keys = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
   document.addEventListener('keydown', (event) => {
-    if (!(event.key in keys) || event.target.tagName === 'INPUT') return;
+    // Arrow keys change the step box while it has the focus.
+    if (!(event.key in keys) || event.target === $('step')) return;
     event.preventDefault();
+    // A held key repeats only as fast as frames are drawn.
+    if (event.repeat && state.moves.length) return;
     move(...keys[event.key]);
   });
   for (const button of document.querySelectorAll('.arrows button')) {
@@ -283,7 +305,7 @@ function bindInput() {
   canvas.addEventListener('pointermove', (event) => {
     if (!pointer) return;
     // Screen pixels to model pixels.
-    const scale = state.size / canvas.getBoundingClientRect().width;
+    const scale = state.size / canvas.clientWidth;
     state.drag = [
       state.drag[0] + (event.clientX - pointer[0]) * scale,
       state.drag[1] + (event.clientY - pointer[1]) * scale,
@@ -299,29 +321,42 @@ function bindInput() {
   // Enter in the step box hands the arrow keys back to the object.
   $('step').addEventListener('change', () => $('step').blur());
   $('play').addEventListener('click', () => {
+    if (!state.first) return;
     state.playing = !state.playing;
     render();
     if (state.playing) pump();
   });
   $('reset').addEventListener('click', () => state.first && reset());
   $('tint').addEventListener('change', () => state.first && render());
-  $('gif').addEventListener('click', () => guarded(downloadGif));
-  $('webm').addEventListener('click', () => guarded(downloadWebm));
+  $('gif').addEventListener('click', () => state.first && guarded(downloadGif));
+  $('webm').addEventListener('click', () => state.first && guarded(downloadWebm));
   $('image-file').addEventListener('change', (event) => {
     const file = event.target.files[0];
-    if (file) guarded(async () => start(await loadImage(file, file.name)));
+    if (!file || !state.model) return;
+    guarded(async () => {
+      await settle();
+      await start(await loadImage(file, file.name));
+    });
   });
   $('model-file').addEventListener('change', (event) => {
     const file = event.target.files[0];
     if (!file) return;
     guarded(async () => {
+      await settle();
       await loadModel(new Uint8Array(await file.arrayBuffer()), file.name, null);
+      if (!state.image) return; // no image yet: pick one
       const {pixels, width, height, label} = state.image;
-      $('note').textContent = '';
       await start(preprocess(pixels, width, height, state.size));
       $('note').textContent = `${label}, resized for ${file.name} (${state.size}x${state.size}).`;
     });
   });
+}
+
+// Stops play and waits for the step that is running, before the model or image changes.
+async function settle() {
+  stop();
+  state.epoch += 1;
+  while (state.busy) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
 // The session's frames (the first one included) as RGBA at `scale` times the model's size.
@@ -402,13 +437,14 @@ window.fgbg = {
 };
 
 window.fgbg.ready = guarded(async () => {
+  // Bound first, so that after an error the visitor can still pick another model or image.
+  bindInput();
   const site = JSON.parse(new TextDecoder().decode(await fetchBytes('site.json', 'the manifest')));
   state.threaded = await loadRuntime();
   const modelUrl = params.get('model') || site.model;
   // A model named in the URL (?model=) may be of any size; the site's own must be site.json's.
   const expectedSize = params.get('model') ? null : site.image_size;
   await loadModel(await fetchBytes(modelUrl, 'the model'), modelUrl, expectedSize);
-  bindInput();
   const imageUrl = params.get('image') || site.image;
   await start(await loadImage(imageUrl, imageUrl));
 });

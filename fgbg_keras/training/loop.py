@@ -43,9 +43,12 @@ def setup_runtime(config):
     train = config.train
     strategy = distribute.make_strategy(train.strategy, train.logical_cpus)
     replicas = strategy.num_replicas_in_sync
-    for name in ("clips_per_batch", "long_clips_per_batch"):
-        if name == "long_clips_per_batch" and not train.long_windows_from:
-            continue
+    names = (
+        ("clips_per_batch", "long_clips_per_batch")
+        if train.long_windows_from
+        else ("clips_per_batch",)
+    )
+    for name in names:
         if getattr(train, name) % replicas:
             raise ValueError(
                 f"--{name}={getattr(train, name)}: must be a multiple of the {replicas} "

@@ -96,7 +96,8 @@ class PhaseTwo(TrackedModel):
         train_rollout: train on rollouts of the windows, not on pairs of true frames (above).
         train_controls: with `train_rollout`, what carries the mask: `"fitted"` (the
             translations of M's masks) or `"true"` (the batches' `"offsets"`, translations).
-        pixel_loss: `"l1"` or `"l2"`, the distance of the reconstruction and region terms.
+        pixel_loss: `"l1"`, `"l2"` or `"log_l2"`, the distance of the reconstruction and
+            region terms (`losses.reconstruction_loss`).
         seed: seed of the scheduled-sampling draws (stateless, so resuming is exact).
         **kwargs: standard `keras.Model` arguments.
 
