@@ -261,9 +261,10 @@ async function pump() {
       state.history.push({frame: result.frame, mask: result.mask});
       state.stamps.push(performance.now());
       render();
-      // Lets the page paint and take input before the next frame; a task, not an animation
-      // frame, so that the frame rate is the model's and not capped below the display's.
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      // Lets the page paint and take input before the next frame: a task, not an animation
+      // frame (which caps the rate near half the display's when a step takes longer than a
+      // frame), and by a message, which browsers do not delay as they delay nested timeouts.
+      await nextTask();
     }
   } catch (error) {
     fail(`The model failed on a step: ${error.message}`);
@@ -271,6 +272,14 @@ async function pump() {
     state.busy = false;
     document.body.dataset.busy = 'false';
   }
+}
+
+function nextTask() {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
 }
 
 function move(dx, dy) {
