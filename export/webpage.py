@@ -131,9 +131,9 @@ def build_site(model, output, image=None):
     # Saved as the pixels Python reads (alpha over white), so page and preview start alike.
     Image.fromarray(pixels).save(os.path.join(output, "example.png"))
     runtime = os.path.join(output, "runtime")
-    for source, target in RUNTIME_FILES.items():
-        os.makedirs(os.path.dirname(os.path.join(runtime, target)), exist_ok=True)
-        shutil.copyfile(os.path.join(modules, source), os.path.join(runtime, target))
+    for module_path, site_path in RUNTIME_FILES.items():
+        os.makedirs(os.path.dirname(os.path.join(runtime, site_path)), exist_ok=True)
+        shutil.copyfile(os.path.join(modules, module_path), os.path.join(runtime, site_path))
     manifest = {"model": "model.tflite", "image": "example.png", "image_size": size}
     with open(os.path.join(output, "site.json"), "w") as f:
         json.dump(manifest, f, indent=2)
