@@ -121,8 +121,10 @@ async function loadImage(source, label) {
   } catch (error) {
     throw new PageError(`${label} cannot be read as an image: ${error.message}`);
   }
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  const context = canvas.getContext('2d');
+  const canvas = document.createElement('canvas');
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const context = canvas.getContext('2d', {willReadFrequently: true});
   context.fillStyle = 'white';
   context.fillRect(0, 0, bitmap.width, bitmap.height);
   context.drawImage(bitmap, 0, 0);

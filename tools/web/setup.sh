@@ -23,4 +23,4 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 0
   fi
 fi
-python3 -c "from export import web; print('LiteRT.js runtime:', web.runtime_modules())"
+python3 -c "from export import webpage; print('LiteRT.js runtime:', webpage.runtime_modules())"
