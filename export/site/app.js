@@ -25,7 +25,6 @@ const state = {
   times: [],
   stamps: [], // when each frame was drawn (performance.now), for the frames per second shown
   firstMs: null,
-  backend: '',
 };
 
 class PageError extends Error {}
@@ -103,8 +102,7 @@ async function loadModel(bytes, label, expectedSize) {
   state.model = model;
   state.size = model.getInputDetails().find((d) => d.name.includes('frame')).shape[1];
   const cpu = state.threaded ? `${threads} threads` : 'one thread';
-  state.backend = `WebAssembly (XNNPACK), ${cpu}`;
-  $('backend').textContent = state.backend;
+  $('backend').textContent = `WebAssembly (XNNPACK), ${cpu}`;
 }
 
 // An image (URL or File) as float32 [S, S, 3] in [-1, 1], composited over white and resized as

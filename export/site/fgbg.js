@@ -77,16 +77,20 @@ export class Controls {
     this.total = [this.total[0] + dx, this.total[1] + dy];
   }
 
+  // The whole-pixel step not yet sent (halves round to even, as numpy's np.round).
+  next() {
+    return this.total.map((v, i) => roundHalfEven(v) - this.sent[i]);
+  }
+
   // The whole-pixel control of the next step, counted as sent.
   take() {
-    // Python's round() rounds halves to even; so does this (numpy's np.round).
-    const control = this.total.map((v, i) => roundHalfEven(v) - this.sent[i]);
+    const control = this.next();
     this.sent = [this.sent[0] + control[0], this.sent[1] + control[1]];
     return control;
   }
 
   pending() {
-    return this.total.map((v, i) => roundHalfEven(v) - this.sent[i]).some((v) => v !== 0);
+    return this.next().some((v) => v !== 0);
   }
 }
 
