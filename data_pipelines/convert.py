@@ -63,7 +63,12 @@ def define_flags():
     )
     flags.DEFINE_enum("encoding", "png", spec.ENCODINGS, "How frames are encoded.")
     flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality, with --encoding=jpeg.")
-    flags.DEFINE_integer("num_shards", 8, "Shards of the train split; the test split has 1/4.")
+    flags.DEFINE_integer(
+        "num_shards",
+        8,
+        "Shards of the train split; the test split has 1/4. Under --strategy=multi_worker each "
+        "worker reads its own train shards: convert at least one per worker.",
+    )
     flags.DEFINE_integer("num_clips", 1000, "--source=synthetic or pushing: clips to render.")
     flags.DEFINE_integer("seed", 0, "--source=synthetic or pushing: the seed of the clips.")
     pushing.define_flags()

@@ -67,6 +67,18 @@ class DataSource(abc.ABC):
         `"background"` uint8 `[H, W, 3]`, the window's whole clip's
         `change_map.clip_background`."""
 
+    def splits_by_worker(self, num_workers):
+        """Whether each of `num_workers` workers of a multi-worker run can read a part of the
+        training data of its own (`worker_windows`). Where not, every worker reads the whole
+        `training_windows` stream and keeps its share of each batch."""
+        return False
+
+    def worker_windows(self, frames_per_clip, seed, start_index, worker, background=False):
+        """The `training_windows` of worker `worker = (index, num_workers)` alone, read from its
+        own part of the data and seeded by `(seed, start_index, index)`; only where
+        `splits_by_worker(num_workers)`."""
+        raise NotImplementedError(f"--data={self.kind} is not split by worker.")
+
     @abc.abstractmethod
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         """`num_clips` clips of `clip_length` frames for evaluation, in memory: `{"frames":

@@ -37,18 +37,38 @@ def shard_files(directory, split, info=None):
     return files
 
 
-def read_clips(directory, split, seed=0, shuffle=True, repeat=True, cycle_length=4, decode=True):
+def read_clips(
+    directory,
+    split,
+    seed=0,
+    shuffle=True,
+    repeat=True,
+    cycle_length=4,
+    decode=True,
+    shard=None,
+):
     """Parsed clips (dicts of `spec.parse_clip`, images encoded unless `decode`) of one split.
 
     Shards are interleaved `cycle_length` at a time and parsed in parallel; with `shuffle` the
     shard order is shuffled every epoch and clips pass a shuffle buffer, both seeded, so a
     seeded stream is the same on every run. A shard that turns out corrupt at read time ends
     early: tf.data logs the error as a warning and the stream goes on with the other shards.
+    `shard=(index, count)` reads only the files `index`, `index + count`, ... of the split
+    (one worker's part of a multi-worker run; there must be `count` files or more).
     """
     info = spec.DatasetInfo.read(directory)
-    files = tf.data.Dataset.from_tensor_slices(shard_files(directory, split, info))
+    paths = shard_files(directory, split, info)
+    if shard is not None:
+        index, count = shard
+        if len(paths) < count:
+            raise ValueError(
+                f"{directory!r}: the {split} split has {len(paths)} shards, fewer than the "
+                f"{count} parts asked for."
+            )
+        paths = paths[index::count]
+    files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle:
-        files = files.shuffle(len(info.splits[split]["files"]), seed=seed)
+        files = files.shuffle(len(paths), seed=seed)
     if repeat:
         files = files.repeat()
     records = files.interleave(
@@ -86,11 +106,11 @@ def first_clips(clips, num_clips, clip_length, keys, where):
     return {key: np.stack(values) for key, values in out.items()}
 
 
-def stream_seed(seed, start_index):
+def stream_seed(seed, start_index, *more):
     """The seed of the window stream of a run seeded by `seed` that starts at element
     `start_index`: a resumed run gets a fresh deterministic stream, not the continuation of the
-    one it stopped."""
-    return int(np.random.SeedSequence([seed, start_index]).generate_state(1)[0])
+    one it stopped. `more` (a worker's index) makes other streams of the same run."""
+    return int(np.random.SeedSequence([seed, start_index, *more]).generate_state(1)[0])
 
 
 def random_windows(clips, frames_per_clip, seed, decode=None, shape=None, background=False):
@@ -150,10 +170,17 @@ def random_windows(clips, frames_per_clip, seed, decode=None, shape=None, backgr
 
 
 def record_windows(
-    directory, split, frames_per_clip, seed=0, shuffle=True, repeat=True, background=False
+    directory,
+    split,
+    frames_per_clip,
+    seed=0,
+    shuffle=True,
+    repeat=True,
+    background=False,
+    shard=None,
 ):
-    """`random_windows` over a converted split; only the window's frames are decoded (all of the
-    clip's with `background`).
+    """`random_windows` over a converted split (or its files `shard`, as `read_clips`); only
+    the window's frames are decoded (all of the clip's with `background`).
 
     Returns:
         A `tf.data.Dataset` of dicts: `"frames"` uint8 `[F, H, W, 3]`, plus `"masks"` uint8
@@ -163,6 +190,6 @@ def record_windows(
     shape = {"frames": [info.height, info.width, 3]}
     if "masks" in info.features:
         shape["masks"] = [info.height, info.width, 1]
-    clips = read_clips(directory, split, seed, shuffle, repeat, decode=False)
+    clips = read_clips(directory, split, seed, shuffle, repeat, decode=False, shard=shard)
     logging.info("Reading %s clips of %s (%s).", split, directory, ", ".join(shape))
     return random_windows(clips, frames_per_clip, seed, spec.decode_clip, shape, background)

@@ -70,6 +70,23 @@ class RecordSource(datasets.DataSource):
             self.directory, "train", frames_per_clip, seed=stream_seed, background=background
         )
 
+    def splits_by_worker(self, num_workers):
+        """Each worker reads its own shards, where the train split has one per worker or more."""
+        shards = len(spec.DatasetInfo.read(self.directory).splits["train"]["files"])
+        return shards >= num_workers
+
+    def worker_windows(self, frames_per_clip, seed, start_index, worker, background=False):
+        """`records.record_windows` over the train shards `index`, `index + num_workers`, ...
+        of `worker = (index, num_workers)`."""
+        return records.record_windows(
+            self.directory,
+            "train",
+            frames_per_clip,
+            seed=records.stream_seed(seed, start_index, worker[0]),
+            background=background,
+            shard=worker,
+        )
+
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         """The first `num_clips` clips of the test split holding at least `clip_length` frames,
         cut to it (`"offsets"` from the centroids when the data set has them).

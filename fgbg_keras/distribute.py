@@ -177,10 +177,11 @@ def replica_rows(global_values, rows):
 
 
 def shard_by_batch(dataset, strategy_name):
-    """The training stream as `fit` should split it: under `--strategy=multi_worker` every
-    worker reads the same seeded stream and keeps its share of each global batch (TensorFlow's
-    DATA auto-sharding), so that the steps, and a resumed run's position in the stream, are
-    those of one device; elsewhere `dataset` unchanged."""
+    """The training stream as `fit` should split it when the workers cannot read parts of the
+    data of their own (`stream_per_worker`): under `--strategy=multi_worker` every worker reads
+    the same seeded stream and keeps its share of each global batch (TensorFlow's DATA
+    auto-sharding), so that the steps, and a resumed run's position in the stream, are those of
+    one device; elsewhere `dataset` unchanged."""
     if strategy_name != "multi_worker":
         return dataset
     options = tf.data.Options()
@@ -188,12 +189,29 @@ def shard_by_batch(dataset, strategy_name):
     return dataset.with_options(options)
 
 
+def num_workers(strategy):
+    """The workers (machines, or processes) that `strategy` spans: 1 but for `multi_worker`."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(jobs.get(job, ())) for job in ("chief", "worker"))
+
+
 def _multi_worker_mode(strategy):
     """Whether `strategy` spans several workers (Keras reduces `fit`'s logs differently then)."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return False
-    jobs = strategy.cluster_resolver.cluster_spec().as_dict()
-    return sum(len(jobs.get(job, ())) for job in ("chief", "worker")) > 1
+    return num_workers(strategy) > 1
+
+
+def stream_per_worker(strategy, make, clips_per_batch):
+    """A training stream that each worker of `strategy` builds for itself:
+    `make((index, num_workers), clips)` gives worker `index`'s batches of `clips` clips, one
+    replica's share of the global `clips_per_batch` (`distribute_datasets_from_function`)."""
+
+    def worker_stream(context):
+        worker = (context.input_pipeline_id, context.num_input_pipelines)
+        return make(worker, context.get_per_replica_batch_size(clips_per_batch))
+
+    return strategy.distribute_datasets_from_function(worker_stream)
 
 
 def check_same_step(strategy, step, model_dir):

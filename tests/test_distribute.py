@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import datasets, pipeline
+from data_pipelines import conversion, datasets, pipeline, sources
 from fgbg_keras import distribute
 from fgbg_keras.training import baseline, loop, phases
 from tests.harness import checkpoint_values, start_train, wait_ok
@@ -221,31 +221,57 @@ TINY_FLAGS = [
 ]
 
 
-def test_two_workers_train_and_the_chief_alone_writes_the_run(tmp_path):
-    model_dir = tmp_path / "run"
+def start_workers(cluster, *args):
+    """`train.py ARGS` started once per worker of `cluster`, each with its `TF_CONFIG`."""
+    return [
+        start_train(
+            "--strategy=multi_worker",
+            *args,
+            env={
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": i}}
+                )
+            },
+        )
+        for i in range(len(cluster["worker"]))
+    ]
+
+
+def test_two_workers_train_both_phases_on_their_own_shards_and_the_chief_alone_writes(tmp_path):
+    data = str(tmp_path / "records")
+    options = sources.Options(size=32, clip_length=6, num_clips=10, seed=2)
+    conversion.convert("synthetic", None, data, options, test_fraction=0.3, num_shards=2)
+    phase_one, phase_two = tmp_path / "p1", tmp_path / "p2"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    task = {"type": "worker"}
-    outputs = wait_ok(
-        [
-            start_train(
-                "--phase=1",
-                "--strategy=multi_worker",
-                f"--model_dir={model_dir}",
-                *TINY_FLAGS,
-                env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {**task, "index": i}})},
-            )
-            for i in range(2)
-        ]
-    )
+    flags = [f"--data=tfrecord:{data}", *TINY_FLAGS]
+    outputs = wait_ok(start_workers(cluster, "--phase=1", f"--model_dir={phase_one}", *flags))
     for output in outputs:  # each worker trained one of two replicas, on half of each batch
         assert "--strategy=multi_worker: 2 replicas, 1 clips each per step." in output
-    checkpoints = tf.train.get_checkpoint_state(str(model_dir / "checkpoints"))
+        assert "Each of the 2 workers reads its own part of --data." in output
+    checkpoints = tf.train.get_checkpoint_state(str(phase_one / "checkpoints"))
     assert [os.path.basename(p) for p in checkpoints.all_model_checkpoint_paths] == [
         "ckpt-2",
         "ckpt-4",
     ]
-    assert not (model_dir / "workers").exists()
-    assert (model_dir / "config.json").exists() and (model_dir / "flags.json").exists()
-    assert json.loads((model_dir / "flags.json").read_text())["strategy"] == "multi_worker"
-    values = checkpoint_values(str(model_dir))
+    assert not (phase_one / "workers").exists()
+    assert (phase_one / "config.json").exists() and (phase_one / "flags.json").exists()
+    assert json.loads((phase_one / "flags.json").read_text())["strategy"] == "multi_worker"
+    values = checkpoint_values(str(phase_one))
+    assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")
+
+    # Phase II with the discriminators from step 2, on a new cluster (the old one has exited).
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    phase_two_flags = [
+        "--phase=2",
+        f"--init_from={phase_one}",
+        "--disc_start=2",
+        "--disc_filters=8",
+    ]
+    wait_ok(start_workers(cluster, *phase_two_flags, f"--model_dir={phase_two}", *flags))
+    checkpoints = tf.train.get_checkpoint_state(str(phase_two / "checkpoints"))
+    assert os.path.basename(checkpoints.model_checkpoint_path) == "ckpt-4"
+    assert not (phase_two / "workers").exists()
+    values = checkpoint_values(str(phase_two))
+    discriminator = [v for n, v in values.items() if "discriminator_optimizer" in n and "iter" in n]
+    assert discriminator and all(int(v) == 2 for v in discriminator)  # steps 3 and 4
     assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")

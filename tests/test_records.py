@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import conversion, pipeline, records, sources, spec
+from data_pipelines import conversion, datasets, pipeline, records, sources, spec
+from tests.tiny import tiny_config
 
 LENGTH = 6
 
@@ -104,3 +105,32 @@ def test_windows_with_background_carry_their_whole_clips_median(converted):
         median = np.median(clips[clip_id].astype(np.float64), axis=0)
         assert window["background"].shape == (32, 32, 3)
         np.testing.assert_allclose(window["background"], np.round(median), atol=1)
+
+
+def test_each_worker_reads_only_its_own_shards(converted):
+    directory, clips, _ = converted
+    info = spec.DatasetInfo.read(directory)
+    files = info.splits["train"]["files"]
+    in_file = {}
+    for index, name in enumerate(files):
+        for serialized in tf.data.TFRecordDataset(os.path.join(directory, name)):
+            in_file[spec.parse_clip(serialized, info.features)["clip_id"].numpy()] = index
+    read = {}
+    for worker in range(2):
+        part = take(records.read_clips(directory, "train", repeat=False, shard=(worker, 2)), 100)
+        read[worker] = {clip["clip_id"].item() for clip in part}
+        # Worker i of 2 reads the files i, i + 2, ... of the split, each clip once.
+        assert len(part) == len(read[worker])
+        assert {in_file[i] % 2 for i in read[worker]} == {worker}
+    assert read[0] | read[1] == set(clips) and not read[0] & read[1]
+
+    source = datasets.source(tiny_config(data=f"tfrecord:{directory}"))
+    assert source.splits_by_worker(4) and not source.splits_by_worker(5)
+    for window in take(source.worker_windows(4, 0, 0, (1, 2)), 8):
+        assert any(
+            np.array_equal(clips[i][s : s + 4], window["frames"])
+            for i in read[1]
+            for s in range(LENGTH - 3)
+        ), "a window of worker 1 comes from a clip of worker 0's shards"
+    with pytest.raises(ValueError, match="has 4 shards, fewer than the 5 parts"):
+        records.read_clips(directory, "train", shard=(0, 5))

@@ -224,6 +224,52 @@ def _resume(phase, model, optimizer, config, model_dir, chief=True):
     return manager, int(optimizer.iterations.numpy())
 
 
+def _training_stream(phase, config, source, strategy, frames_per_clip, clips_per_batch, first):
+    """The training batches of one stretch of windows, from element `first` of its stream, as
+    `fit` takes them. Under `--strategy=multi_worker`, where the source can give each worker a
+    part of the data of its own (converted records: one shard or more per worker), each worker
+    reads only its part and batches its replicas' shares; elsewhere every worker reads the
+    whole stream and keeps its share of each batch (`distribute.shard_by_batch`)."""
+    background = phase.uses_change_map and config.loss.clip_background
+
+    def batches(windows, clips):
+        return phase.train_data(
+            config,
+            pipeline.batch_windows(
+                windows,
+                clips,
+                config.model.image_size,
+                keep_offsets=phase.keeps_offsets(config),
+                align=config.loss.align,
+            ),
+        )
+
+    workers = distribute.num_workers(strategy)
+    if workers > 1:
+        if source.splits_by_worker(workers):
+            logging.info("Each of the %d workers reads its own part of --data.", workers)
+            return distribute.stream_per_worker(
+                strategy,
+                lambda worker, clips: batches(
+                    source.worker_windows(
+                        frames_per_clip, config.train.seed, first, worker, background
+                    ),
+                    clips,
+                ),
+                clips_per_batch,
+            )
+        logging.warning(
+            "--data=%s cannot be split among the %d workers (records need a train shard per "
+            "worker or more): every worker reads all of it and keeps its share of each batch.",
+            config.train.data,
+            workers,
+        )
+    windows = source.training_windows(
+        frames_per_clip, config.train.seed, start_index=first, background=background
+    )
+    return distribute.shard_by_batch(batches(windows, clips_per_batch), config.train.strategy)
+
+
 def train_and_evaluate(config, model_dir, phase=1, init_from=None, verbose=True):
     """Trains one phase in `model_dir`, resuming from its last checkpoint if there is one.
 
@@ -285,24 +331,14 @@ def _train_and_evaluate(config, model_dir, phase, init_from, verbose):
         callbacks.append(fgbg_callbacks.Progress(train.train_steps, phase.progress_names))
     try:
         for start, end, frames_per_clip, clips_per_batch, first in train.window_stretches(step):
-            windows = source.training_windows(
-                frames_per_clip,
-                train.seed,
-                start_index=first,
-                background=phase.uses_change_map and config.loss.clip_background,
-            )
-            batches = pipeline.batch_windows(
-                windows,
-                clips_per_batch,
-                config.model.image_size,
-                keep_offsets=phase.keeps_offsets(config),
-                align=config.loss.align,
+            data = _training_stream(
+                phase, config, source, strategy, frames_per_clip, clips_per_batch, first
             )
             # Traced again for the new batch shape (a retrace could relax the shapes).
             model.train_function = None
             logs = fit_and_check(
                 model,
-                distribute.shard_by_batch(phase.train_data(config, batches), train.strategy),
+                data,
                 config,
                 start,
                 callbacks,
