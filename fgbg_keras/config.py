@@ -13,6 +13,7 @@ from data_pipelines.change_map import BG_REFERENCES, DIFF_MODES
 from data_pipelines.pushing import PushingOptions
 from data_pipelines.stabilize import ALIGN_MODES
 from fgbg_keras import distribute
+from fgbg_keras.layers import blocks
 from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES, PIXEL_LOSSES
 from fgbg_keras.models import generators
 from fgbg_keras.models.unet_diff_generator import MEMORY_FLAGS
@@ -112,6 +113,12 @@ class ModelConfig(Section):
     )
     generator_res_blocks: int = option(
         1, "Residual blocks per level of the VQ-VAE encoder and decoder."
+    )
+    generator_padding: str = option(
+        "reflect",
+        "Padding of the VQ-VAE's 3x3 convolutions: reflect, or zero (taming-transformers' and the "
+        "reference's; faster on the CPU, no padding op of its own).",
+        choices=blocks.PADDINGS,
     )
     num_embeddings: int = option(256, "Codebook size K.")
     embedding_dim: int = option(32, "Size n_z of each code vector.")

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from fgbg_keras.layers import blocks
 from fgbg_keras.layers.vector_quantizer import VectorQuantizer
 from fgbg_keras.models.vq_autoencoder import VQDecoder, VQEncoder
 from fgbg_keras.models.vq_frame_generator import VQFrameGenerator
@@ -96,6 +97,29 @@ def test_joint_quantizes_the_sum_of_the_streams():
     fg, bg = generator.streams(data["frame"], data["mask"], data["target_mask"])
     expected = generator.encoder(fg) + generator.encoder(bg)
     np.testing.assert_allclose(out["latents"], expected, atol=1e-5)
+
+
+def test_zero_padding_is_the_references():
+    """`padding="zero"`: no padding layers; every 3x3 convolution sees zeros beyond the border,
+    and the stride-2 one pads one row and column after the image only, like taming-transformers'
+    `Downsample` (pad (0, 1, 0, 1), then a valid convolution)."""
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    zero = VQEncoder(FILTERS, 8, padding="zero")
+    assert not [layer for layer in zero.layers if isinstance(layer, blocks.ReflectionPadding2D)]
+    reflect = VQEncoder(FILTERS, 8)
+    reflect.set_weights(zero.get_weights())
+    assert np.abs(np.asarray(zero(x)) - np.asarray(reflect(x))).max() > 1e-3
+    assert config_round_trip(zero).padding == "zero"
+    down = zero.get_layer("level0_down_conv")
+    features = keras.Model(zero.input, down.input)(x)
+    kernel, bias = down.get_weights()
+    padded = np.pad(np.asarray(features), [(0, 0), (0, 1), (0, 1), (0, 0)])
+    expected = keras.ops.conv(padded, kernel, strides=2, padding="valid") + bias
+    np.testing.assert_allclose(down(features), expected, rtol=1e-5, atol=1e-5)
+    decoder = VQDecoder(FILTERS, 8, padding="zero")
+    assert tuple(decoder(np.asarray(zero(x))).shape) == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="Received: padding='same'"):
+        VQDecoder(FILTERS, 8, padding="same")
 
 
 def test_rejects_mismatched_parts():

@@ -104,8 +104,12 @@ def apply_norm(x, groups, name):
     return keras.layers.GroupNormalization(groups=groups, epsilon=1e-5, name=name)(x)
 
 
+PADDINGS = ("reflect", "zero")
+
+
 def apply_conv(x, filters, kernel_size, name, strides=1, reflect=True, use_bias=True):
-    """A convolution that keeps `H / strides` exactly, reflection-padded if `reflect`."""
+    """A convolution that keeps `H / strides` exactly, reflection-padded if `reflect`, else
+    zero-padded (`"same"`: one kernel, no padding op of its own)."""
     if reflect and kernel_size > 1:
         x = ReflectionPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
@@ -121,14 +125,16 @@ def apply_conv(x, filters, kernel_size, name, strides=1, reflect=True, use_bias=
     )(x)
 
 
-def apply_conv_norm_act(x, filters, kernel_size, name, strides=1, groups=-1, activation="relu"):
+def apply_conv_norm_act(
+    x, filters, kernel_size, name, strides=1, groups=-1, activation="relu", reflect=True
+):
     """Convolution, normalisation and activation: the unit of the ResNet generators."""
-    x = apply_conv(x, filters, kernel_size, name, strides=strides)
+    x = apply_conv(x, filters, kernel_size, name, strides=strides, reflect=reflect)
     x = apply_norm(x, groups, name=f"{name}_norm")
     return keras.layers.Activation(activation, name=f"{name}_act")(x)
 
 
-def apply_residual_block(x, filters, name, groups=-1, activation="relu"):
+def apply_residual_block(x, filters, name, groups=-1, activation="relu", reflect=True):
     """Two 3x3 conv-norm stages with an identity (or 1x1 projection) shortcut.
 
     Args:
@@ -137,6 +143,7 @@ def apply_residual_block(x, filters, name, groups=-1, activation="relu"):
         name: prefix of every layer name in the block.
         groups: group count of the normalisation; -1 is instance normalisation.
         activation: activation after the first stage.
+        reflect: reflection padding of the 3x3 convolutions; zero padding if False.
 
     Returns:
         A tensor `[B, H, W, filters]`.
@@ -144,16 +151,20 @@ def apply_residual_block(x, filters, name, groups=-1, activation="relu"):
     shortcut = x
     if x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, name=f"{name}_proj")(x)
-    y = apply_conv_norm_act(x, filters, 3, f"{name}_a", groups=groups, activation=activation)
-    y = apply_conv(y, filters, 3, f"{name}_b")
+    y = apply_conv_norm_act(
+        x, filters, 3, f"{name}_a", groups=groups, activation=activation, reflect=reflect
+    )
+    y = apply_conv(y, filters, 3, f"{name}_b", reflect=reflect)
     y = apply_norm(y, groups, name=f"{name}_b_norm")
     return keras.layers.Add(name=f"{name}_add")([shortcut, y])
 
 
-def apply_upsample(x, filters, name, groups=-1, activation="relu"):
+def apply_upsample(x, filters, name, groups=-1, activation="relu", reflect=True):
     """Nearest-neighbour x2 upsampling then a 3x3 conv-norm-act stage.
 
     Resize-then-convolve avoids the checkerboard artefacts of strided transposed convolutions.
     """
     x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
-    return apply_conv_norm_act(x, filters, 3, name, groups=groups, activation=activation)
+    return apply_conv_norm_act(
+        x, filters, 3, name, groups=groups, activation=activation, reflect=reflect
+    )

@@ -144,12 +144,14 @@ def build_vqvae_generator(config, moving_masks=True):
         latent_dim=config.embedding_dim,
         num_res_blocks=config.generator_res_blocks,
         input_channels=3 if config.condition == "split" else 4,
+        padding=config.generator_padding,
         name="encoder",
     )
     decoder = VQDecoder(
         filters=config.generator_filters,
         latent_dim=config.embedding_dim,
         num_res_blocks=config.generator_res_blocks,
+        padding=config.generator_padding,
         name="decoder",
     )
     quantizer = VectorQuantizer(
