@@ -17,6 +17,7 @@ outputs. A gradient twice too large, or inputs sampled for the wrong clips, is f
 
 import json
 import os
+import re
 import socket
 
 import keras
@@ -237,7 +238,9 @@ def start_workers(cluster, *args):
     ]
 
 
-def test_two_workers_train_both_phases_on_their_own_shards_and_the_chief_alone_writes(tmp_path):
+def test_two_workers_train_both_phases_on_their_own_shards_resume_and_the_chief_alone_writes(
+    tmp_path,
+):
     data = str(tmp_path / "records")
     options = sources.Options(size=32, clip_length=6, num_clips=10, seed=2)
     conversion.convert("synthetic", None, data, options, test_fraction=0.3, num_shards=2)
@@ -259,15 +262,21 @@ def test_two_workers_train_both_phases_on_their_own_shards_and_the_chief_alone_w
     values = checkpoint_values(str(phase_one))
     assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")
 
-    # Phase II with the discriminators from step 2, on a new cluster (the old one has exited).
-    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    # Phase II with the discriminators from step 2, stopped after step 2 and resumed by a new
+    # cluster (each cluster exits when its training ends).
     phase_two_flags = [
         "--phase=2",
         f"--init_from={phase_one}",
         "--disc_start=2",
         "--disc_filters=8",
+        f"--model_dir={phase_two}",
+        *flags,
     ]
-    wait_ok(start_workers(cluster, *phase_two_flags, f"--model_dir={phase_two}", *flags))
+    for steps, resumed in ((2, False), (4, True)):
+        cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+        outputs = wait_ok(start_workers(cluster, *phase_two_flags, f"--train_steps={steps}"))
+        for output in outputs:  # every worker restores the chief's checkpoint
+            assert bool(re.search(r"Resumed from \S*ckpt-2\b", output)) is resumed, output[-3000:]
     checkpoints = tf.train.get_checkpoint_state(str(phase_two / "checkpoints"))
     assert os.path.basename(checkpoints.model_checkpoint_path) == "ckpt-4"
     assert not (phase_two / "workers").exists()
