@@ -268,6 +268,7 @@ def test_two_workers_train_both_phases_on_their_own_shards_resume_and_the_chief_
         "--phase=2",
         f"--init_from={phase_one}",
         "--disc_start=2",
+        "--ss_start=2",  # the default, half of --train_steps, would move at the resume
         "--disc_filters=8",
         f"--model_dir={phase_two}",
         *flags,
