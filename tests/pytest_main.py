@@ -7,5 +7,7 @@ import pytest
 
 if __name__ == "__main__":
     here = os.path.dirname(os.path.abspath(__file__))
-    # No cache folder: Bazel's runfiles tree is read-only.
-    sys.exit(pytest.main([os.path.join(here, sys.argv[1]), "-q", "-p", "no:cacheprovider"]))
+    # No cache folder: Bazel's runfiles tree is read-only. One process: Bazel runs the files
+    # side by side already.
+    args = [os.path.join(here, sys.argv[1]), "-q", "-p", "no:cacheprovider", "-n", "0"]
+    sys.exit(pytest.main(args))
