@@ -97,66 +97,11 @@ class InstanceNormalization(keras.layers.GroupNormalization):
         return config
 
 
-@keras.saving.register_keras_serializable(package="fgbg_keras")
-class GroupNormalization(keras.layers.GroupNormalization):
-    """`keras.layers.GroupNormalization`, computed faster in bfloat16 with the TensorFlow backend.
-
-    With a bfloat16 compute dtype, the input `[B, H, W, C]` in `G` groups is seen as
-    `[1, H, W * C / G, B * G]`, in which every (sample, group) is one channel, and TensorFlow's
-    fused batch-norm kernel normalises it (float32 statistics) in one pass forward and one
-    backward; the per-channel scale and offset follow. Keras's own computation casts the whole
-    tensor to float32 and back and runs about ten ops each way. Measured on the layer, forward and
-    backward, on a 2-core AMX Xeon: 1.7x faster in bfloat16 (8x64x64x32 and 8x32x32x64, 8
-    groups); in float32 the transposes cost more than they save, so float32 keeps Keras's
-    computation. The weights, their names and the output (to bfloat16 rounding) are those of
-    `keras.layers.GroupNormalization`, so checkpoints of either load into the other.
-
-    Args:
-        **kwargs: `keras.layers.GroupNormalization`'s arguments.
-    """
-
-    def call(self, inputs):
-        fused = (
-            keras.backend.backend() == "tensorflow"
-            and self.compute_dtype == "bfloat16"
-            and self.scale
-            and self.center
-            and inputs.shape[-1] is not None
-        )
-        if not fused:
-            return super().call(inputs)
-        import tensorflow as tf
-
-        groups, channels = self.groups, inputs.shape[-1]
-        size = channels // groups
-        batch, height, width = tf.unstack(tf.shape(inputs)[:3])
-        # [B, H, W, G, C/G] -> [H, W, C/G, B, G] -> [1, H, W * C/G, B * G].
-        view = tf.transpose(
-            tf.reshape(inputs, [batch, height, width, groups, size]), [1, 2, 4, 0, 3]
-        )
-        view = tf.reshape(view, [1, height, width * size, batch * groups])
-        normalized, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            view,
-            tf.ones([batch * groups], tf.float32),
-            tf.zeros([batch * groups], tf.float32),
-            epsilon=self.epsilon,
-            is_training=True,
-        )
-        normalized = tf.reshape(normalized, [height, width, size, batch, groups])
-        normalized = tf.reshape(
-            tf.transpose(normalized, [3, 0, 1, 4, 2]), [batch, height, width, channels]
-        )
-        outputs = normalized * tf.cast(self.gamma, normalized.dtype) + tf.cast(
-            self.beta, normalized.dtype
-        )
-        return tf.ensure_shape(outputs, inputs.shape)
-
-
 def apply_norm(x, groups, name):
     """Group normalisation; `groups=-1` is instance normalisation (`InstanceNormalization`)."""
     if groups == -1:
         return InstanceNormalization(epsilon=1e-5, name=name)(x)
-    return GroupNormalization(groups=groups, epsilon=1e-5, name=name)(x)
+    return keras.layers.GroupNormalization(groups=groups, epsilon=1e-5, name=name)(x)
 
 
 PADDINGS = ("reflect", "zero")
