@@ -22,6 +22,8 @@ from fgbg_keras.rollout import TRAIN_CONTROLS
 from fgbg_keras.schedules import SPARSITY_SCHEDULES
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+# --precision=auto becomes one of PRECISIONS when the flags are read (`hardware.auto_precision`).
+AUTO_PRECISION = "auto"
 
 
 def option(default, help, choices=None, moving_masks_only=False, network=False):
@@ -391,8 +393,11 @@ class TrainConfig(Section):
     seed: int = option(0, "Seed of the data, the initial weights and every random choice.")
     precision: str = option(
         "float32",
-        "float32 or mixed_bfloat16 (fast on CPUs with AMX/AVX512-BF16 and on GPUs).",
-        choices=PRECISIONS,
+        "float32, mixed_bfloat16 (fast on CPUs with AMX or AVX512-BF16 and on Ampere or newer "
+        "GPUs; emulated, and several times slower than float32, on other CPUs) or auto: "
+        "mixed_bfloat16 where this machine computes in bfloat16, float32 elsewhere, decided when "
+        "the run starts and logged.",
+        choices=PRECISIONS + (AUTO_PRECISION,),
     )
     jit_compile: bool = option(False, "Compile the train step with XLA.")
     strategy: str = option("default", distribute.HELP, choices=distribute.names())
@@ -455,6 +460,13 @@ class TrainConfig(Section):
             "num_test_clips",
             "logical_cpus",
         )
+        if self.precision == AUTO_PRECISION:
+            _fail(
+                "precision",
+                self.precision,
+                "is decided when the flags are read (fgbg_keras.flags.config_from_flags); a "
+                f"RunConfig holds one of {PRECISIONS}",
+            )
         if self.logical_cpus > 1 and self.strategy != "mirrored":
             _fail("logical_cpus", self.logical_cpus, "needs --strategy=mirrored")
         if self.frames_per_clip < 2:

@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines import datasets, pipeline
-from fgbg_keras import distribute, runs
+from fgbg_keras import distribute, hardware, runs
 from fgbg_keras.training import callbacks as fgbg_callbacks
 from fgbg_keras.training import phases
 
@@ -30,7 +30,8 @@ class Validation(NamedTuple):
 
 
 def setup_runtime(config):
-    """The distribution strategy (`--strategy`), seeds, determinism and the dtype policy; call
+    """The distribution strategy (`--strategy`), seeds, determinism and the dtype policy (with a
+    warning where mixed_bfloat16 would be emulated: `hardware.precision_warning`); call
     first, before any other TensorFlow work (a multi-worker strategy must be made before any
     op runs) and before building any network.
 
@@ -63,6 +64,11 @@ def setup_runtime(config):
             train.clips_per_batch // replicas,
         )
     keras.config.set_dtype_policy(train.precision)
+    warning = hardware.precision_warning(
+        train.precision, hardware.cpu(), bool(tf.config.list_physical_devices("GPU"))
+    )
+    if warning:
+        logging.warning(warning)
     keras.utils.set_random_seed(train.seed)
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
