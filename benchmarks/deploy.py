@@ -24,6 +24,9 @@ rollout of `evaluate` (the run's precision, the first mask moved by the composed
 controls).
 """
 
+# Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
+import fgbg_keras  # noqa: F401  # isort: skip
+
 import os
 import statistics
 import sys

@@ -10,6 +10,9 @@ them); every size in `--sizes` must be divisible by the networks' downsampling. 
 path) after one untimed call, and reports the median call divided by the frames it generated.
 """
 
+# Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
+import fgbg_keras  # noqa: F401  # isort: skip
+
 import os
 import statistics
 import sys

@@ -17,6 +17,9 @@ and optimizer update of one batch), so they follow the model actually built, not
 Timings are wall-clock over `--steps` steps after `--warmup` steps.
 """
 
+# Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
+import fgbg_keras  # noqa: F401  # isort: skip
+
 import collections
 import glob
 import os
@@ -29,6 +32,7 @@ from absl import app, flags
 
 from data_pipelines import pipeline, synthetic
 from fgbg_keras import flags as fgbg_flags
+from fgbg_keras import hardware
 from fgbg_keras.training import loop, phases
 
 FLAGS = flags.FLAGS
@@ -82,6 +86,9 @@ def profile_steps(step_fn, batches, logdir, steps=5):
     seconds = time.perf_counter() - start
     tf.profiler.experimental.stop()
     return profiled_op_times(logdir), seconds
+
+
+ONEDNN = {True: "on", False: "off (TF_ENABLE_ONEDNN_OPTS=1 turns it on)", None: "unknown"}
 
 
 def count_flops(concrete_function):
@@ -167,6 +174,8 @@ def benchmark(phase, config):
     pairs = config.train.pairs_per_batch
     pairs_per_second = FLAGS.steps * pairs / seconds
     lines = [
+        f"cpu               {hardware.cpu().describe()}",
+        f"oneDNN            {ONEDNN[hardware.onednn_enabled()]}",
         f"phase             {phase.name}",
         f"strategy          {config.train.strategy} ({replicas} replica(s))",
         f"generator         {config.model.generator}",
