@@ -2,10 +2,11 @@
 
 `--precision=mixed_bfloat16` is fast on a CPU only where it has bfloat16 instructions (AMX-BF16
 on Intel Sapphire Rapids and newer, AVX512-BF16 on Cooper Lake and AMD Zen 4 and newer);
-elsewhere TensorFlow emulates bfloat16 in float32 and converts every value twice. Measured with
-`benchmarks/train_step.py` (docs/results/distribution.md, "A CPU without bfloat16 instructions"):
-on a 2-core AMD EPYC (Zen 3: AVX2, no AVX-512), the default model's training step ran 6x slower in
-mixed_bfloat16 than in float32, where a 2-core Xeon with AMX ran it 1.6x faster.
+elsewhere TensorFlow emulates it. Measured with `benchmarks/train_step.py`
+(docs/results/distribution.md, "A CPU without bfloat16 instructions"): on a 2-core AMD EPYC
+(Zen 3: AVX2, no AVX-512), the default model's training step ran 6x slower in mixed_bfloat16
+than in float32, the gradients of its convolutions taking 95% of the kernel time, where a
+2-core Xeon with AMX ran it 1.6x faster.
 """
 
 import functools
@@ -17,7 +18,8 @@ BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 class CpuInfo:
     """The first CPU of /proc/cpuinfo: its `name` and its instruction-set `flags` (a frozenset),
-    or `flags` None where the file is missing or lists none (another OS): nothing is known."""
+    or `flags` None where the file is missing or lists none (another OS, or an ARM CPU, whose
+    file says "Features"): nothing is known, and `--precision=auto` takes float32."""
 
     def __init__(self, name, flags):
         self.name = name
