@@ -88,9 +88,6 @@ def profile_steps(step_fn, batches, logdir, steps=5):
     return profiled_op_times(logdir), seconds
 
 
-ONEDNN = {True: "on", False: "off (TF_ENABLE_ONEDNN_OPTS=1 turns it on)", None: "unknown"}
-
-
 def count_flops(concrete_function):
     """Floating-point operations of one call of a traced function, by TF's profiler."""
     graph = concrete_function.graph
@@ -175,7 +172,7 @@ def benchmark(phase, config):
     pairs_per_second = FLAGS.steps * pairs / seconds
     lines = [
         f"cpu               {hardware.cpu().describe()}",
-        f"oneDNN            {ONEDNN[hardware.onednn_enabled()]}",
+        f"oneDNN            {hardware.describe_onednn()}",
         f"phase             {phase.name}",
         f"strategy          {config.train.strategy} ({replicas} replica(s))",
         f"generator         {config.model.generator}",

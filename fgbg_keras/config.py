@@ -396,7 +396,7 @@ class TrainConfig(Section):
         "float32, mixed_bfloat16 (fast on CPUs with AMX or AVX512-BF16 and on Ampere or newer "
         "GPUs; emulated, and several times slower than float32, on other CPUs) or auto: "
         "mixed_bfloat16 where this machine computes in bfloat16, float32 elsewhere, decided when "
-        "the run starts and logged.",
+        "the flags are read and logged (each worker of a multi-worker run decides for itself).",
         choices=PRECISIONS + (AUTO_PRECISION,),
     )
     jit_compile: bool = option(False, "Compile the train step with XLA.")
@@ -464,7 +464,7 @@ class TrainConfig(Section):
             _fail(
                 "precision",
                 self.precision,
-                "is decided when the flags are read (fgbg_keras.flags.config_from_flags); a "
+                "is decided when the flags are read (fgbg_keras.hardware.resolve_precision); a "
                 f"RunConfig holds one of {PRECISIONS}",
             )
         if self.logical_cpus > 1 and self.strategy != "mirrored":

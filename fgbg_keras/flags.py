@@ -13,10 +13,10 @@ import dataclasses
 import json
 import os
 
-from absl import flags, logging
+from absl import flags
 
 from fgbg_keras import hardware
-from fgbg_keras.config import AUTO_PRECISION, SECTIONS, RunConfig
+from fgbg_keras.config import SECTIONS, RunConfig
 from fgbg_keras.evaluation.evaluator import REPORT_NAME, ROLLOUT_GIF
 from fgbg_keras.evaluation.rollouts import ROLLOUT_STEPS
 from fgbg_keras.rollout import DEFAULT_MASK_MODE, MASK_MODES
@@ -109,11 +109,7 @@ def config_from_flags():
                     f"--{field.name}={','.join(value)}: must be comma-separated integers"
                 ) from None
         setattr(section, field.name, value)
-    if config.train.precision == AUTO_PRECISION:
-        cpu, capabilities = hardware.cpu(), hardware.gpu_capabilities()
-        config.train.precision = hardware.auto_precision(cpu, capabilities)
-        where = f"{len(capabilities)} GPU(s)" if capabilities else cpu.describe()
-        logging.info("--precision=auto: %s (%s)", config.train.precision, where)
+    config.train.precision = hardware.resolve_precision(config.train.precision)
     return config
 
 

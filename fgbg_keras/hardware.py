@@ -12,8 +12,14 @@ than in float32, the gradients of its convolutions taking 95% of the kernel time
 import functools
 import platform
 
+from absl import logging
+
+from fgbg_keras.config import AUTO_PRECISION, PRECISIONS
+
 # /proc/cpuinfo's names for the instructions that compute in bfloat16.
 BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
+# The first GPUs with bfloat16 tensor cores: compute capability 8.0.
+AMPERE = (8, 0)
 
 
 class CpuInfo:
@@ -86,22 +92,55 @@ def auto_precision(cpu_info, capabilities):
     float32 elsewhere. With GPUs (their compute `capabilities`), mixed_bfloat16 when every one
     is an Ampere or newer (8.0 and up: bfloat16 tensor cores); with none, when the CPU has
     bfloat16 instructions (`CpuInfo.bfloat16`; float32 where that is unknown)."""
+    float32, bfloat16 = PRECISIONS
     if capabilities:
-        return "mixed_bfloat16" if all(c >= (8, 0) for c in capabilities) else "float32"
-    return "mixed_bfloat16" if cpu_info.bfloat16 else "float32"
+        return bfloat16 if all(c >= AMPERE for c in capabilities) else float32
+    return bfloat16 if cpu_info.bfloat16 else float32
 
 
-def precision_warning(precision, cpu_info, has_gpu):
-    """The warning a run in `precision` deserves on a machine with `cpu_info` (and a GPU or
-    not), or None: mixed_bfloat16 on a CPU with no bfloat16 instructions and no GPU."""
-    if "bfloat16" not in precision or has_gpu or cpu_info.bfloat16 is not False:
+def resolve_precision(precision):
+    """`precision`, or for `--precision=auto` this machine's `auto_precision`, logged. Each
+    process decides for itself: the workers of a multi-worker run on unlike machines, or a run
+    resumed on another machine, may train in another precision (the float32 variables of a
+    checkpoint load either way)."""
+    if precision != AUTO_PRECISION:
+        return precision
+    cpu_info, capabilities = cpu(), gpu_capabilities()
+    precision = auto_precision(cpu_info, capabilities)
+    where = f"{len(capabilities)} GPU(s)" if capabilities else cpu_info.describe()
+    logging.info("--precision=%s: %s (%s)", AUTO_PRECISION, precision, where)
+    return precision
+
+
+def precision_warning(precision, cpu_info, capabilities):
+    """The warning a run in `precision` deserves on a machine with `cpu_info` and GPUs of
+    compute `capabilities`, or None: mixed_bfloat16 where it would be emulated, on a CPU with
+    no bfloat16 instructions and no GPU, or on a GPU older than Ampere."""
+    if "bfloat16" not in precision:
+        return None
+    if capabilities:
+        if all(c >= AMPERE for c in capabilities):
+            return None
+        where = f"GPUs of compute capability {sorted(set(capabilities))}, older than Ampere"
+    elif cpu_info.bfloat16 is False:
+        where = (
+            f"a CPU with no bfloat16 instructions ({cpu_info.name}: none of "
+            f"{', '.join(BFLOAT16_FLAGS)} in /proc/cpuinfo) and no GPU"
+        )
+    else:
         return None
     return (
-        f"--precision={precision} on a CPU with no bfloat16 instructions ({cpu_info.name}: "
-        f"none of {', '.join(BFLOAT16_FLAGS)} in /proc/cpuinfo) and no GPU: TensorFlow emulates "
-        "bfloat16 there, and a training step was measured 6x slower than in float32 on such a "
-        "CPU. --precision=float32 is the fast choice on this machine."
+        f"--precision={precision} on {where}: bfloat16 is emulated there, and a training step "
+        "was measured 6x slower than in float32 on such a CPU. --precision=float32 (or auto) "
+        "is the fast choice on this machine."
     )
+
+
+def describe_onednn():
+    """Whether TensorFlow's oneDNN kernels are on in this process, in words."""
+    return {True: "on", False: "off (TF_ENABLE_ONEDNN_OPTS=1 turns it on)", None: "unknown"}[
+        onednn_enabled()
+    ]
 
 
 def onednn_enabled():

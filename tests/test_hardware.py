@@ -54,25 +54,30 @@ def test_no_cpuinfo_means_unknown_and_no_warning(tmp_path):
     info = hardware.read_cpuinfo(str(tmp_path / "missing"))
     assert info.flags is None and info.bfloat16 is None
     assert "unknown" in info.describe()
-    assert hardware.precision_warning("mixed_bfloat16", info, has_gpu=False) is None
+    assert hardware.precision_warning("mixed_bfloat16", info, []) is None
     # A file with no flags line (another kernel's format) is unknown too, not "no bfloat16".
     assert hardware.read_cpuinfo(write(tmp_path, "processor\t: 0\n")).bfloat16 is None
 
 
 def test_warns_only_for_emulated_bfloat16(tmp_path):
     zen3 = hardware.read_cpuinfo(write(tmp_path, ZEN3))
-    warning = hardware.precision_warning("mixed_bfloat16", zen3, has_gpu=False)
+    warning = hardware.precision_warning("mixed_bfloat16", zen3, [])
     assert "--precision=mixed_bfloat16" in warning and "AMD EPYC 7B13" in warning
     assert "--precision=float32" in warning
-    assert hardware.precision_warning("float32", zen3, has_gpu=False) is None
-    assert hardware.precision_warning("mixed_bfloat16", zen3, has_gpu=True) is None
+    assert hardware.precision_warning("float32", zen3, []) is None
+    assert hardware.precision_warning("mixed_bfloat16", zen3, [(8, 0)]) is None
     amx = hardware.read_cpuinfo(write(tmp_path, SAPPHIRE_RAPIDS))
-    assert hardware.precision_warning("mixed_bfloat16", amx, has_gpu=False) is None
+    assert hardware.precision_warning("mixed_bfloat16", amx, []) is None
+    # A GPU older than Ampere emulates bfloat16 too, whatever the CPU.
+    old_gpu = hardware.precision_warning("mixed_bfloat16", amx, [(7, 0), (8, 6)])
+    assert "compute capability [(7, 0), (8, 6)], older than Ampere" in old_gpu
+    assert hardware.precision_warning("float32", amx, [(7, 0)]) is None
 
 
 @pytest.mark.parametrize("text, warned", [(ZEN3, True), (SAPPHIRE_RAPIDS, False)])
 def test_setup_runtime_logs_the_warning(tmp_path, monkeypatch, caplog, text, warned):
     monkeypatch.setattr(hardware, "cpu", lambda: hardware.read_cpuinfo(write(tmp_path, text)))
+    monkeypatch.setattr(hardware, "gpu_capabilities", list)
     with caplog.at_level(logging.WARNING):
         loop.setup_runtime(tiny_config(precision="mixed_bfloat16", deterministic=False))
     keras.config.set_dtype_policy("float32")

@@ -181,8 +181,8 @@ def test_a_unet_with_memory_starts_as_the_phase_one_unet(unet_phase_one):
     inputs = generators.rollout_inputs(frame(), still, still, (frame(), mask()), (frame(), mask()))
     # Equal up to float32 rounding: the convolution over the extra, zero-weighted input
     # channels sums in another order on some CPU kernels (1.5e-6 to 4e-6 apart on an AMD
-    # EPYC with TensorFlow's Eigen kernels); a channel copied to the wrong place moves
-    # the output by 1e-2 or more.
+    # EPYC with TensorFlow's Eigen kernels); swapping two input channels of the first
+    # convolution moved the same check in test_unet_diff_generator.py by 1.8.
     np.testing.assert_allclose(
         started(inputs)["frame"], trained(inputs)["frame"], atol=1e-5, rtol=0
     )

@@ -65,7 +65,7 @@ def setup_runtime(config):
         )
     keras.config.set_dtype_policy(train.precision)
     warning = hardware.precision_warning(
-        train.precision, hardware.cpu(), bool(tf.config.list_physical_devices("GPU"))
+        train.precision, hardware.cpu(), hardware.gpu_capabilities()
     )
     if warning:
         logging.warning(warning)
