@@ -130,9 +130,9 @@ def precision_warning(precision, cpu_info, capabilities):
     else:
         return None
     return (
-        f"--precision={precision} on {where}: bfloat16 is emulated there, and a training step "
-        "was measured 6x slower than in float32 on such a CPU. --precision=float32 (or auto) "
-        "is the fast choice on this machine."
+        f"--precision={precision} on {where}: bfloat16 is emulated there (a training step ran "
+        "6x slower than in float32 on a CPU without bfloat16 instructions). --precision=float32 "
+        "(or auto) is the fast choice on this machine."
     )
 
 
