@@ -63,7 +63,10 @@ def main(argv):
             for encoding in FLAGS.encodings:
                 output = os.path.join(root, f"{size}_{encoding}")
                 options = sources.Options(
-                    size=size, clip_length=FLAGS.clip_length, num_clips=FLAGS.clips
+                    size=size,
+                    clip_length=FLAGS.clip_length,
+                    num_clips=FLAGS.clips,
+                    test_fraction=0.0,
                 )
                 start = time.perf_counter()
                 info = conversion.convert(
@@ -72,7 +75,6 @@ def main(argv):
                     output,
                     options,
                     encoding=encoding,
-                    test_fraction=0.0,
                     beam_args=FLAGS.beam_args,
                 )
                 seconds = time.perf_counter() - start

@@ -3,7 +3,8 @@ TFRecords, as an Apache Beam pipeline (`python -m data_pipelines.convert` is its
 
 `convert` writes `OUT/train-SSSSS-of-NNNNN.tfrecord` and `OUT/test-...` (`tf.train.SequenceExample`s
 of `data_pipelines.spec`) and `OUT/dataset.json`: the feature spec, counts (clips, frames, per
-class) per split, and every skipped input with its reason. Outputs are written through Beam's
+class) per split, every skipped input with its reason, and the camera check of each recording
+(`camera_check`). Outputs are written through Beam's
 file sinks and `tf.io.gfile`, so the output may be a `gs://` path; inputs are read with local
 file calls (PyAV, Pillow), so on a cluster they must be on a file system that every worker mounts
 at the same path.
@@ -21,7 +22,7 @@ import apache_beam as beam
 from absl import logging
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from data_pipelines import sources, spec
+from data_pipelines import camera_check, sources, spec
 
 PROGRESS_EVERY = 50
 
@@ -35,9 +36,9 @@ def split_of(group, test_fraction):
 class ReadInput(beam.DoFn):
     """One input to `(split, serialized clip, stats)` and, tagged `"skipped"`, skip records."""
 
-    def __init__(self, source, root, options, encoding, jpeg_quality, test_fraction):
+    def __init__(self, source, root, options, encoding, jpeg_quality):
         self.source, self.root, self.options = source, root, options
-        self.encoding, self.jpeg_quality, self.test_fraction = encoding, jpeg_quality, test_fraction
+        self.encoding, self.jpeg_quality = encoding, jpeg_quality
         self.inputs = beam.metrics.Metrics.counter("convert", "inputs")
         self.clips = beam.metrics.Metrics.counter("convert", "clips")
         self.skipped = beam.metrics.Metrics.counter("convert", "skipped")
@@ -69,12 +70,17 @@ class ReadInput(beam.DoFn):
                 yield self._skip(result.clip_id, str(error))
                 continue
             self.clips.inc()
-            split = result.split or split_of(result.group or result.clip_id, self.test_fraction)
+            split = result.split or split_of(
+                result.group or result.clip_id, self.options.test_fraction
+            )
             stats = {
                 "label": result.label,
                 "frames": int(len(result.frames)),
                 "features": list(result.optional_features()),
             }
+            if self.source in sources.RECORDED:
+                stats["recording"] = result.source
+                stats["camera"] = camera_check.measure_clip(result.frames)
             yield split, example, stats
         self.inputs.inc()
         self.done += 1
@@ -129,7 +135,7 @@ def existing_outputs(output):
     )
 
 
-def check_options(source, root, output, options, jpeg_quality, test_fraction, num_shards):
+def check_options(source, root, output, options, jpeg_quality, num_shards):
     """Every setting checked before the pipeline starts, each error naming its flag."""
 
     def fail(flag, value, requirement):
@@ -137,8 +143,20 @@ def check_options(source, root, output, options, jpeg_quality, test_fraction, nu
 
     if not output:
         raise ValueError("--output is required.")
-    if not 0.0 <= test_fraction < 1.0:
-        fail("test_fraction", test_fraction, "must be in [0, 1)")
+    if not 0.0 <= options.test_fraction < 1.0:
+        fail("test_fraction", options.test_fraction, "must be in [0, 1)")
+    if options.split not in sources.SPLIT_MODES:
+        fail("split", options.split, f"must be one of {sources.SPLIT_MODES}")
+    if options.split == "time":
+        if source not in sources.RECORDED:
+            fail(
+                "split",
+                options.split,
+                f"cuts recordings in time: --source={source} has none to cut (use it with "
+                f"--source={' or '.join(sources.RECORDED)})",
+            )
+        if not options.test_fraction:
+            fail("test_fraction", options.test_fraction, "must be > 0 with --split=time")
     if num_shards < 1:
         fail("num_shards", num_shards, "must be >= 1")
     if options.size < 1:
@@ -252,7 +270,6 @@ def convert(
     options,
     encoding="png",
     jpeg_quality=95,
-    test_fraction=0.1,
     num_shards=8,
     overwrite=False,
     beam_args=(),
@@ -266,18 +283,21 @@ def convert(
     """
     import tensorflow as tf
 
-    check_options(source, root, output, options, jpeg_quality, test_fraction, num_shards)
+    check_options(source, root, output, options, jpeg_quality, num_shards)
     inputs = sources.list_inputs(source, root, options)
     _clear_output(output, overwrite)
     logging.info("Converting %d inputs of --source=%s to %s.", len(inputs), source, output)
     started = time.perf_counter()
     side = os.path.join(output, "_convert")
-    read_input = ReadInput(source, root, options, encoding, jpeg_quality, test_fraction)
+    read_input = ReadInput(source, root, options, encoding, jpeg_quality)
     _run_pipeline(inputs, output, side, read_input, num_shards, beam_args)
 
     stats = _read_side_lines(side + "_stats")
     skipped = sorted(_read_side_lines(side + "_skipped"), key=lambda s: (s["path"], s["reason"]))
     splits, features = _summarize(stats)
+    recordings = camera_check.summarize(
+        (item["recording"], item["frames"], item["camera"]) for _, item in stats if "camera" in item
+    )
     if not stats:
         raise ValueError(
             f"No clip of --input={root!r} could be converted; {len(skipped)} skipped, e.g. "
@@ -297,9 +317,12 @@ def convert(
         splits=splits,
         skipped=skipped,
         source=source,
-        options={"input": root, "test_fraction": test_fraction, **dataclasses.asdict(options)},
+        options={"input": root, **dataclasses.asdict(options)},
+        recordings=recordings,
     )
     info.write(output)
+    for line in camera_check.warnings(recordings):
+        logging.warning(line)
     seconds = time.perf_counter() - started
     frames = sum(s["frames"] for s in splits.values())
     logging.info(

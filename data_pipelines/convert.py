@@ -6,7 +6,11 @@ sharded TFRecords.
 
 writes `OUT/train-SSSSS-of-NNNNN.tfrecord` and `OUT/test-...` (`tf.train.SequenceExample`s of
 `data_pipelines.spec`) and `OUT/dataset.json`: the feature spec, counts (clips, frames, per
-class) per split, and every skipped input with its reason (`data_pipelines.conversion`).
+class) per split, every skipped input with its reason (`data_pipelines.conversion`), and for
+videos and frame folders the camera check of each recording (`data_pipelines.camera_check`),
+with a one-line warning naming those whose camera moves or in which almost nothing moves.
+`--split=time` holds out the last `--test_fraction` of each recording for the test split, so
+one long video gives both.
 
 The conversion is an Apache Beam pipeline. It runs on the DirectRunner by default; flags this
 program does not define are Beam pipeline options, passed on unchanged, e.g.
@@ -55,11 +59,20 @@ def define_flags():
     flags.DEFINE_integer(
         "frames_per_clip", 2, "Skip clips with fewer frames than this (training's setting)."
     )
+    flags.DEFINE_enum(
+        "split",
+        "recording",
+        sources.SPLIT_MODES,
+        "recording: each recording (every clip cut from one video or frame folder) goes wholly "
+        "to train or to test, chosen by a hash of its name. time: the last --test_fraction of "
+        "each recording's frames is test and the rest train, no clip straddling the cut, so one "
+        "long video gives both splits (videos and frame folders).",
+    )
     flags.DEFINE_float(
         "test_fraction",
         0.1,
-        "Fraction of the recordings written to the test split, chosen by a hash of the recording "
-        "(all clips cut from one video or folder go to the same split).",
+        "Fraction of the recordings (--split=recording) or of each recording's frames "
+        "(--split=time) written to the test split.",
     )
     flags.DEFINE_enum("encoding", "png", spec.ENCODINGS, "How frames are encoded.")
     flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality, with --encoding=jpeg.")
@@ -105,6 +118,8 @@ def main(argv):
         max_frames=FLAGS.max_frames,
         clip_length=FLAGS.clip_length,
         min_frames=FLAGS.frames_per_clip,
+        split=FLAGS.split,
+        test_fraction=FLAGS.test_fraction,
         num_clips=FLAGS.num_clips,
         seed=FLAGS.seed,
         pushing=pushing.PushingOptions.from_flags(FLAGS.flag_values_dict()),
@@ -117,7 +132,6 @@ def main(argv):
             options,
             encoding=FLAGS.encoding,
             jpeg_quality=FLAGS.jpeg_quality,
-            test_fraction=FLAGS.test_fraction,
             num_shards=FLAGS.num_shards,
             overwrite=FLAGS.overwrite,
             beam_args=beam_args,

@@ -26,6 +26,11 @@ RENDERED = ("synthetic", "pushing")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 RESIZE_MODES = ("crop", "pad")
+# How clips are assigned to the train and test splits (`--split`).
+SPLIT_MODES = ("recording", "time")
+# The sources of recordings: `--split=time` cuts them in time, and the conversion checks that
+# their camera is still (`camera_check`).
+RECORDED = ("videos", "frames")
 BAIR_FRAMES = 30
 BAIR_SIZE = 64
 
@@ -43,6 +48,12 @@ class Options:
         clip_length: cut videos and frame folders into clips of this many frames (0: one clip
             per input); a shorter last piece is kept if it has `min_frames`.
         min_frames: clips with fewer frames are skipped (training's `frames_per_clip`).
+        split: `"recording"` (each recording, all clips cut from one video or frame folder,
+            goes wholly to train or to test, by a hash of its name) or `"time"` (the last
+            `test_fraction` of each recording's frames is test, the rest train, and no clip
+            straddles the cut: one long video gives both splits).
+        test_fraction: the fraction of the recordings (`"recording"`) or of each recording's
+            frames (`"time"`) that goes to the test split.
         num_clips: how many clips the rendered sources (`RENDERED`) make.
         seed: seed of the rendered clips.
         pushing: the pushing set's `pushing.PushingOptions`.
@@ -54,6 +65,8 @@ class Options:
     max_frames: int = 0
     clip_length: int = 0
     min_frames: int = 2
+    split: str = "recording"
+    test_fraction: float = 0.1
     num_clips: int = 1000
     seed: int = 0
     pushing: PushingOptions = dataclasses.field(default_factory=PushingOptions)
@@ -107,13 +120,14 @@ def to_rgb(image):
     return np.asarray(image.convert("RGB"), np.uint8)
 
 
-def _natural_key(name):
+def natural_key(name):
+    """Sorts names with numbers in numeric order: `clip2` before `clip10`."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _files(directory, extensions):
     return sorted(
-        (f for f in os.listdir(directory) if f.lower().endswith(extensions)), key=_natural_key
+        (f for f in os.listdir(directory) if f.lower().endswith(extensions)), key=natural_key
     )
 
 
@@ -137,19 +151,19 @@ def list_inputs(source, root, options=Options()):
         raise ValueError(f"--input={root!r} is not a folder.")
     found = []
     if source == "frames":
-        for first in sorted(os.listdir(root), key=_natural_key):
+        for first in sorted(os.listdir(root), key=natural_key):
             path = os.path.join(root, first)
             if not os.path.isdir(path):
                 continue
             if _files(path, IMAGE_EXTENSIONS):
                 found.append(path)
-            for second in sorted(os.listdir(path), key=_natural_key):
+            for second in sorted(os.listdir(path), key=natural_key):
                 clip = os.path.join(path, second)
                 if os.path.isdir(clip) and _files(clip, IMAGE_EXTENSIONS):
                     found.append(clip)
     else:
         for directory, _, names in sorted(os.walk(root)):
-            for name in sorted(names, key=_natural_key):
+            for name in sorted(names, key=natural_key):
                 if source == "videos" and name.lower().endswith(VIDEO_EXTENSIONS):
                     found.append(os.path.join(directory, name))
                 elif source == "bair" and ".tfrecord" in name:
@@ -178,6 +192,60 @@ def _cut(frames, clip_id, path, options):
             )
             continue
         yield f"{clip_id}#{k}", np.stack(piece)
+
+
+def _time_parts(frames, options):
+    """`[(split, frames)]`: the whole recording with no split chosen yet, or, with
+    `--split=time`, its first frames for train and its last `test_fraction` for test."""
+    if options.split != "time":
+        return [(None, frames)]
+    cut = len(frames) - round(len(frames) * options.test_fraction)
+    return [("train", frames[:cut]), ("test", frames[cut:])]
+
+
+def _runs(frames):
+    """The runs of consecutive frames of a list in which None marks an unreadable frame."""
+    runs, current = [], []
+    for frame in frames:
+        if frame is None:
+            runs.append(current)
+            current = []
+        else:
+            current.append(frame)
+    return [run for run in runs + [current] if run]
+
+
+def recording_clips(frames, group, path, options):
+    """The clips of one recording: `(clip_id, frames [T, H, W, 3], split)` and `Skipped`s.
+
+    `frames` lists the recording's frames in order, None where one could not be read (a clip
+    never spans it). Each run of readable frames is cut by `_cut`; with `--split=time` the
+    recording is first cut in two (`_time_parts`), and a part too short for one clip is
+    skipped, naming the recording, so `dataset.json` says which recordings are in one split only.
+    """
+    parts = [(split, _runs(part)) for split, part in _time_parts(frames, options)]
+    numbered = sum(len(runs) for _, runs in parts) > 1
+    index = 0
+    for split, runs in parts:
+        kept = 0
+        for run in runs:
+            suffix = f"@{index}" if numbered else ""
+            index += 1
+            for item in _cut(run, group + suffix, path + suffix, options):
+                if isinstance(item, Skipped):
+                    yield item
+                    continue
+                kept += 1
+                yield (*item, split)
+        if split is not None and not kept:
+            other = "train" if split == "test" else "test"
+            yield Skipped(
+                path,
+                f"--split=time: its {split} part ({sum(map(len, runs))} frames, the "
+                f"{'last' if split == 'test' else 'first'} part of {len(frames)}) holds no clip "
+                f"of --frames_per_clip={options.min_frames} frames; the recording is in the "
+                f"{other} split only",
+            )
 
 
 def _relative(path, root):
@@ -222,38 +290,33 @@ def read_video(path, root, options):
     if options.fps:
         fps = min(fps, options.fps) if fps else options.fps  # resampling never adds frames
     group = _relative(path, root)
-    for item in _cut(frames, group, path, options):
+    for item in recording_clips(frames, group, path, options):
         if isinstance(item, Skipped):
             yield item
             continue
-        clip_id, stacked = item
-        yield spec.Clip(clip_id, path, stacked, fps=fps, group=group)
+        clip_id, stacked, split = item
+        yield spec.Clip(clip_id, path, stacked, fps=fps, group=group, split=split)
 
 
 def read_frame_folder(path, root, options):
     """Clips of one frame folder; an unreadable frame splits the clip and is skipped."""
     group = _relative(path, root)
     label = os.path.basename(os.path.dirname(path)) if os.path.dirname(group) else ""
-    pieces, current = [], []
+    frames = []
     for name in _files(path, IMAGE_EXTENSIONS):
         frame_path = os.path.join(path, name)
         try:
             with Image.open(frame_path) as image:
-                current.append(fit_frame(to_rgb(image), options.size, options.resize))
+                frames.append(fit_frame(to_rgb(image), options.size, options.resize))
         except (UnidentifiedImageError, OSError, ValueError) as error:
             yield Skipped(frame_path, f"unreadable image: {type(error).__name__}: {error}")
-            pieces.append(current)
-            current = []
-    pieces.append(current)
-    pieces = [p for p in pieces if p]
-    for index, piece in enumerate(pieces):
-        suffix = "" if len(pieces) == 1 else f"@{index}"
-        for item in _cut(piece, group + suffix, path + suffix, options):
-            if isinstance(item, Skipped):
-                yield item
-                continue
-            clip_id, stacked = item
-            yield spec.Clip(clip_id, path, stacked, label=label, group=group)
+            frames.append(None)
+    for item in recording_clips(frames, group, path, options):
+        if isinstance(item, Skipped):
+            yield item
+            continue
+        clip_id, stacked, split = item
+        yield spec.Clip(clip_id, path, stacked, label=label, group=group, split=split)
 
 
 def _bair_clip(example, path, index, options):

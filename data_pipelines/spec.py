@@ -249,6 +249,8 @@ class DatasetInfo:
         splits: per split, `{"files": [...], "clips": n, "frames": n, "per_class": {...}}`.
         skipped: `{"path", "reason"}` of every input, or part of one, that was left out.
         source, options: what the conversion was asked to do.
+        recordings: per recorded input (a video or frame folder), its camera check
+            (`data_pipelines.camera_check.summarize`).
     """
 
     features: tuple
@@ -259,6 +261,7 @@ class DatasetInfo:
     skipped: list = dataclasses.field(default_factory=list)
     source: str = ""
     options: dict = dataclasses.field(default_factory=dict)
+    recordings: list = dataclasses.field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     def to_json(self):

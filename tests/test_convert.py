@@ -1,5 +1,6 @@
 """Conversion of every source to sharded TFRecords on Beam, and every kind of bad input."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -49,8 +50,10 @@ def read_split(output, split, info):
     return list(dataset.as_numpy_iterator())
 
 
-def run_convert(source, root, output, options=None, **kwargs):
+def run_convert(source, root, output, options=None, test_fraction=None, **kwargs):
     options = options or sources.Options(size=SIZE, min_frames=3)
+    if test_fraction is not None:
+        options = dataclasses.replace(options, test_fraction=test_fraction)
     return conversion.convert(source, str(root), str(output), options, **kwargs)
 
 
@@ -366,3 +369,104 @@ def test_synthetic_clips_written_as_video_come_back_within_codec_tolerance(
     errors = np.abs(frames[:, None] - clip[None].astype(float)).mean(axis=(2, 3, 4))
     np.testing.assert_array_equal(errors.argmin(axis=1), np.arange(len(clip)))
     assert errors.diagonal().max() < tolerance
+
+
+def numbered_frames(length, size=16):
+    """Frames whose first pixel holds their index, so that a converted frame names its source."""
+    frames = np.zeros((length, size, size, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(length)
+    frames[:, 4:12, 4:12] = 200
+    return frames
+
+
+def test_time_split_never_shares_a_frame_and_names_a_recording_too_short_for_both(tmp_path):
+    root = tmp_path / "frames"
+    for name, length in (("long", 40), ("short", 9)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for t, frame in enumerate(numbered_frames(length)):
+            write_image(folder / f"{t:03d}.png", frame)
+    options = sources.Options(
+        size=16, clip_length=6, min_frames=3, split="time", test_fraction=0.25
+    )
+    info = run_convert("frames", root, tmp_path / "out", options, num_shards=2)
+
+    def indices(split):
+        clips = [c for c in read_split(str(tmp_path / "out"), split, info)]
+        return {
+            c["source"].decode().rsplit(os.sep, 1)[-1]: set(c["frames"][:, 0, 0, 0].tolist())
+            for c in clips
+        }, clips
+
+    train, train_clips = indices("train")
+    test, test_clips = indices("test")
+    # long: 40 frames, the last 10 are test (clips 30-35, 36-39), the first 30 train (5 x 6).
+    assert sorted(len(c["frames"]) for c in test_clips) == [4, 6]
+    long_train = set().union(
+        *(set(c["frames"][:, 0, 0, 0].tolist()) for c in train_clips if b"long" in c["source"])
+    )
+    long_test = set().union(
+        *(set(c["frames"][:, 0, 0, 0].tolist()) for c in test_clips if b"long" in c["source"])
+    )
+    assert long_train == set(range(30)) and long_test == set(range(30, 40))
+    assert not long_train & long_test
+    # short: 9 frames, 2 for test, fewer than a clip of 3: in train only, and dataset.json says so.
+    assert "short" in train and "short" not in test
+    (named,) = [
+        s for s in info.skipped if s["path"].endswith("short") and "--split=time" in s["reason"]
+    ]
+    assert "train split only" in named["reason"]
+    written = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert written["options"]["split"] == "time" and written["options"]["test_fraction"] == 0.25
+    assert any("--split=time" in s["reason"] for s in written["skipped"])
+
+
+def test_time_split_is_refused_for_sets_without_recordings_and_without_a_test_part(tmp_path):
+    with pytest.raises(ValueError, match="--split='time'"):
+        run_convert("synthetic", None, tmp_path / "a", sources.Options(size=32, split="time"))
+    with pytest.raises(ValueError, match="--test_fraction=0.0"):
+        run_convert(
+            "videos", tmp_path, tmp_path / "b", sources.Options(split="time", test_fraction=0.0)
+        )
+
+
+def still_scene(length, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    scene = rng.integers(0, 255, (size * 2, size * 2, 3)).astype(np.uint8)
+    # Smooth it, so that a shift by a fraction of a pixel is measurable.
+    scene = np.asarray(
+        Image.fromarray(scene)
+        .resize((size // 2, size // 2))
+        .resize((size * 2,) * 2, Image.BILINEAR)
+    )
+    return scene, np.repeat(scene[None, 8 : 8 + size, 8 : 8 + size], length, axis=0)
+
+
+def test_camera_check_flags_a_moving_camera_and_a_still_scene_and_passes_a_mover(tmp_path, caplog):
+    scene, still = still_scene(12)
+    panning = np.stack([scene[8 : 8 + 32, 2 * t : 2 * t + 32] for t in range(12)])  # 2 px/frame
+    moving = still.copy()
+    for t in range(12):
+        moving[t, 10:18, 2 + t : 10 + t] = [250, 20, 20]  # a square, 1 px/frame
+    root = tmp_path / "in"
+    for name, frames in (("panning", panning), ("still", still), ("square", moving)):
+        for t, frame in enumerate(frames):
+            (root / name).mkdir(parents=True, exist_ok=True)
+            write_image(root / name / f"{t:02d}.png", frame)
+    options = sources.Options(size=32, clip_length=6, min_frames=3)
+    with caplog.at_level("WARNING"):
+        info = run_convert("frames", root, tmp_path / "out", options, test_fraction=0.0)
+    checks = {os.path.basename(r["path"]): r for r in info.recordings}
+    assert checks["panning"]["camera_motion_px"] == pytest.approx(2.0, abs=0.2)
+    assert checks["still"]["camera_motion_px"] < 0.05 and checks["still"]["change_mean"] == 0.0
+    assert checks["square"]["camera_motion_px"] < 0.2
+    assert checks["square"]["change_mean"] > 0.01 and checks["square"]["clips"] == 2
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    (camera,) = [w for w in warned if "camera moves" in w]
+    (nothing,) = [w for w in warned if "Almost nothing moves" in w]
+    named = {name: str(root / name) for name in ("panning", "still", "square")}
+    assert named["panning"] in camera and named["still"] not in camera
+    assert named["still"] in nothing and named["panning"] not in nothing
+    assert named["square"] not in camera + nothing
+    written = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert {os.path.basename(r["path"]) for r in written["recordings"]} == set(checks)

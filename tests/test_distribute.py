@@ -242,8 +242,8 @@ def test_two_workers_train_both_phases_on_their_own_shards_resume_and_the_chief_
     tmp_path,
 ):
     data = str(tmp_path / "records")
-    options = sources.Options(size=32, clip_length=6, num_clips=10, seed=2)
-    conversion.convert("synthetic", None, data, options, test_fraction=0.3, num_shards=2)
+    options = sources.Options(size=32, clip_length=6, num_clips=10, seed=2, test_fraction=0.3)
+    conversion.convert("synthetic", None, data, options, num_shards=2)
     phase_one, phase_two = tmp_path / "p1", tmp_path / "p2"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     flags = [f"--data=tfrecord:{data}", *TINY_FLAGS]

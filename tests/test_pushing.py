@@ -169,9 +169,11 @@ def test_sizes_the_networks_cannot_take_are_refused():
 
 
 def test_beam_conversion_keeps_frames_masks_and_offsets(tmp_path):
-    options = sources.Options(size=SIZE, clip_length=6, num_clips=4, seed=5, pushing=QUIET)
+    options = sources.Options(
+        size=SIZE, clip_length=6, num_clips=4, seed=5, pushing=QUIET, test_fraction=0.5
+    )
     info = conversion.convert(
-        "pushing", None, str(tmp_path), options, test_fraction=0.5, num_shards=1
+        "pushing", None, str(tmp_path), options, num_shards=1
     )
     assert {"masks", "agent_masks", "centroids", "endeffector_xy"} <= set(info.features)
     written = {}
@@ -193,9 +195,13 @@ def test_a_model_that_fails_to_load_skips_only_its_clips(tmp_path, monkeypatch):
         (("cube_small.urdf", (1.5, 1.5)), ("no_such_model.urdf", (1.0, 1.0))),
     )
     options = sources.Options(
-        size=SIZE, clip_length=4, num_clips=8, pushing=dataclasses.replace(QUIET, objects=1)
+        size=SIZE,
+        clip_length=4,
+        num_clips=8,
+        pushing=dataclasses.replace(QUIET, objects=1),
+        test_fraction=0.3,
     )
-    info = conversion.convert("pushing", None, str(tmp_path), options, test_fraction=0.3)
+    info = conversion.convert("pushing", None, str(tmp_path), options)
     converted = info.splits["train"]["clips"] + info.splits["test"]["clips"]
     assert info.skipped and converted, info.skipped
     assert converted + len(info.skipped) == 8
