@@ -53,6 +53,13 @@ class DataSource(abc.ABC):
         missing, empty, or without `frames_per_clip` consecutive frames to train on or
         `clip_length` frames (`--clip_length`) to evaluate on."""
 
+    def recording_frames(self, recording):
+        """Every frame of one recording (a converted video or frame folder, named by the
+        `"sources"` of `evaluation_clips`) in time order, uint8 `[T, H, W, 3]`: its train clips
+        where it has some, else its test clips; None where the data has no recordings. A
+        background model of the still camera (the MOG2 baseline) learns from them."""
+        return None
+
     def longest_test_clip(self):
         """The most frames a test clip has, or None where clips of any length can be made: a
         rollout evaluation makes at most this many frames minus one."""
@@ -83,8 +90,9 @@ class DataSource(abc.ABC):
     def evaluation_clips(self, split, num_clips, clip_length, seed):
         """`num_clips` clips of `clip_length` frames for evaluation, in memory: `{"frames":
         uint8 [N, T, H, W, 3]}` and the ground truth the source has (`"masks"`,
-        `"centroids"`, `"offsets"` [N, T - 1, 2]), in `synthetic.make_split`'s layout.
-        `split` is `"validation"` or `"test"`."""
+        `"centroids"`, `"offsets"` [N, T - 1, 2]), in `synthetic.make_split`'s layout; where
+        the clips come from recordings, `"sources"` `[N]` names each one's
+        (`recording_frames`). `split` is `"validation"` or `"test"`."""
 
 
 def register(source):

@@ -9,17 +9,20 @@ fresh seed instead.
 
 import tensorflow as tf
 
-from data_pipelines import stabilize
+from data_pipelines import augment, stabilize
 from data_pipelines.change_map import clip_background, frame_difference_mask
 from data_pipelines.checks import check_int
 from data_pipelines.preprocess import normalize_size, preprocess_frames
 
-CLIP_KEYS = ("frames", "masks", "agent_masks", "centroids", "offsets")
+CLIP_KEYS = ("frames", "masks", "agent_masks", "mog2_masks", "centroids", "offsets")
 _FLOATS = ("centroids", "offsets")
+# What evaluation clips may say of each clip that no window or pair carries: its recording, and
+# the background of the whole clip it was cut from (`records.first_clips`).
+CLIP_INFO = ("sources", "backgrounds")
 
 
 def _check_clips(clips):
-    unknown = set(clips) - set(CLIP_KEYS)
+    unknown = set(clips) - set(CLIP_KEYS) - set(CLIP_INFO)
     if "frames" not in clips or unknown:
         raise ValueError(
             f"`clips` must hold `frames` and optionally the ground truth {CLIP_KEYS[1:]}. "
@@ -82,6 +85,7 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True, back
     arrays = {
         key: tf.convert_to_tensor(clips[key], tf.float32 if key in _FLOATS else tf.uint8)
         for key in clips
+        if key in CLIP_KEYS
     }
     if background:
         arrays["background"] = clip_background(arrays["frames"], axis=1)
@@ -126,13 +130,18 @@ def clip_windows(clips, frames_per_clip, seed, start_index=0, shuffle=True, back
     )
 
 
+# Masks of other kinds than the ground truth's, kept for f_t of each pair (as `"agent_mask"`,
+# `"mog2_mask"`): the controlled object alone (the pushing set), a background subtractor's.
+FRAME_MASKS = ("agent_masks", "mog2_masks")
+
+
 def _pair_dict(batch, diff_mode, diff_threshold):
     """Splits a batch's float `frames` [B, F, H, W, 3] (and `masks`, if any) into the
-    (f_t, f_{t+1}) pair dict; `agent_masks` (the controlled object alone), where given, become
-    `"agent_mask"` of f_t; d is computed from `aligned` (the frames aligned) where given, else
+    (f_t, f_{t+1}) pair dict; the `FRAME_MASKS`, where given, become `"agent_mask"` and
+    `"mog2_mask"` of f_t; d is computed from `aligned` (the frames aligned) where given, else
     from `frames`. With `background` [B, H, W, 3] (each window's clip background), every pair
     gets its window's as `"background"`, and d compares f_t with it instead of with f_{t+1}."""
-    frames, masks, agent_masks = batch["frames"], batch.get("masks"), batch.get("agent_masks")
+    frames, masks = batch["frames"], batch.get("masks")
     diff_frames, background = batch.get("aligned"), batch.get("background")
     height, width = frames.shape[-3], frames.shape[-2]
     pairs_per_window = frames.shape[1] - 1
@@ -154,12 +163,21 @@ def _pair_dict(batch, diff_mode, diff_threshold):
     if masks is not None:
         out["mask"] = flatten(masks[:, :-1], 1)
         out["next_mask"] = flatten(masks[:, 1:], 1)
-    if agent_masks is not None:
-        out["agent_mask"] = flatten(agent_masks[:, :-1], 1)
+    for key in FRAME_MASKS:
+        if batch.get(key) is not None:
+            out[key[:-1]] = flatten(batch[key][:, :-1], 1)
     return out
 
 
-def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False, align=False):
+def batch_windows(
+    windows,
+    clips_per_batch,
+    image_size=None,
+    keep_offsets=False,
+    align=False,
+    augmentation=None,
+    seed=0,
+):
     """Batches of preprocessed windows: `frames` float32 [C, F, H, W, 3] in [-1, 1], and
     `masks` float32 [C, F, H, W, 1] when the windows have them.
 
@@ -173,6 +191,10 @@ def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False,
         align: align each window's frames to its first (`stabilize.align_to_first`): camera
             shake compensated before the change map and the losses. A window's `background`
             (`clip_windows`), where it has one, is aligned with them.
+        augmentation: an `augment.Augmentation` of the windows (training only), applied after
+            the resizing and before the alignment; its draws are seeded by `seed` and each
+            window's place in the stream.
+        seed: int, the seed of the augmentation.
     """
     check_int("clips_per_batch", clips_per_batch)
     size = normalize_size(image_size)
@@ -181,8 +203,6 @@ def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False,
         out = {"frames": preprocess_frames(window["frames"], size)}
         if "background" in window:
             out["background"] = preprocess_frames(window["background"], size)
-        if align:
-            out.update(_aligned(out["frames"], out.get("background")))
         if "masks" in window:
             out["masks"] = preprocess_masks(window["masks"], size)
         if keep_offsets and "offsets" in window:
@@ -191,9 +211,15 @@ def batch_windows(windows, clips_per_batch, image_size=None, keep_offsets=False,
             out["offsets"] = tf.cast(window["offsets"], tf.float32) * scale
         return out
 
-    return windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
-        clips_per_batch, drop_remainder=True
-    )
+    def aligned(window):
+        return {**window, **_aligned(window["frames"], window.get("background"))}
+
+    windows = windows.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if augmentation:
+        windows = augment.augment_windows(windows, augmentation, seed)
+    if align:
+        windows = windows.map(aligned, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return windows.batch(clips_per_batch, drop_remainder=True)
 
 
 def _aligned(frames, background=None):
@@ -305,13 +331,15 @@ def eval_triples(
         diff_threshold: change threshold on [-1, 1] frames, see `frame_difference_mask`.
         align: d of f_t and f_{t+1} aligned to it (`stabilize.align_to_first`), as training
             saw it; the frames themselves stay as they are.
-        background: give every pair its clip's background (`change_map.clip_background`), and
+        background: give every pair its clip's background (`change_map.clip_background`, or
+            the `"backgrounds"` of the clips they were cut from where `clips` has them), and
             compute d against it, as training does with `--bg_reference=clip_median`.
 
     Returns:
         A finite `tf.data.Dataset` of dicts with the keys and shapes of `triples` (`[B, ...]`, the
         last batch possibly smaller; `mask` and `next_mask` only if `clips` has `masks`,
-        `agent_mask` of f_t if it has `agent_masks`, and `background` if asked).
+        `agent_mask` and `mog2_mask` of f_t if it has `agent_masks` and `mog2_masks`, and
+        `background` if asked).
     """
     num_clips, clip_length = _check_clips(clips)
     check_int("batch_size", batch_size)
@@ -319,11 +347,16 @@ def eval_triples(
     frames = tf.convert_to_tensor(clips["frames"], tf.uint8)
     masks = {
         key: tf.convert_to_tensor(clips[key], tf.uint8)
-        for key in ("masks", "agent_masks")
+        for key in ("masks", *FRAME_MASKS)
         if key in clips
     }
     pairs_per_clip = clip_length - 1
-    backgrounds = clip_background(frames, axis=1) if background else None
+    backgrounds = None
+    if background:
+        backgrounds = clips.get("backgrounds")
+        if backgrounds is None:
+            backgrounds = clip_background(frames, axis=1)
+        backgrounds = tf.convert_to_tensor(backgrounds, tf.uint8)
 
     def pair(i):
         clip, t = i // pairs_per_clip, i % pairs_per_clip

@@ -87,18 +87,29 @@ def read_clips(
 
 
 def first_clips(clips, num_clips, clip_length, keys, where):
-    """The first `num_clips` clips of at least `clip_length` frames, cut to it: `{key: array
-    [N, clip_length, ...]}` for `keys`, stacked in memory (evaluation clips).
+    """The first `num_clips` windows of `clip_length` frames of the clips, each clip cut into
+    as many as it holds one after the other (a clip of 40 frames gives two of 17, at frames 0
+    and 17): `{key: array [N, clip_length, ...]}` for `keys`, stacked in memory (evaluation
+    clips), and `"backgrounds"` `[N, H, W, 3]`, the `change_map.clip_background` of the whole
+    clip each window was cut from. A per-clip value (a clip's source) is repeated for each of
+    its windows.
 
     Raises:
         ValueError: starting with `where` ("<data set>: the <split>") when no clip is that long.
     """
     out = {key: [] for key in keys}
+    out["backgrounds"] = []
     for clip in clips:
-        if int(tf.shape(clip["frames"])[0]) < clip_length:
-            continue
-        for key in keys:
-            out[key].append(clip[key][:clip_length].numpy())
+        length = int(tf.shape(clip["frames"])[0])
+        background = clip_background(clip["frames"]).numpy() if length >= clip_length else None
+        for start in range(0, length - clip_length + 1, clip_length):
+            if len(out["frames"]) == num_clips:
+                break
+            out["backgrounds"].append(background)
+            for key in keys:
+                value = clip[key]
+                cut = value[start : start + clip_length] if value.shape.rank else value
+                out[key].append(cut.numpy())
         if len(out["frames"]) == num_clips:
             break
     if not out["frames"]:
@@ -127,8 +138,9 @@ def random_windows(clips, frames_per_clip, seed, decode=None, shape=None, backgr
         decode: maps the cut clip to decoded frames (records: `spec.decode_clip`); None when the
             frames are decoded already.
         shape: `{key: [H, W, C]}` of the decoded windows, to give them static shapes.
-        background: also give each window its whole clip's background `[H, W, 3]`
-            (`change_map.clip_background`; every frame of the clip is decoded for it).
+        background: also give each window its whole clip's background `[H, W, 3]`: the
+            clip's `"background"` where it has one, else `change_map.clip_background` of it
+            (every frame of the clip is decoded for it).
 
     Returns:
         A `tf.data.Dataset` of dicts `{key: [F, ...]}` for the per-frame keys of `shape`, and
@@ -162,11 +174,27 @@ def random_windows(clips, frames_per_clip, seed, decode=None, shape=None, backgr
             cut = decode_cut(cut)
         window = {key: tf.ensure_shape(cut[key], [frames_per_clip, *shape[key]]) for key in shape}
         if background:
-            median = clip_background(kept["frames"])
+            median = clip["background"] if "background" in clip else clip_background(kept["frames"])
             window["background"] = tf.ensure_shape(median, shape["frames"])
         return window
 
     return clips.enumerate().map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+# A split whose decoded frames take at most this many bytes is decoded once and kept in memory
+# when every window needs its whole clip (`background`), rather than decoded for every window.
+CACHE_BYTES = 2 * 2**30
+
+
+def _cached_clips(directory, split, seed, shuffle, repeat, shard):
+    """The clips of a split decoded, each with its `"background"`, computed once and kept in
+    memory, then shuffled (whole clips, seeded) and repeated as `read_clips` would."""
+    info = spec.DatasetInfo.read(directory)
+    clips = read_clips(directory, split, shuffle=False, repeat=False, shard=shard)
+    clips = clips.map(lambda c: {**c, "background": clip_background(c["frames"])}).cache()
+    if shuffle:
+        clips = clips.shuffle(max(1, info.splits[split]["clips"]), seed=seed)
+    return clips.repeat() if repeat else clips
 
 
 def record_windows(
@@ -180,7 +208,10 @@ def record_windows(
     shard=None,
 ):
     """`random_windows` over a converted split (or its files `shard`, as `read_clips`); only
-    the window's frames are decoded (all of the clip's with `background`).
+    the window's frames are decoded. With `background`, every window needs its whole clip:
+    a split of up to `CACHE_BYTES` decoded is decoded once, with each clip's background, and
+    kept in memory (so clips may be as long as a whole recording); a larger one decodes each
+    window's clip again.
 
     Returns:
         A `tf.data.Dataset` of dicts: `"frames"` uint8 `[F, H, W, 3]`, plus `"masks"` uint8
@@ -190,6 +221,10 @@ def record_windows(
     shape = {"frames": [info.height, info.width, 3]}
     if "masks" in info.features:
         shape["masks"] = [info.height, info.width, 1]
-    clips = read_clips(directory, split, seed, shuffle, repeat, decode=False, shard=shard)
     logging.info("Reading %s clips of %s (%s).", split, directory, ", ".join(shape))
+    decoded_bytes = info.splits[split]["frames"] * info.height * info.width * 4
+    if background and decoded_bytes <= CACHE_BYTES:
+        clips = _cached_clips(directory, split, seed, shuffle, repeat, shard)
+        return random_windows(clips, frames_per_clip, seed, None, shape, background)
+    clips = read_clips(directory, split, seed, shuffle, repeat, decode=False, shard=shard)
     return random_windows(clips, frames_per_clip, seed, spec.decode_clip, shape, background)

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipelines import datasets, records, spec
+from data_pipelines.sources import natural_key
 
 
 @datasets.register
@@ -21,6 +22,7 @@ class RecordSource(datasets.DataSource):
 
     def __init__(self, directory):
         self.directory = directory
+        self._recordings = None
 
     @classmethod
     def from_config(cls, location, config):
@@ -88,8 +90,9 @@ class RecordSource(datasets.DataSource):
         )
 
     def evaluation_clips(self, split, num_clips, clip_length, seed):
-        """The first `num_clips` clips of the test split holding at least `clip_length` frames,
-        cut to it (`"offsets"` from the centroids when the data set has them).
+        """The first `num_clips` windows of `clip_length` frames of the test split, each clip
+        cut into as many as it holds (`records.first_clips`), with the recording each comes
+        from (`"sources"`) and `"offsets"` from the centroids when the data set has them.
 
         Raises:
             ValueError: naming the folder when the split has no clip that long.
@@ -99,7 +102,26 @@ class RecordSource(datasets.DataSource):
         keys = ["frames"] + [k for k in ("masks", "centroids") if k in info.features]
         clips = records.read_clips(self.directory, "test", shuffle=False, repeat=False)
         where = f"{self.directory!r}: the test"
-        out = records.first_clips(clips, num_clips, clip_length, keys, where)
+        out = records.first_clips(clips, num_clips, clip_length, keys + ["source"], where)
+        out["sources"] = np.array([s.decode("utf-8") for s in out.pop("source")])
         if "centroids" in out:
             out["offsets"] = np.diff(out["centroids"], axis=1)
         return out
+
+    def recording_frames(self, recording):
+        """The frames of `recording`'s train clips (else its test clips), joined in the order
+        of their clip ids: the order of the recording for videos and frame folders."""
+        if self._recordings is None:
+            self._recordings = {}
+            for split in reversed(spec.SPLITS):  # train, read last, wins
+                clips = records.read_clips(self.directory, split, shuffle=False, repeat=False)
+                found = {}
+                for clip in clips:
+                    key = natural_key(clip["clip_id"].numpy().decode("utf-8"))
+                    found.setdefault(clip["source"].numpy().decode("utf-8"), []).append(
+                        (key, clip["frames"].numpy())
+                    )
+                for source, parts in found.items():
+                    parts.sort(key=lambda part: part[0])
+                    self._recordings[source] = np.concatenate([part[1] for part in parts])
+        return self._recordings.get(recording)

@@ -15,10 +15,8 @@ LENGTH = 6
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     output = tmp_path_factory.mktemp("records") / "synthetic"
-    options = sources.Options(size=32, clip_length=LENGTH, num_clips=8, seed=1)
-    info = conversion.convert(
-        "synthetic", None, str(output), options, test_fraction=0.0, num_shards=4
-    )
+    options = sources.Options(size=32, clip_length=LENGTH, num_clips=8, seed=1, test_fraction=0.0)
+    info = conversion.convert("synthetic", None, str(output), options, num_shards=4)
     clips, masks = {}, {}
     for name in info.splits["train"]["files"]:
         for serialized in tf.data.TFRecordDataset(str(output / name)):
@@ -94,9 +92,14 @@ def test_missing_data_set_and_shards_are_named(converted, tmp_path):
         records.record_windows(str(copy), "train", 2)
 
 
-def test_windows_with_background_carry_their_whole_clips_median(converted):
+@pytest.mark.parametrize("cached", [True, False])
+def test_windows_with_background_carry_their_whole_clips_median(converted, cached, monkeypatch):
     directory, clips, _ = converted
-    for window in take(records.record_windows(directory, "train", 3, seed=2, background=True), 6):
+    # A small split is decoded once and kept in memory; a large one decodes each window's clip.
+    monkeypatch.setattr(records, "CACHE_BYTES", 2**40 if cached else 0)
+    windows = take(records.record_windows(directory, "train", 3, seed=2, background=True), 12)
+    assert len({w["frames"].tobytes() for w in windows}) > 6  # windows of many clips
+    for window in windows:
         (clip_id,) = [
             i
             for i, frames in clips.items()
@@ -134,3 +137,20 @@ def test_each_worker_reads_only_its_own_shards(converted):
         ), "a window of worker 1 comes from a clip of worker 0's shards"
     with pytest.raises(ValueError, match="has 4 shards, fewer than the 5 parts"):
         records.read_clips(directory, "train", shard=(0, 5))
+
+
+def test_evaluation_windows_cut_each_clip_one_after_the_other_with_its_whole_median(converted):
+    directory, clips, _ = converted
+    stream = records.read_clips(directory, "train", shuffle=False, repeat=False)
+    out = records.first_clips(stream, 5, 3, ["frames", "source"], "here: the train")
+    assert out["frames"].shape == (5, 3, 32, 32, 3) and out["backgrounds"].shape == (5, 32, 32, 3)
+    # Clips of 6 frames give two windows each, frames 0-2 and 3-5; the fifth starts a third clip.
+    for first, second in ((0, 1), (2, 3)):
+        (clip_id,) = [i for i, f in clips.items() if np.array_equal(f[:3], out["frames"][first])]
+        np.testing.assert_array_equal(out["frames"][second], clips[clip_id][3:6])
+        median = np.round(np.median(clips[clip_id].astype(np.float64), axis=0))
+        for window in (first, second):
+            np.testing.assert_allclose(out["backgrounds"][window], median, atol=1)
+    assert out["source"][0] == out["source"][1]
+    with pytest.raises(ValueError, match="here: the train split has no clip of 7 frames"):
+        records.first_clips(stream, 5, 7, ["frames"], "here: the train")

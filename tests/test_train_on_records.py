@@ -26,8 +26,8 @@ def frame_folders(tmp_path_factory):
         for t, frame in enumerate(frames):
             Image.fromarray(frame).save(folder / f"{t:03d}.png")
     output = tmp_path_factory.mktemp("converted")
-    options = sources.Options(size=48, min_frames=3)
-    conversion.convert("frames", str(root), str(output), options, test_fraction=0.4, num_shards=2)
+    options = sources.Options(size=48, min_frames=3, test_fraction=0.4)
+    conversion.convert("frames", str(root), str(output), options, num_shards=2)
     return str(output)
 
 
@@ -46,11 +46,16 @@ def test_both_phases_train_and_evaluate_on_records_without_ground_truth(frame_fo
         results = json.load(f)
     assert results["data"] == data and "mask_iou" not in results
     assert results["pairs"] == 2 * 5  # 2 test clips of 7 frames, cut to --clip_length=6
+    # Frame folders are recordings: M's masks are compared with MOG2's, learned from them.
+    assert 0.0 <= results["mog2_iou"] <= 1.0 and 0.0 <= results["mog2_mean"] <= 1.0
+    assert results["background_psnr"] > 0 and 0.0 <= results["mask_mean"] <= 1.0
     rollouts = results["rollout"]
     assert rollouts["ground_truth"] is False
-    assert set(rollouts) >= {"fitted_carry", "copy_first"} and "true_carry" not in rollouts
+    assert set(rollouts) >= {"fitted_carry", "paste_only", "mog2_paste", "copy_first"}
+    assert "true_carry" not in rollouts
     assert len(rollouts["fitted_carry"]["control_error_per_step"]) == 3
-    assert "no ground truth" in text and "mask IoU" not in text
+    assert "no ground truth" in text and "mask IoU (binarised" not in text
+    assert "mask IoU with MOG2's masks" in text and "PSNR outside the masks" in text
     # 16 steps need 17 frames: the evaluation rolls out what the 7-frame clips allow, and says so.
     text = evaluator.evaluate_and_report(phase_two, output=str(tmp_path / "eval.json"))
     with open(tmp_path / "eval.json") as f:
@@ -62,8 +67,8 @@ def test_both_phases_train_and_evaluate_on_records_without_ground_truth(frame_fo
 
 def test_records_with_ground_truth_report_mask_iou(tmp_path):
     output = str(tmp_path / "synthetic")
-    options = sources.Options(size=32, clip_length=6, num_clips=10, seed=2)
-    conversion.convert("synthetic", None, output, options, test_fraction=0.3, num_shards=2)
+    options = sources.Options(size=32, clip_length=6, num_clips=10, seed=2, test_fraction=0.3)
+    conversion.convert("synthetic", None, output, options, num_shards=2)
     model_dir = str(tmp_path / "p1")
     loop.train_and_evaluate(tiny_config(data=f"tfrecord:{output}"), model_dir, verbose=False)
     results = pairs.evaluate_pairs(runs.restore_networks(model_dir))

@@ -69,7 +69,7 @@ def evaluate_and_report(
         model_dir: the run directory.
         output: a `.json` path for the results (default `<model_dir>/eval_test.json`, the GIF
             `<model_dir>/rollouts_test.gif`), or a folder for the full report
-            (`evaluation.report`: report.md, metrics.json, plots, rollouts.gif).
+            (`evaluation.report`: report.md, metrics.json, plots, rollouts.gif, masks.png).
         rollout_steps: steps per rollout (default 16 when rollouts are made, see above).
         num_clips: test clips (default the run's `--num_test_clips`).
         lpips_metric, video_features: LPIPS and FVD for the rollouts (see
@@ -110,6 +110,10 @@ def evaluate_and_report(
         text += "\n\n" + rollouts.format_rollout_table(results["rollout"]) + f"\nRollouts: {gif}"
     if report_dir:
         gif_name = "rollouts.gif" if rollout_steps else None
+        os.makedirs(report_dir, exist_ok=True)
+        pairs.write_mask_images(
+            run, os.path.join(report_dir, report.MASKS_IMAGE), num_clips=num_clips
+        )
         written = report.write_report(results, report_dir, rollout_gif=gif_name)
         return text + f"\nReport: {written}\n"
     with open(output, "w") as f:

@@ -12,8 +12,12 @@ Every method starts from the first frame of a test clip and produces the clip's 
   training windows' labels (`fit_offset_map`; data whose training split has controls): the
   labels a user steers with (a robot's actions, the whole arm's centroid) need not move as M's
   mask does, and the ConvLSTM learns that relation from the same labels;
-- `paste_only`: the compositor of `mask_ops.paste_foreground` stepped with the same masks and no
-  frame generator: what M alone gives (the frame generator should beat it);
+- `paste_only`: the compositor of `mask_ops.paste_foreground` stepped with M's masks, carried by
+  the true controls (the fitted ones without ground truth), and no frame generator: what M alone
+  gives (the frame generator should beat it);
+- `mog2_paste`: the same compositor with the masks of OpenCV's MOG2 background subtractor
+  (`background_subtraction`), learned from the clip's recording, carried by the same controls:
+  what a user of a still camera would build without fgbg (data from recordings);
 - `oracle`: the same compositor given the true masks (the first frame's true sprite pasted at
   its true positions): the ceiling of moving the object by pasting;
 - `copy_first`: the first frame, repeated;
@@ -34,15 +38,18 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines import datasets
-from data_pipelines.preprocess import preprocess_frames
+from data_pipelines.preprocess import preprocess_frames, to_uint8
 from data_pipelines.registry import Registry
 from fgbg_keras import mask_ops, rollout
+from fgbg_keras.evaluation import background_subtraction
 
 # What a method may need besides the model: the clips' true offsets and masks, a ConvLSTM run,
-# training data with labelled offsets (`DataSource.has_controls`).
+# training data with labelled offsets (`DataSource.has_controls`), clips cut from recordings
+# whose frames the data source gives (`DataSource.recording_frames`).
 GROUND_TRUTH = "ground_truth"
 CONVLSTM = "convlstm"
 TRAINING_CONTROLS = "training_controls"
+RECORDINGS = "recordings"
 # The training windows (of OFFSET_MAP_FRAMES frames) that `fit_offset_map` reads by default.
 OFFSET_MAP_WINDOWS = 128
 OFFSET_MAP_FRAMES = 8
@@ -60,7 +67,7 @@ class RolloutMethod:
             `RolloutBatch` to a dict with `"frames"` `[B, T, H, W, 3]` (and `"masks"` where the
             method has its own).
         needs: what it needs besides the model (`GROUND_TRUTH`, `CONVLSTM`,
-            `TRAINING_CONTROLS`).
+            `TRAINING_CONTROLS`, `RECORDINGS`).
         reference: it is the true frames: only the control error and lost objects apply, and
             LPIPS and FVD are not computed for it.
     """
@@ -86,6 +93,7 @@ class RolloutBatch:
         masks: the true masks `[B, T + 1, H, W, 1]` (None without ground truth).
         centroids: where the object is in each of the T frames `[B, T, 2]`: the truth, or M's
             centroids on the true frames without it (NaN where M finds nothing).
+        sources: the recording of each clip `[B]` (None where the data has no recordings).
     """
 
     frames: tf.Tensor
@@ -94,6 +102,7 @@ class RolloutBatch:
     centroids: tf.Tensor
     offsets: tf.Tensor = None
     masks: tf.Tensor = None
+    sources: np.ndarray = None
 
     @property
     def first(self):
@@ -102,6 +111,12 @@ class RolloutBatch:
     @property
     def truth(self):
         return self.frames[:, 1:]
+
+    @property
+    def steering(self):
+        """The controls the baselines that move a mask are steered by: the true ones where
+        there is ground truth, else the fitted ones."""
+        return self.controls.get("true", self.controls["fitted"])
 
 
 class Context:
@@ -119,6 +134,8 @@ class Context:
         self.convlstm = convlstm
         self.convlstm_controls = convlstm_controls
         self._rollouts = {}
+        self._data = datasets.source(run.config)
+        self._histories = {}
 
     def rollout_fn(self, mask_mode):
         """The model's compiled rollout (`rollout.make_rollout_fn`) in `mask_mode`."""
@@ -127,6 +144,21 @@ class Context:
                 self.run.mask_generator, self.run.frame_generator, mask_mode
             )
         return self._rollouts[mask_mode]
+
+    def mog2_masks(self, frames, sources):
+        """`background_subtraction.mog2_masks` of clips `[B, T, H, W, 3]` (in [-1, 1]) from
+        the recordings `sources` `[B]`, each model learned from its recording's frames
+        (`DataSource.recording_frames`) at the clips' size."""
+        size = tuple(frames.shape[2:4])
+        histories = []
+        for source in sources:
+            if (source, size) not in self._histories:
+                recorded = self._data.recording_frames(source)
+                if recorded is not None:
+                    recorded = to_uint8(preprocess_frames(recorded, size)).numpy()
+                self._histories[source, size] = recorded
+            histories.append(self._histories[source, size])
+        return background_subtraction.mog2_masks(np.asarray(frames), histories)
 
 
 _METHODS = Registry("rollout method", "method")
@@ -247,10 +279,27 @@ def _paste(inputs, training=False):
     }
 
 
-@register("paste_only", "paste-only (M alone, no generator)", "paste-only", needs=(GROUND_TRUTH,))
+@register("paste_only", "paste-only (M alone, no generator)", "paste-only")
 def _paste_only(context):
     rollout_fn = rollout.make_rollout_fn(context.run.mask_generator, _paste)
-    return lambda batch: rollout_fn(batch.first, batch.controls["true"])
+    return lambda batch: rollout_fn(batch.first, batch.steering)
+
+
+@register(
+    "mog2_paste",
+    "paste-only with MOG2's masks (OpenCV background subtractor)",
+    "MOG2 paste",
+    needs=(RECORDINGS,),
+)
+def _mog2_paste(context):
+    def generate(batch):
+        first = context.mog2_masks(batch.frames[:, :1], batch.sources)[:, 0]
+        outputs = rollout.rollout(
+            lambda frames, training: first, _paste, batch.first, batch.steering
+        )
+        return {"frames": outputs["frames"], "masks": outputs["masks"]}
+
+    return generate
 
 
 @register(

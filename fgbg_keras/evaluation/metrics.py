@@ -18,6 +18,21 @@ def psnr(prediction, target):
     return tf.image.psnr(_to_unit(prediction), _to_unit(target), max_val=1.0)
 
 
+# The squared error below which `masked_psnr` stops (100 dB): equal pixels give a finite figure.
+_MIN_SQUARED_ERROR = 1e-10
+
+
+def masked_psnr(prediction, target, weights):
+    """PSNR in dB of frames in [-1, 1] over the pixels where `weights` `[B, H, W, 1]` is 1 (the
+    mean squared error on [0, 1] weighted by it); NaN for a sample with no weight."""
+    weights = tf.cast(weights, tf.float32)
+    error = tf.reduce_mean(tf.square(_to_unit(prediction) - _to_unit(target)), -1, keepdims=True)
+    total = tf.reduce_sum(weights, axis=[1, 2, 3])
+    mse = tf.reduce_sum(weights * error, axis=[1, 2, 3]) / tf.maximum(total, 1e-12)
+    value = -10.0 * tf.math.log(tf.maximum(mse, _MIN_SQUARED_ERROR)) / tf.math.log(10.0)
+    return tf.where(total > 0, value, float("nan"))
+
+
 def ssim(prediction, target):
     """SSIM of frames in [-1, 1], computed on [0, 1] like `tf.image.ssim(max_val=1)`.
 

@@ -6,9 +6,10 @@ writes into the folder:
 - `metrics.json`: the results dict, as `evaluator.evaluate_and_report` computed it;
 - `<metric>_per_step.png` for PSNR, SSIM, control error (and LPIPS when computed): one line per
   method over the rollout steps;
-- `report.md`: the one-step table, the rollout averages per method, the per-step table of the
-  model beside each baseline, the plots, the example rollouts, and the metrics that were not
-  computed with the flags that would compute them.
+- `masks.png`: per test clip shown, its frames, d, M's masks and (data from recordings) MOG2's;
+- `report.md`: the one-step table, the masks, the rollout averages per method, the per-step
+  table of the model beside each baseline, the plots, the example rollouts, and the metrics that
+  were not computed with the flags that would compute them.
 """
 
 import json
@@ -17,6 +18,8 @@ import os
 from fgbg_keras.evaluation import methods as rollout_methods
 from fgbg_keras.evaluation.rollouts import METRIC_LABELS
 
+# The still of the frames, d and the masks of the first test clips (`pairs.write_mask_images`).
+MASKS_IMAGE = "masks.png"
 NOT_COMPUTED = {
     "lpips": "--lpips_network=vgg16|alex --lpips_backbone=WEIGHTS --lpips_linear=LINEAR.npz",
     "fvd": "--fvd_model=I3D_SAVED_MODEL",
@@ -101,13 +104,32 @@ def _one_step_lines(results):
             f"| mask IoU, controlled object alone | {results['agent_mask_iou']:.3f} | "
             f"{results['agent_diff_mask_iou']:.3f} (frame-difference map) |"
         )
-    return lines + [
+    lines += [
         f"| next-frame PSNR (dB) | {results['psnr']:.2f} | {results['copy_last_psnr']:.2f} "
         "(copy-last-frame) |",
         f"| next-frame SSIM | {results['ssim']:.3f} | {results['copy_last_ssim']:.3f} "
         "(copy-last-frame) |",
+    ]
+    if "background_psnr" in results:
+        lines += [
+            f"| PSNR outside the masks (dB) | {results['background_psnr']:.2f} | "
+            f"{results['copy_last_background_psnr']:.2f} (copy-last-frame) |",
+            f"| mask mean size | {results['mask_mean']:.3f} | {results['diff_mean']:.3f} "
+            "(frame-difference map) |",
+        ]
+    if "mog2_iou" in results:
+        lines.append(
+            f"| mask IoU with MOG2's masks | {results['mog2_iou']:.3f} | "
+            f"{results['mog2_mean']:.3f} (MOG2's mean size) |"
+        )
+    lines += ["", f"{results['pairs']} frame pairs."]
+    return lines + [
         "",
-        f"{results['pairs']} frame pairs.",
+        "Per test clip, top to bottom: its frames, the change map d, M's masks"
+        + (", MOG2's masks" if "mog2_iou" in results else "")
+        + " (white: foreground).",
+        "",
+        f"![masks]({MASKS_IMAGE})",
     ]
 
 

@@ -52,19 +52,22 @@ def rollout_batch(clips, start, stop, size, masks_of, ground_truth):
     shape = frames.shape
     model_masks = tf.reshape(masks_of(tf.reshape(frames, [-1, *size, 3])), [*shape[:-1], 1])
     controls = {"fitted": mask_ops.fitted_controls(model_masks)}
+    sources = clips["sources"][start:stop] if "sources" in clips else None
     if not ground_truth:
         centroids, valid = mask_ops.mask_centroids(tf.reshape(model_masks[:, 1:], [-1, *size, 1]))
         # Where M finds nothing in the true frame there is no reference: NaN, left out.
         centroids = tf.where(valid[:, None], centroids, np.nan)
         centroids = tf.reshape(centroids, [shape[0], shape[1] - 1, 2])
-        return methods.RolloutBatch(frames, model_masks, controls, centroids)
+        return methods.RolloutBatch(frames, model_masks, controls, centroids, sources=sources)
     # Ground truth is in the clips' own pixels; the model may work at another size.
     data_size = clips["frames"].shape[2:4]
     centroids = mask_ops.rescale_points(clips["centroids"][start:stop, 1:], data_size, size)
     offsets = clips["offsets"][start:stop] * mask_ops.resize_scale(data_size, size)
     controls["true"] = mask_ops.translation_controls(offsets)
     masks = preprocess_masks(clips["masks"][start:stop], size)
-    return methods.RolloutBatch(frames, model_masks, controls, centroids, offsets, masks)
+    return methods.RolloutBatch(
+        frames, model_masks, controls, centroids, offsets, masks, sources=sources
+    )
 
 
 def _step_metrics(masks_of, generated, truth, true_centroids):
@@ -162,6 +165,14 @@ def has_ground_truth(clips):
     return "offsets" in clips and "masks" in clips
 
 
+def has_recordings(config, clips):
+    """Whether test clips name recordings whose frames the run's data source gives (the MOG2
+    baseline learns from them)."""
+    if "sources" not in clips:
+        return False
+    return datasets.source(config).recording_frames(clips["sources"][0]) is not None
+
+
 def method_rollouts(run, clips, masks_of, convlstm=None, convlstm_controls=False, batch_size=16):
     """Every method that `clips` (with ground truth or not) and the baseline allow, rolled
     out batch by batch.
@@ -184,6 +195,8 @@ def method_rollouts(run, clips, masks_of, convlstm=None, convlstm_controls=False
         have.add(methods.TRAINING_CONTROLS)
     if convlstm is not None:
         have.add(methods.CONVLSTM)
+    if has_recordings(run.config, clips):
+        have.add(methods.RECORDINGS)
     evaluated = methods.available(have)
     context = methods.Context(run, convlstm, convlstm_controls)
     generators = {method.name: method.prepare(context) for method in evaluated}
