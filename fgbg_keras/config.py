@@ -8,13 +8,14 @@ field cannot exist without its help and a validation error names the flag to fix
 import dataclasses
 import math
 
-from data_pipelines import datasets
+from data_pipelines import augment, datasets
 from data_pipelines.change_map import BG_REFERENCES, DIFF_MODES
 from data_pipelines.pushing import PushingOptions
 from data_pipelines.stabilize import ALIGN_MODES
 from fgbg_keras import distribute
 from fgbg_keras.layers import blocks
 from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES, PIXEL_LOSSES
+from fgbg_keras.mask_ops import PASTE_REGIONS
 from fgbg_keras.models import generators
 from fgbg_keras.models.unet_diff_generator import MEMORY_FLAGS
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
@@ -166,6 +167,15 @@ class ModelConfig(Section):
         "not move.",
         moving_masks_only=True,
     )
+    unet_paste_region: str = option(
+        "target",
+        "unet with --unet_paste: where the moved foreground is pasted. target: the target mask. "
+        "moved: the current mask moved by the same whole pixels, so that a target mask that "
+        "differs from the current one only in shape (M's masks of a still object flicker on "
+        "real video) moves nothing. No effect in Phase 1.",
+        choices=PASTE_REGIONS,
+        moving_masks_only=True,
+    )
     unet_keep_pasted: int = option(
         1,
         "unet with --unet_paste: the U-Net changes only the background the object uncovered and "
@@ -191,6 +201,14 @@ class ModelConfig(Section):
         False,
         "unet: the U-Net also sees the frame and mask the previous rollout step was fed: how the "
         "object was moving. No effect in Phase 1; its weights start at zero from the Phase 1 run.",
+        moving_masks_only=True,
+    )
+    unet_copy_gate: bool = option(
+        False,
+        "unet: the prediction is a per-pixel blend, by a gate the U-Net learns, of the frame it "
+        "draws and the input frame, starting almost all input frame: the generator starts as "
+        "copy-last-frame and draws only where that predicts better (real video, whose masks and "
+        "controls are noisy). No effect in Phase 1.",
         moving_masks_only=True,
     )
 
@@ -376,6 +394,19 @@ class TrainConfig(Section):
     long_clips_per_batch: int = option(
         2, "With --long_windows_from: the clips of each batch from then on."
     )
+    augment_flip: bool = option(
+        False, "Mirror each training window left-right, with probability 1/2."
+    )
+    augment_reverse: bool = option(
+        False,
+        "Play each training window backwards, with probability 1/2: the object moves the other "
+        "way.",
+    )
+    augment_shift: int = option(
+        0,
+        "Move each training window as a whole by up to this many pixels along each axis "
+        "(reflected at the borders): the object at places it did not visit. 0: off.",
+    )
     learning_rate: float = option(
         2e-4, "Adam learning rate (constant, then linear decay to 0; paper: 2e-4)."
     )
@@ -479,6 +510,13 @@ class TrainConfig(Section):
             )
         if self.long_windows_from:
             self._check_long_windows()
+        if not 0 <= self.augment_shift < config.model.image_size // 2:
+            _fail(
+                "augment_shift",
+                self.augment_shift,
+                f"must be in [0, {config.model.image_size // 2}) at --image_size="
+                f"{config.model.image_size}",
+            )
         for name in ("train_steps", "checkpoint_every", "long_windows_from"):
             if getattr(self, name) % self.log_every:
                 multiple = f"must be a multiple of --log_every={self.log_every}"
@@ -491,6 +529,11 @@ class TrainConfig(Section):
         if not 0.0 <= self.decay_start_fraction <= 1.0:
             _fail("decay_start_fraction", self.decay_start_fraction, "must be in [0, 1]")
         datasets.parse_data_flag(self.data)
+
+    def augmentation(self):
+        """The `augment.Augmentation` of the training windows that the `augment_*` fields ask
+        for."""
+        return augment.Augmentation(self.augment_flip, self.augment_reverse, self.augment_shift)
 
     def _check_long_windows(self):
         if not 0 < self.long_windows_from < self.train_steps:

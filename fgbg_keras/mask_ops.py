@@ -338,28 +338,42 @@ def dilate_masks(masks, pixels):
     return ops.max_pool(masks, 2 * pixels + 1, 1, padding="same")
 
 
-def paste_foreground(frames, masks, target_masks):
+# Where `paste_foreground` pastes: the target mask, or the current mask moved as its content.
+PASTE_REGIONS = ("target", "moved")
+
+
+def paste_foreground(frames, masks, target_masks, region="target"):
     """Each frame with its object moved to the target mask: the layered view of a step.
 
-    Inside the target mask: the frame's content moved by the translation fitted between the
-    masks (`fit_translations`), rounded to whole pixels, so pasted pixels are exact copies and a
-    rollout of many steps does not blur them by resampling. Where the object was and is no
-    longer (`max(mask - target_mask, 0)`): the background filled in from the pixels outside
-    both masks (`fill_from_surroundings`). Elsewhere: the frame. Soft masks blend the three;
-    equal masks, soft or not (Phase I), give the frame back.
+    The object's content is moved by the translation fitted between the masks
+    (`fit_translations`), rounded to whole pixels, so pasted pixels are exact copies and a
+    rollout of many steps does not blur them by resampling. It is pasted inside the target mask
+    (`region="target"`), or inside the current mask moved by the same whole pixels
+    (`"moved"`: a target that differs from the mask only in shape, as M's masks of two
+    frames of a still object on real video do, then moves nothing). Where the object was and
+    is no longer (the mask minus where it is pasted): the background filled in from the pixels
+    outside both masks (`fill_from_surroundings`). Elsewhere: the frame. Soft masks blend the
+    three; equal masks, soft or not (Phase I), give the frame back.
 
     Args:
         frames: `[B, H, W, C]`.
         masks: `[B, H, W, 1]` in [0, 1], where the object is.
         target_masks: `[B, H, W, 1]` in [0, 1], where it goes.
+        region: one of `PASTE_REGIONS`.
 
     Returns:
-        float32 `[B, H, W, C]`; the frame itself where `masks == target_masks`.
+        float32 `[B, H, W, C]`; the frame itself where `masks == target_masks` (with
+        `"moved"`, wherever the fitted translation rounds to zero).
     """
+    if region not in PASTE_REGIONS:
+        raise ValueError(f"`region` must be one of {PASTE_REGIONS}. Received: region={region!r}")
     frames = ops.cast(frames, "float32")
     masks = ops.cast(masks, "float32")
     target_masks = ops.cast(target_masks, "float32")
-    moved = shift_whole_pixels(frames, fit_translations(masks, target_masks))
+    translation = fit_translations(masks, target_masks)
+    moved = shift_whole_pixels(frames, translation)
+    if region == "moved":
+        target_masks = shift_whole_pixels(masks, translation)
     uncovered = ops.maximum(masks - target_masks, 0.0)
     filled = fill_from_surroundings(frames, 1.0 - ops.maximum(masks, target_masks))
     return (1.0 - target_masks - uncovered) * frames + target_masks * moved + uncovered * filled

@@ -144,8 +144,9 @@ def restore_fgbg_networks(mask_generator, frame_generator, checkpoint, written_b
     With `written_by`, the `(ModelConfig, moving_masks)` of the run that wrote the checkpoint
     (a Phase II run starting from another run), G is restored into a generator built as that
     run's, then copied into `frame_generator` by `copy_widened`: where G takes more inputs than
-    that run's (the U-Net's `memory`, which Phase I does not have), their weights start at zero,
-    so G starts as the generator that was trained.
+    that run's (the U-Net's `memory` and, with its copy gate, the input frame, which Phase I does
+    not have), their weights start at zero, and layers that run did not have (the gate) keep
+    their initial values, so G starts as the generator that was trained (behind a shut gate).
     """
     source = frame_generator
     if written_by is not None:
@@ -163,23 +164,27 @@ def restore_fgbg_networks(mask_generator, frame_generator, checkpoint, written_b
 def copy_widened(source, target):
     """Copies the weights of network `source` into `target`, the same layers where a kernel may
     take more input channels (its axis -2): those channels come last in `target`'s inputs, and
-    their weights start at zero.
+    their weights start at zero. Layers of `target` that `source` lacks keep their values.
 
     Raises:
-        ValueError: naming the first weight that differs otherwise.
+        ValueError: naming the first weight that differs otherwise, or when `target` lacks a
+            layer of `source`.
     """
 
     def paths(network):
         # Relative to the network: a weight a layer makes itself (the VQ codebook) is named
         # with the models above it, which differ between a network alone and one in a phase.
-        return [w.path.split(f"{network.name}/", 1)[-1] for w in network.weights]
+        return {w.path.split(f"{network.name}/", 1)[-1]: w for w in network.weights}
 
-    if paths(source) != paths(target):
+    sources, targets = paths(source), paths(target)
+    missing = [path for path in sources if path not in targets]
+    if missing:
         raise ValueError(
-            f"{target.name!r} does not have the layers of {source.name!r}: its weights cannot "
-            "start from it."
+            f"{target.name!r} does not have the layers of {source.name!r} (e.g. {missing[0]}): "
+            "its weights cannot start from it."
         )
-    for weight, into in zip(source.weights, target.weights):
+    for path, weight in sources.items():
+        into = targets[path]
         value = keras.ops.convert_to_numpy(weight)
         shape = tuple(into.shape)
         if value.shape != shape:
@@ -196,10 +201,11 @@ def copy_widened(source, target):
 
 
 def _generator_memory(model_config, moving_masks):
-    """The memory (`generators.MEMORY`) of the frame generator that a run's config builds."""
+    """The memory (`generators.MEMORY`) of the frame generator that a run's config builds, and
+    whether it has the U-Net's copy gate."""
     if model_config.generator != "unet" or not moving_masks:
-        return ()
-    return unet_memory(model_config)
+        return (), False
+    return unet_memory(model_config), model_config.unet_copy_gate
 
 
 def check_init_from(config, init_from):
@@ -207,12 +213,13 @@ def check_init_from(config, init_from):
     `restore_fgbg_networks` needs to widen its generator (None: nothing to widen).
 
     Settings marked `moving_masks_only` (`ModelConfig.networks`) may differ from that run's; the
-    U-Net's memory may only be added to, after that run's (its inputs come last).
+    U-Net's memory may only be added to, after that run's (its inputs come last), and its copy
+    gate added, not dropped.
 
     Raises:
         ValueError: naming `--init_from` when it is missing, holds no checkpoint, or was trained
-            with other network settings (frame size, widths, generator variant...) or with a
-            memory this run drops or reorders.
+            with other network settings (frame size, widths, generator variant...), with a
+            memory this run drops or reorders, or with a copy gate this run drops.
     """
     saved, latest = latest_checkpoint(init_from, flag="--init_from")
     if saved.model.networks() != config.model.networks():
@@ -222,8 +229,14 @@ def check_init_from(config, init_from):
             f"{field_changes(saved.model.networks(), config.model.networks())}."
         )
     moving_masks = phases.get(run_phase(init_from)).moving_masks
-    saved_memory = _generator_memory(saved.model, moving_masks)
-    memory = _generator_memory(config.model, True)
+    saved_memory, saved_gate = _generator_memory(saved.model, moving_masks)
+    memory, gate = _generator_memory(config.model, True)
+    if saved_gate and (not gate or memory != saved_memory):
+        # The gate's input frame comes after the memory: more memory would take its place.
+        raise ValueError(
+            f"--init_from={init_from!r} was trained with the U-Net's copy gate "
+            "(--unet_copy_gate): this run must keep it, and the same memory."
+        )
     if memory[: len(saved_memory)] != saved_memory:
         flags = ", ".join(f"--{MEMORY_FLAGS[name]}" for name in saved_memory)
         raise ValueError(
@@ -231,7 +244,8 @@ def check_init_from(config, init_from):
             f"{' and '.join(saved_memory)} frame ({flags}); this run must keep that memory, "
             "and may only add to it."
         )
-    return latest, ((saved.model, moving_masks) if memory != saved_memory else None)
+    widened = (memory, gate) != (saved_memory, saved_gate)
+    return latest, ((saved.model, moving_masks) if widened else None)
 
 
 class RestoredRun(NamedTuple):

@@ -139,6 +139,29 @@ def test_paste_foreground_moves_the_object_and_fills_where_it_was():
     np.testing.assert_array_equal(mask_ops.paste_foreground(frame, empty, empty), frame)
 
 
+def test_pasting_into_the_moved_mask_ignores_a_change_of_shape_alone():
+    rng = np.random.default_rng(2)
+    frame = rng.uniform(-1, 1, (1, 12, 12, 3)).astype(np.float32)
+    mask = np.zeros((1, 12, 12, 1), np.float32)
+    mask[0, 3:8, 3:8] = 1.0
+    # A target of another shape about the same centroid (a flickering mask of a still object):
+    # the translation is zero, so "moved" leaves the frame as it is where "target" fills in.
+    thinner = np.zeros_like(mask)
+    thinner[0, 3:8, 4:7] = 1.0
+    np.testing.assert_array_equal(mask_ops.paste_foreground(frame, mask, thinner, "moved"), frame)
+    assert not np.allclose(mask_ops.paste_foreground(frame, mask, thinner, "target"), frame)
+    # A true move by (2, 1) pastes the content into the moved mask and fills where it left.
+    target = shifted(thinner, 2, 1)  # the centroid moves by (2, 1), the shape changes
+    pasted = np.asarray(mask_ops.paste_foreground(frame, mask, target, "moved"))
+    np.testing.assert_array_equal(pasted[0, 4:9, 5:10], frame[0, 3:8, 3:8])
+    left = (mask - shifted(mask, 2, 1))[0, ..., 0] > 0
+    assert not np.allclose(pasted[0][left], frame[0][left])
+    outside = np.maximum(mask, shifted(mask, 2, 1))[0, ..., 0] == 0
+    np.testing.assert_array_equal(pasted[0][outside], frame[0][outside])
+    with pytest.raises(ValueError, match="`region` must be one of"):
+        mask_ops.paste_foreground(frame, mask, target, "nearest")
+
+
 def test_rescale_points_keeps_a_shapes_centroid_through_a_resize():
     # A 32x32 block of a 64x64 mask is a 8x8 block of its 16x16 resize, pixel for pixel.
     mask = np.zeros((1, 64, 64, 1), np.float32)

@@ -330,3 +330,30 @@ def test_a_phase_two_start_may_add_to_its_init_from_s_memory_but_not_drop_it(
     for memory in [(), ("first",), ("first", "previous")]:
         with pytest.raises(ValueError, match="--unet_previous_frame.*must keep that memory"):
             run_dirs.check_init_from(config(*memory), previous)
+
+
+def test_a_gated_phase_two_trains_from_phase_one_and_its_gate_cannot_be_dropped(
+    unet_phase_one, tmp_path
+):
+    phase_one, _ = unet_phase_one
+
+    def config(gate=True, first_frame=False):
+        config = phase_two_config(**UNET)
+        config.phase_two.train_rollout = True
+        config.train.augment_flip = config.train.augment_reverse = True
+        config.model.unet_copy_gate = gate
+        config.model.unet_paste_region = "moved"
+        config.model.unet_first_frame = first_frame
+        return phases.get(2).validate(config)
+
+    # From Phase I the generator is widened: the input frame and the gate are new.
+    assert run_dirs.check_init_from(config(), phase_one)[1] is not None
+    gated = str(tmp_path / "gated")
+    logs = loop.train_and_evaluate(config(), gated, phase=2, init_from=phase_one, verbose=False)
+    assert np.isfinite(logs["loss"])
+    restored = run_dirs.restore_networks(gated).frame_generator
+    assert restored.copy_gate and restored.paste_region == "moved"
+    assert run_dirs.check_init_from(config(), gated)[1] is None
+    for changed in (config(gate=False), config(first_frame=True)):
+        with pytest.raises(ValueError, match="copy gate .* must keep it, and the same memory"):
+            run_dirs.check_init_from(changed, gated)

@@ -107,7 +107,17 @@ def apply_norm(x, groups, name):
 PADDINGS = ("reflect", "zero")
 
 
-def apply_conv(x, filters, kernel_size, name, strides=1, reflect=True, use_bias=True):
+def apply_conv(
+    x,
+    filters,
+    kernel_size,
+    name,
+    strides=1,
+    reflect=True,
+    use_bias=True,
+    kernel_initializer="glorot_uniform",
+    bias_initializer="zeros",
+):
     """A convolution that keeps `H / strides` exactly, reflection-padded if `reflect`, else
     zero-padded (`"same"`: one kernel, no padding op of its own)."""
     if reflect and kernel_size > 1:
@@ -121,6 +131,8 @@ def apply_conv(x, filters, kernel_size, name, strides=1, reflect=True, use_bias=
         strides=strides,
         padding=padding,
         use_bias=use_bias,
+        kernel_initializer=kernel_initializer,
+        bias_initializer=bias_initializer,
         name=f"{name}_conv",
     )(x)
 

@@ -1,11 +1,13 @@
 """The frame generator G, difference variant: a U-Net draws a change inside the masks."""
 
+import math
+
 import keras
 from keras import ops
 
 from data_pipelines.checks import check_int
 from fgbg_keras.layers import blocks
-from fgbg_keras.mask_ops import dilate_masks, erode_masks, paste_foreground
+from fgbg_keras.mask_ops import PASTE_REGIONS, dilate_masks, erode_masks, paste_foreground
 from fgbg_keras.models import generators
 from fgbg_keras.models.network import Network
 
@@ -26,6 +28,12 @@ def kept_interior(target_mask, pixels):
     return erode_masks(target_mask, pixels)
 
 
+# How open the copy gate (`UNetDiffGenerator(copy_gate=True)`) is where it starts: the drawn
+# frame's share of each pixel, the input frame's being the rest.
+GATE_START = 0.05
+_GATE_BIAS = math.log(GATE_START / (1.0 - GATE_START))
+
+
 def level_widths(num_levels, filters, max_filters):
     """Channels of encoder level i: `min(filters * 2**i, max_filters)`, i < `num_levels`."""
     return [min(filters * 2**i, max_filters) for i in range(num_levels)]
@@ -42,7 +50,9 @@ class UNet(Network):
     then concatenation with the encoder output of the same resolution; at full resolution it is
     concatenated with the input itself, so the last layer sees the exact mask edges. A final 3x3
     convolution and `2 * tanh` give the difference (a difference of two frames in [-1, 1] lies in
-    [-2, 2]), in float32 whatever the dtype policy. Convolutions pad by reflection.
+    [-2, 2]), in float32 whatever the dtype policy. With `gate`, a second 3x3 convolution of the
+    same features gives a fourth channel, the logit of a gate that starts at `GATE_START`
+    everywhere (a zero kernel, a bias of its logit). Convolutions pad by reflection.
 
     Args:
         num_levels: stride-2 levels L; frame sizes must be divisible by `2**L`. Paper: 8 at
@@ -53,13 +63,15 @@ class UNet(Network):
             it. Group rather than instance normalisation keeps statistics meaningful on the 2x2
             maps next to the bottleneck.
         input_channels: channels of the input, 5 for `concat(frame, mask, target_mask)`.
+        gate: also give the gate's logit.
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
         inputs: `[B, H, W, input_channels]`.
 
     Returns:
-        Differences `[B, H, W, 3]` in [-2, 2], float32.
+        Differences `[B, H, W, 3]` in [-2, 2], float32; with `gate`, `[B, H, W, 4]`, the gate's
+        logit last.
 
     Reference: arXiv 2111.12747, section 3.4; U-Net, arXiv 1505.04597; pix2pix, arXiv 1611.07004.
     """
@@ -71,6 +83,7 @@ class UNet(Network):
         max_filters=512,
         norm_groups=8,
         input_channels=5,
+        gate=False,
         **kwargs,
     ):
         check_int("num_levels", num_levels)
@@ -101,9 +114,23 @@ class UNet(Network):
             width = widths[i - 1] if i > 0 else filters
             x = blocks.apply_upsample(x, width, f"up{i}", groups=norm_groups)
             x = keras.layers.Concatenate(name=f"up{i}_skip")([x, skips[i]])
-        x = blocks.apply_conv(x, 3, 3, "head")
+        features = x
+        x = blocks.apply_conv(features, 3, 3, "head")
         x = keras.layers.Activation("tanh", dtype="float32", name="head_tanh")(x)
         outputs = keras.layers.Rescaling(2.0, dtype="float32", name="difference")(x)
+        if gate:
+            logit = blocks.apply_conv(
+                features,
+                1,
+                3,
+                "gate",
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant(_GATE_BIAS),
+            )
+            logit = keras.layers.Activation("linear", dtype="float32", name="gate_logit")(logit)
+            outputs = keras.layers.Concatenate(dtype="float32", name="difference_and_gate")(
+                [outputs, logit]
+            )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         self.num_levels = num_levels
@@ -111,6 +138,7 @@ class UNet(Network):
         self.max_filters = max_filters
         self.norm_groups = norm_groups
         self.input_channels = input_channels
+        self.gate = bool(gate)
         self.downsampling_factor = 2**num_levels
 
     def get_config(self):
@@ -122,6 +150,7 @@ class UNet(Network):
                 "max_filters": self.max_filters,
                 "norm_groups": self.norm_groups,
                 "input_channels": self.input_channels,
+                "gate": self.gate,
             }
         )
         return config
@@ -165,6 +194,16 @@ class UNetDiffGenerator(keras.Model):
     gripper and the lower links, which move with it (the pushing set). Phase I, where the
     generator must learn to redraw the object and a wider `r` would let it explain motion the
     masks miss, is built with `keep_pasted=0` and `region_margin=0` (`build_unet_generator`).
+
+    With `copy_gate=True` the prediction is a per-pixel blend of the input frame and the frame
+    drawn as above: `f_hat = f_t + g * (drawn - f_t)`, where the gate `g` in [0, 1] is the
+    sigmoid of a fourth output of the U-Net, zero outside the union of the masks (dilated by
+    `region_margin`). The U-Net then also sees f_t itself (beside the pasted base, which no
+    longer shows what the foreground covered). The gate starts almost shut (`GATE_START`), so
+    the generator starts as copy-last-frame and opens it only where drawing predicts better than
+    copying: on real video, where M's masks flicker between frames and the controls fitted from
+    them carry noise, pasting can do worse than leaving the frame as it is.
+
     Same call interface as `VQFrameGenerator`.
 
     Args:
@@ -174,6 +213,10 @@ class UNetDiffGenerator(keras.Model):
         max_filters: cap on the width of every level. Paper: 512.
         norm_groups: groups of the U-Net's group normalisation.
         paste: start from the pasted foreground instead of f_t.
+        paste_region: where `paste` pastes it (`mask_ops.paste_foreground`): `"target"`, the
+            target mask, or `"moved"`, the current mask moved by the same whole pixels, so
+            that a target mask that only changes shape (M's masks flicker on real video)
+            moves nothing.
         keep_pasted: with `paste`, the width in pixels of the band inside the target mask's
             edge that the U-Net may change; the interior beyond it is kept as pasted. 0: the
             U-Net changes the whole union. Ignored without `paste`.
@@ -184,6 +227,9 @@ class UNetDiffGenerator(keras.Model):
             before any generated step), `"previous"` the frame fed to the previous step (how the
             object was moving). Each adds 4 input channels, whose weights start at zero when
             Phase II starts from a Phase I run (`runs.restore_fgbg_networks`).
+        copy_gate: blend the drawn frame with the input frame by a learned gate (above). Adds
+            3 input channels (after the memory's) and the gate's output, which start at zero
+            and shut when Phase II starts from a Phase I run.
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
@@ -205,12 +251,24 @@ class UNetDiffGenerator(keras.Model):
         max_filters=512,
         norm_groups=8,
         paste=False,
+        paste_region="target",
         keep_pasted=0,
         region_margin=0,
         memory=(),
+        copy_gate=False,
         **kwargs,
     ):
+        # The frame and masks come in as they are, float32 under a mixed precision policy too:
+        # what the generator copies (outside the masks, a pasted object, the shut gate's
+        # share) is the input frame itself, not its bfloat16 rounding (up to 1/256 off). The
+        # U-Net inside still computes in the policy's dtype.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
+        if paste_region not in PASTE_REGIONS:
+            raise ValueError(
+                f"`paste_region` must be one of {PASTE_REGIONS}. Received: "
+                f"paste_region={paste_region!r}"
+            )
         check_int("keep_pasted", keep_pasted, minimum=0)
         check_int("region_margin", region_margin, minimum=0)
         memory = tuple(memory)
@@ -221,12 +279,14 @@ class UNetDiffGenerator(keras.Model):
                 f"memory={memory}"
             )
         self.memory = memory
+        self.copy_gate = bool(copy_gate)
         self.unet = UNet(
             num_levels,
             filters,
             max_filters,
             norm_groups,
-            input_channels=5 + 4 * len(memory),
+            input_channels=5 + 4 * len(memory) + 3 * self.copy_gate,
+            gate=self.copy_gate,
             name="unet",
         )
         self.num_levels = num_levels
@@ -234,6 +294,7 @@ class UNetDiffGenerator(keras.Model):
         self.max_filters = max_filters
         self.norm_groups = norm_groups
         self.paste = bool(paste)
+        self.paste_region = paste_region
         self.keep_pasted = int(keep_pasted)
         self.region_margin = int(region_margin)
         self.downsampling_factor = 2**num_levels
@@ -244,7 +305,9 @@ class UNetDiffGenerator(keras.Model):
         return self.unet.get_layer("head_conv").kernel
 
     def reset_head(self):
-        """Zeroes the U-Net's last convolution, so that the prediction is the base frame.
+        """Zeroes the U-Net's last convolution, so that the prediction is the base frame (with
+        `copy_gate`, the gate's convolution goes back to its start, almost shut: the prediction
+        is then nearly the input frame).
 
         The other layers keep their weights; training grows the difference from zero, as a
         residual branch initialised at zero does.
@@ -252,21 +315,33 @@ class UNetDiffGenerator(keras.Model):
         head = self.unet.get_layer("head_conv")
         for weight in head.weights:
             weight.assign(keras.ops.zeros(weight.shape, weight.dtype))
+        if self.copy_gate:
+            gate = self.unet.get_layer("gate_conv")
+            gate.kernel.assign(keras.ops.zeros(gate.kernel.shape, gate.kernel.dtype))
+            gate.bias.assign(keras.ops.full(gate.bias.shape, _GATE_BIAS, gate.bias.dtype))
 
     def call(self, inputs, training=None):
         frame, mask, target_mask = (
             ops.cast(inputs[key], "float32") for key in ("frame", "mask", "target_mask")
         )
-        base = paste_foreground(frame, mask, target_mask) if self.paste else frame
+        base = frame
+        if self.paste:
+            base = paste_foreground(frame, mask, target_mask, self.paste_region)
         memory = [ops.cast(x, "float32") for x in generators.memory_inputs(inputs, self.memory)]
-        features = ops.concatenate([base, mask, target_mask, *memory], axis=-1)
-        difference = self.unet(features, training=training)
-        region = ops.maximum(mask, target_mask)
+        seen = [frame] if self.copy_gate else []
+        features = ops.concatenate([base, mask, target_mask, *memory, *seen], axis=-1)
+        outputs = self.unet(features, training=training)
+        changed = ops.maximum(mask, target_mask)
         if self.region_margin:
-            region = dilate_masks(region, self.region_margin)
+            changed = dilate_masks(changed, self.region_margin)
+        region = changed
         if self.paste:
             region = region * (1.0 - kept_interior(target_mask, self.keep_pasted))
-        return {"frame": composite(base, difference, region)}
+        drawn = composite(base, outputs[..., :3], region)
+        if not self.copy_gate:
+            return {"frame": drawn}
+        gate = ops.cast(changed, "float32") * ops.sigmoid(outputs[..., 3:])
+        return {"frame": frame + gate * (drawn - frame)}
 
     def get_config(self):
         config = super().get_config()
@@ -277,9 +352,11 @@ class UNetDiffGenerator(keras.Model):
                 "max_filters": self.max_filters,
                 "norm_groups": self.norm_groups,
                 "paste": self.paste,
+                "paste_region": self.paste_region,
                 "keep_pasted": self.keep_pasted,
                 "region_margin": self.region_margin,
                 "memory": list(self.memory),
+                "copy_gate": self.copy_gate,
             }
         )
         return config
@@ -312,15 +389,17 @@ def unet_memory(config):
 def build_unet_generator(config, moving_masks=True):
     """The `UNetDiffGenerator` of a `ModelConfig` (its `unet_*` settings; `unet_levels=0`
     follows the frame size down). Phase I (`moving_masks=False`) keeps nothing as pasted and
-    changes only the mask, with no margin and no memory: the generator learns to redraw the
-    object from pairs of frames."""
+    changes only the mask, with no margin, no memory and no gate: the generator learns to redraw
+    the object from pairs of frames."""
     return UNetDiffGenerator(
         num_levels=config.unet_levels or halvings(config.image_size),
         filters=config.unet_filters,
         max_filters=config.unet_max_filters,
         paste=config.unet_paste,
+        paste_region=config.unet_paste_region,
         keep_pasted=config.unet_keep_pasted if moving_masks else 0,
         region_margin=config.unet_region_margin if moving_masks else 0,
         memory=unet_memory(config) if moving_masks else (),
+        copy_gate=config.unet_copy_gate and moving_masks,
         name="frame_generator",
     )

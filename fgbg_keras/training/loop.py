@@ -10,10 +10,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from data_pipelines import datasets, pipeline
+from data_pipelines import datasets, pipeline, records
 from fgbg_keras import distribute, hardware, runs
 from fgbg_keras.training import callbacks as fgbg_callbacks
 from fgbg_keras.training import phases
+
+
+# Tells the seed of the windows' augmentation from the seeds of the run's other streams.
+AUGMENTATION_STREAM = 1
 
 
 class TrainingDiverged(RuntimeError):
@@ -247,6 +251,8 @@ def _training_stream(phase, config, source, strategy, frames_per_clip, clips_per
                 config.model.image_size,
                 keep_offsets=phase.keeps_offsets(config),
                 align=config.loss.align,
+                augmentation=config.train.augmentation(),
+                seed=records.stream_seed(config.train.seed, first, AUGMENTATION_STREAM),
             ),
         )
 
