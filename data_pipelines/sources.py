@@ -238,13 +238,11 @@ def recording_clips(frames, group, path, options):
                 kept += 1
                 yield (*item, split)
         if split is not None and not kept:
-            other = "train" if split == "test" else "test"
             yield Skipped(
                 path,
-                f"--split=time: its {split} part ({sum(map(len, runs))} frames, the "
-                f"{'last' if split == 'test' else 'first'} part of {len(frames)}) holds no clip "
-                f"of --frames_per_clip={options.min_frames} frames; the recording is in the "
-                f"{other} split only",
+                f"--split=time: its {split} part ({sum(map(len, runs))} of its {len(frames)} "
+                f"frames) holds no clip of --frames_per_clip={options.min_frames} frames: the "
+                f"recording has no {split} clips",
             )
 
 

@@ -415,7 +415,7 @@ def test_time_split_never_shares_a_frame_and_names_a_recording_too_short_for_bot
     (named,) = [
         s for s in info.skipped if s["path"].endswith("short") and "--split=time" in s["reason"]
     ]
-    assert "train split only" in named["reason"]
+    assert "2 of its 9 frames" in named["reason"] and "has no test clips" in named["reason"]
     written = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert written["options"]["split"] == "time" and written["options"]["test_fraction"] == 0.25
     assert any("--split=time" in s["reason"] for s in written["skipped"])

@@ -46,6 +46,14 @@ def test_the_report_plots_and_json_are_written(written):
     # The still grid: 2 clips of 3 rows of 32 pixels, 5 steps of 32 pixels.
     with Image.open(folder / "rollouts.png") as still:
         assert still.size == (5 * 32, 2 * 3 * 32)
+    # The masks: 2 clips of 3 rows (frames, d, M's masks; no MOG2 on synthetic clips).
+    with Image.open(folder / "masks.png") as masks:
+        assert masks.size == (5 * 32, 2 * 3 * 32)
+        pixels = np.asarray(masks.convert("RGB"))
+    rows = pixels.reshape(2, 3, 32, 5 * 32, 3)
+    assert rows[:, 0].std() > 10  # frames
+    assert set(np.unique(rows[:, 1:])) <= {0, 255}  # d and the masks, black and white
+    assert "![masks](masks.png)" in (folder / "report.md").read_text()
 
 
 def test_the_markdown_names_every_method_and_what_was_not_computed(written):
