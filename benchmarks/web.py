@@ -40,9 +40,29 @@ def define_flags():
     flags.DEFINE_string(
         "screenshot", None, "Also save a screenshot of the first page after its frames (.png)."
     )
+    flags.DEFINE_list(
+        "screenshot_keys",
+        [],
+        "With --screenshot: take it on a fresh page after these key presses (e.g. "
+        "ArrowLeft,ArrowLeft: two 1-px moves), not after the timed frames.",
+    )
     flags.DEFINE_string(
         "image", None, "The page's image (default: export.web's, the README's example)."
     )
+
+
+def screenshot_after(browser, url, keys, path):
+    """Saves a screenshot of a fresh page after each of `keys` was pressed (1-px moves)."""
+    page = browser.new_page(viewport={"width": 900, "height": 640})
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.state !== 'loading'", timeout=300_000)
+    page.fill("#step", "1")
+    page.locator("#step").blur()
+    for key in keys:
+        page.keyboard.press(key)
+        page.evaluate("fgbg.idle()")
+    page.screenshot(path=path)
+    page.close()
 
 
 def page_times(browser, url, frames, screenshot=None):
@@ -65,9 +85,11 @@ def page_times(browser, url, frames, screenshot=None):
         "({times: fgbg.state.times, stamps: fgbg.state.stamps, first: fgbg.state.firstMs})"
     )
     backend = page.text_content("#backend")
-    if screenshot:
+    if screenshot and not FLAGS.screenshot_keys:
         page.screenshot(path=screenshot)
     page.close()
+    if screenshot and FLAGS.screenshot_keys:
+        screenshot_after(browser, url, FLAGS.screenshot_keys, screenshot)
     # The first frame was a key press; the others were played.
     played = result["stamps"][1:]
     drawn = 1000 * (len(played) - 1) / (played[-1] - played[0])

@@ -172,9 +172,7 @@ def test_beam_conversion_keeps_frames_masks_and_offsets(tmp_path):
     options = sources.Options(
         size=SIZE, clip_length=6, num_clips=4, seed=5, pushing=QUIET, test_fraction=0.5
     )
-    info = conversion.convert(
-        "pushing", None, str(tmp_path), options, num_shards=1
-    )
+    info = conversion.convert("pushing", None, str(tmp_path), options, num_shards=1)
     assert {"masks", "agent_masks", "centroids", "endeffector_xy"} <= set(info.features)
     written = {}
     for split in ("train", "test"):

@@ -185,5 +185,5 @@ def test_every_shipped_flagfile_parses_and_validates(name, monkeypatch):
         # The paper's networks: 9 residual blocks in M, 8 U-Net levels at 256x256.
         assert (config.model.mask_ngf, config.model.mask_res_blocks) == (64, 9)
         assert (config.model.unet_filters, config.model.unet_max_filters) == (64, 512)
-    if name.startswith(("bair", "videos")):
+    if name.startswith(("bair", "real")):
         assert config.train.data.startswith("tfrecord:")
