@@ -215,8 +215,9 @@ def _runs(frames):
     return [run for run in runs + [current] if run]
 
 
-def recording_clips(frames, group, path, options):
-    """The clips of one recording: `(clip_id, frames [T, H, W, 3], split)` and `Skipped`s.
+def recording_clips(frames, group, path, options, **fields):
+    """The `spec.Clip`s of one recording (with `group`, its split where `--split=time` chose
+    it, and `fields`, e.g. `fps` or `label`) and `Skipped`s.
 
     `frames` lists the recording's frames in order, None where one could not be read (a clip
     never spans it). Each run of readable frames is cut by `_cut`; with `--split=time` the
@@ -236,7 +237,8 @@ def recording_clips(frames, group, path, options):
                     yield item
                     continue
                 kept += 1
-                yield (*item, split)
+                clip_id, stacked = item
+                yield spec.Clip(clip_id, path, stacked, group=group, split=split, **fields)
         if split is not None and not kept:
             yield Skipped(
                 path,
@@ -287,13 +289,7 @@ def read_video(path, root, options):
         yield Skipped(path, f"decoding stopped after {len(frames)} frames ({problem}); kept them")
     if options.fps:
         fps = min(fps, options.fps) if fps else options.fps  # resampling never adds frames
-    group = _relative(path, root)
-    for item in recording_clips(frames, group, path, options):
-        if isinstance(item, Skipped):
-            yield item
-            continue
-        clip_id, stacked, split = item
-        yield spec.Clip(clip_id, path, stacked, fps=fps, group=group, split=split)
+    yield from recording_clips(frames, _relative(path, root), path, options, fps=fps)
 
 
 def read_frame_folder(path, root, options):
@@ -309,12 +305,7 @@ def read_frame_folder(path, root, options):
         except (UnidentifiedImageError, OSError, ValueError) as error:
             yield Skipped(frame_path, f"unreadable image: {type(error).__name__}: {error}")
             frames.append(None)
-    for item in recording_clips(frames, group, path, options):
-        if isinstance(item, Skipped):
-            yield item
-            continue
-        clip_id, stacked, split = item
-        yield spec.Clip(clip_id, path, stacked, label=label, group=group, split=split)
+    yield from recording_clips(frames, group, path, options, label=label)
 
 
 def _bair_clip(example, path, index, options):
