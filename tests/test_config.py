@@ -86,10 +86,12 @@ def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():
     marked = [f.name for _, f in RunConfig().fields() if f.metadata["moving_masks_only"]]
     assert marked == [
         "unet_paste",
+        "unet_paste_region",
         "unet_keep_pasted",
         "unet_region_margin",
         "unet_first_frame",
         "unet_previous_frame",
+        "unet_copy_gate",
     ]
     changed = ModelConfig(unet_paste=False, unet_keep_pasted=3, unet_region_margin=2, mask_ngf=8)
     assert changed.networks() == ModelConfig(mask_ngf=8)

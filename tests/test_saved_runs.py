@@ -18,6 +18,8 @@ from tests.tiny import tiny_config
 SAVED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "runs_206e3b3")
 FGBG_RUNS = ("vqvae_phase1", "unet_phase1", "unet_phase2")
 ADDED_METHODS = ("mapped_carry",)
+# One-step figures added since that commit (each with its standard deviation).
+ADDED_METRICS = ("background_psnr", "copy_last_background_psnr", "mask_mean", "diff_mean")
 
 
 def figures(results, prefix=""):
@@ -58,9 +60,13 @@ def test_a_saved_run_evaluates_to_the_figures_it_had(name, saved, tmp_path):
     with open(output) as f:
         now = figures(json.load(f))
     before = figures(saved[name])
-    # Rollout methods registered since that commit add their figures; nothing else changes.
-    added = {key.split("/")[1] for key in now.keys() - before.keys()}
-    assert before.keys() <= now.keys() and added <= set(ADDED_METHODS), added
+    # Metrics and rollout methods added since that commit add their figures; nothing else
+    # changes.
+    added = now.keys() - before.keys()
+    metrics = {key for key in added if "/" not in key}
+    methods = {key.split("/")[1] for key in added - metrics}
+    assert before.keys() <= now.keys() and methods <= set(ADDED_METHODS), methods
+    assert metrics <= {m + s for m in ADDED_METRICS for s in ("", "_std")}, metrics
     for key, value in before.items():
         if isinstance(value, float) and math.isnan(value):
             assert math.isnan(now[key]), key
