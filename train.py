@@ -17,7 +17,7 @@ import sys
 
 from absl import app, flags, logging
 
-from fgbg_keras import distribute, runs
+from fgbg_keras import distribute, run_guard, runs
 from fgbg_keras import flags as fgbg_flags
 from fgbg_keras.evaluation import evaluator
 from fgbg_keras.training import loop, phases
@@ -37,17 +37,32 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     # Under --strategy=multi_worker, only the chief writes the run's files and evaluates.
     chief = distribute.is_chief(config.train.strategy)
-    if chief:
-        fgbg_flags.write_flags(FLAGS.model_dir)
+    if not chief:
+        _train(config, phase)
+        return
+    # One process writes a run directory (`run_guard.sole_writer`): a second is refused before
+    # it writes anything, flags.json included.
+    try:
+        with run_guard.sole_writer(FLAGS.model_dir):
+            fgbg_flags.write_flags(FLAGS.model_dir)
+            _train(config, phase)
+            _report(phase)
+    except run_guard.RunDirectoryBusy as error:
+        raise app.UsageError(str(error)) from None
+
+
+def _train(config, phase):
     try:
         loop.train_and_evaluate(config, FLAGS.model_dir, phase.name, init_from=FLAGS.init_from)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    except loop.TrainingDiverged as error:
+    except (loop.TrainingDiverged, run_guard.CheckpointNotWritten) as error:
         logging.error("%s", error)
         sys.exit(f"error: {error}")
-    if not chief:
-        return
+
+
+def _report(phase):
+    """What the run gave, and where to look."""
     if phase.networks != "fgbg":
         sys.stdout.write(phase.next_steps(FLAGS.model_dir))
     elif FLAGS.evaluate:

@@ -7,6 +7,8 @@
                                networks are "model/mask_generator", "model/frame_generator" in
                                Phase I and II), "optimizer" and, in Phase II,
                                "discriminator_optimizer"
+    <model_dir>/checkpoints/set_aside/   checkpoints that did not read whole (`run_guard`)
+    <model_dir>/writer.lock    held by the process that trains the run (`run_guard`)
     <model_dir>/train/, validation/   TensorBoard logs
 
 Training writes and resumes these (`fgbg_keras.training.loop`); evaluation, generation and the
@@ -22,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fgbg_keras import run_guard
 from fgbg_keras.config import RunConfig, field_changes
 from fgbg_keras.models import factory
 from fgbg_keras.models.unet_diff_generator import MEMORY_FLAGS, unet_memory
@@ -107,22 +110,19 @@ def checkpoint_dir(model_dir):
     return os.path.join(model_dir, CHECKPOINT_DIR)
 
 
-def has_checkpoint(model_dir):
-    """Whether `model_dir` holds a checkpoint (a run to resume)."""
-    return tf.train.latest_checkpoint(checkpoint_dir(model_dir)) is not None
-
-
 def latest_checkpoint(model_dir, flag="--model_dir"):
-    """The saved config of a run and the path of its latest checkpoint.
+    """The saved config of a run and the path of its latest checkpoint that reads whole
+    (`run_guard.usable_checkpoint`: those after it are set aside, and logged).
 
     Raises:
         ValueError: naming `flag` when `model_dir` is not a run or holds no checkpoint.
     """
     config = load_config(model_dir, flag)
-    latest = tf.train.latest_checkpoint(checkpoint_dir(model_dir))
+    latest = run_guard.usable_checkpoint(checkpoint_dir(model_dir))
     if latest is None:
         raise ValueError(
-            f"{flag}={model_dir!r} has no checkpoint under {checkpoint_dir(model_dir)}."
+            f"{flag}={model_dir!r} has no checkpoint that reads whole under "
+            f"{checkpoint_dir(model_dir)}."
         )
     return config, latest
 

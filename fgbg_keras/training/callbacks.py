@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines.preprocess import preprocess_frames
-from fgbg_keras import mask_ops, rollout
+from fgbg_keras import mask_ops, rollout, run_guard
 from fgbg_keras.media import overlay
 
 
@@ -46,7 +46,8 @@ class NaNGuard(keras.callbacks.Callback):
 
 
 class CheckpointSaver(keras.callbacks.Callback):
-    """Saves the training state every `every` steps and at the end, never with bad weights.
+    """Saves the training state every `every` steps and at the end, never with bad weights; a
+    save that fails stops the run (`run_guard.CheckpointNotWritten`), the earlier ones intact.
 
     Args:
         manager: a `tf.train.CheckpointManager`.
@@ -74,7 +75,7 @@ class CheckpointSaver(keras.callbacks.Callback):
             self.model.stop_training = True
             logging.error("Non-finite weights at step %d (%s): not saving.", step, bad[0])
             return
-        path = self.manager.save(checkpoint_number=step)
+        path = run_guard.save_checkpoint(self.manager, step)
         logging.info("Saved checkpoint %s", path)
 
 

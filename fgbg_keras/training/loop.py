@@ -11,10 +11,9 @@ import tensorflow as tf
 from absl import logging
 
 from data_pipelines import datasets, pipeline, records
-from fgbg_keras import distribute, hardware, runs
+from fgbg_keras import distribute, hardware, run_guard, runs
 from fgbg_keras.training import callbacks as fgbg_callbacks
 from fgbg_keras.training import phases
-
 
 # Tells the seed of the windows' augmentation from the seeds of the run's other streams.
 AUGMENTATION_STREAM = 1
@@ -219,15 +218,14 @@ def _worker_dir(model_dir):
     return os.path.join(model_dir, "workers", distribute.task_name())
 
 
-def _resume(phase, model, optimizer, config, model_dir, chief=True):
-    """Restores the run's last checkpoint, if there is one; returns the checkpoint manager and
-    the step reached. Every task restores the chief's checkpoints; a task other than the chief
-    saves to its `_worker_dir`."""
+def _resume(phase, model, optimizer, config, model_dir, latest, chief=True):
+    """Restores the run's checkpoint `latest` (`run_guard.usable_checkpoint`), if there is one;
+    returns the checkpoint manager and the step reached. Every task restores the chief's
+    checkpoints; a task other than the chief saves to its `_worker_dir`."""
     state = phase.checkpoint_state(model, optimizer)
     checkpoint, manager = runs.make_checkpoint(
         state, model_dir if chief else _worker_dir(model_dir), config.train.keep_checkpoints
     )
-    latest = tf.train.latest_checkpoint(runs.checkpoint_dir(model_dir))
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
         logging.info("Resumed from %s", latest)
@@ -311,6 +309,12 @@ def _train_and_evaluate(config, model_dir, phase, init_from, verbose):
     strategy = setup_runtime(config)
     chief = distribute.is_chief(config.train.strategy)
     source = _checked_source(phase, config, model_dir, init_from)
+    # One process writes a run: its chief.
+    with run_guard.sole_writer(model_dir) if chief else contextlib.nullcontext():
+        return _train(config, model_dir, phase, init_from, verbose, strategy, chief, source)
+
+
+def _train(config, model_dir, phase, init_from, verbose, strategy, chief, source):
     train = config.train
     validation = None
     if phase.validates:
@@ -319,11 +323,12 @@ def _train_and_evaluate(config, model_dir, phase, init_from, verbose):
         # Every network and optimizer variable is made here, mirrored on each replica.
         model, optimizer = phase.build(config, validation.sample if validation else None)
         distribute.adapt_to_multi_worker(model, strategy)
-        if phase.needs_init_from and not runs.has_checkpoint(model_dir):
+        latest = run_guard.usable_checkpoint(runs.checkpoint_dir(model_dir), set_aside=chief)
+        if phase.needs_init_from and latest is None:
             # A fresh start: init_from is checked, and loaded, before config.json is written.
             initialize_from(model, config, init_from, phase.name)
         runs.write_config(config, model_dir, phase, init_from, write=chief)
-        manager, step = _resume(phase, model, optimizer, config, model_dir, chief)
+        manager, step = _resume(phase, model, optimizer, config, model_dir, latest, chief)
     distribute.check_same_step(strategy, step, model_dir)
     if step >= train.train_steps:
         logging.info("Already trained to step %d (--train_steps=%d).", step, train.train_steps)
