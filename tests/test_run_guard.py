@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from fgbg_keras import run_guard, runs
 from fgbg_keras.training import callbacks, loop
-from tests.tiny import tiny_config
+from tests.tiny import TINY_FLAGS, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOLD = (
@@ -23,21 +23,6 @@ HOLD = (
     "with run_guard.sole_writer(sys.argv[1]):\n"
     "    print('held', flush=True)\n"
     "    sys.stdin.read()\n"
-)
-TINY_FLAGS = (
-    "--image_size=32",
-    "--mask_ngf=4",
-    "--mask_res_blocks=1",
-    "--generator_filters=8,16",
-    "--num_embeddings=16",
-    "--embedding_dim=8",
-    "--train_steps=2",
-    "--log_every=1",
-    "--checkpoint_every=2",
-    "--image_every=2",
-    "--clips_per_batch=1",
-    "--frames_per_clip=3",
-    "--clip_length=6",
 )
 
 

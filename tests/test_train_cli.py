@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.tiny import TINY_FLAGS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -87,22 +89,7 @@ def test_flagfile_parses_and_tiny_run_trains_evaluates_and_writes_flags(tmp_path
         "\n".join(
             [
                 "--flagfile=" + os.path.join(ROOT, "configs", "synthetic.flags"),
-                "--image_size=32",
-                "--mask_ngf=4",
-                "--mask_res_blocks=1",
-                "--generator_filters=8,16",
-                "--num_embeddings=16",
-                "--embedding_dim=8",
-                "--train_steps=2",
-                "--log_every=1",
-                "--checkpoint_every=2",
-                "--image_every=2",
-                "--clips_per_batch=1",
-                "--frames_per_clip=3",
-                "--clip_length=6",
-                "--num_train_clips=4",
-                "--num_val_clips=1",
-                "--num_test_clips=1",
+                *TINY_FLAGS,
             ]
         )
     )

@@ -2,6 +2,26 @@
 
 from fgbg_keras.config import LossConfig, ModelConfig, RunConfig, TrainConfig
 
+# train.py's flags for a run of `tiny_config`'s networks: two steps of a short synthetic run.
+TINY_FLAGS = (
+    "--image_size=32",
+    "--mask_ngf=4",
+    "--mask_res_blocks=1",
+    "--generator_filters=8,16",
+    "--num_embeddings=16",
+    "--embedding_dim=8",
+    "--train_steps=2",
+    "--log_every=1",
+    "--checkpoint_every=2",
+    "--image_every=2",
+    "--clips_per_batch=1",
+    "--frames_per_clip=3",
+    "--clip_length=6",
+    "--num_train_clips=4",
+    "--num_val_clips=1",
+    "--num_test_clips=1",
+)
+
 
 def tiny_config(**train_overrides):
     train = dict(
