@@ -167,8 +167,9 @@ def write_mask_images(run, path, clips=2, columns=5, num_clips=None):
     frames, the change map d (as training computes it), binarize(M(frame)) and, on data from
     recordings, MOG2's masks, at `columns` frames spread over the clip."""
     config = run.config
-    test = _with_mog2(run, load_test_clips(config, num_clips, config.train.clip_length))
-    test = {key: value[:clips] for key, value in test.items()}
+    test = load_test_clips(config, num_clips, config.train.clip_length)
+    # MOG2 learns each clip's model on its own: only the clips shown need one.
+    test = _with_mog2(run, {key: value[:clips] for key, value in test.items()})
     batch = next(
         iter(
             pipeline.eval_triples(
