@@ -9,7 +9,7 @@ wherever the moving object covers a pixel in fewer than half of the frames. d th
 whole object at t, not only the slivers that a slow object uncovers and covers between two
 frames (its flat interior does not change), and L_bg asks the mask to cover it all.
 
-Reference: arXiv 2111.12747, section 3.3; `METHOD.md`, Losses.
+Reference: arXiv 2111.12747, section 3.3; docs/method.md, the losses.
 """
 
 import tensorflow as tf

@@ -261,7 +261,7 @@ class ModelConfig(Section):
 
 @dataclasses.dataclass
 class LossConfig(Section):
-    """Weights and variants of the Phase I losses (METHOD.md, Losses)."""
+    """Weights and variants of the Phase I losses (docs/method.md, the losses)."""
 
     reconstruction_weight: float = option(
         1.0, "Weight of L1(f_hat, f_{t+1}) (in Phase 2, of the distance --pixel_loss says)."
@@ -581,7 +581,7 @@ class TrainConfig(Section):
 
 @dataclasses.dataclass
 class PhaseTwoConfig(Section):
-    """Phase II: discriminators, GAN and region losses, scheduled sampling (METHOD.md)."""
+    """Phase II: discriminators, GAN and region losses, scheduled sampling (docs/method.md)."""
 
     disc_start: int = option(
         500,

@@ -3,7 +3,7 @@
 Frames are float in [-1, 1] with shape [B, H, W, 3]; masks and change maps are [B, H, W, 1] in
 [0, 1]. Each function returns a scalar. The phase models compose them with their weights.
 
-Reference: arXiv 2111.12747 (the draft's eqs. 4-9) and `METHOD.md`.
+Reference: arXiv 2111.12747 (the draft's eqs. 4-9) and docs/method.md.
 """
 
 import keras

@@ -117,7 +117,7 @@ def warp_masks(masks, controls):
 
 
 def fit_translations(masks, next_masks):
-    """The translation that best moves each binarised mask onto the next one (METHOD.md's
+    """The translation that best moves each binarised mask onto the next one (docs/method.md's
     "parameterized control").
 
     The least-squares translation between two point sets of equal weight,
@@ -152,7 +152,7 @@ def rescale_points(points, from_size, to_size):
 
 def clip_translations(masks):
     """`fit_translations` between consecutive masks of clips: `[B, T, H, W, 1]` -> offsets
-    `[B, T - 1, 2]`, the parameterized control of METHOD.md."""
+    `[B, T - 1, 2]`, the parameterized control of docs/method.md."""
     shape = ops.shape(masks)
     batch, length = shape[0], shape[1]
     height, width = masks.shape[2], masks.shape[3]

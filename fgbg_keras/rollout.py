@@ -1,4 +1,4 @@
-"""Controlled generation: the two-pass rollout of METHOD.md, for any number of steps.
+"""Controlled generation: the two-pass rollout of docs/method.md, for any number of steps.
 
 Controls are 2x3 affine maps about the object's centroid; `fgbg_keras.mask_ops` says how they
 move a mask.
@@ -33,7 +33,7 @@ def _stacked(tensor_array):
 
 
 def rollout(mask_generator, frame_generator, frames, controls, mask_mode="carry"):
-    """Generates T frames from one frame and T controls: the two passes of METHOD.md.
+    """Generates T frames from one frame and T controls: the two passes of docs/method.md.
 
     `m_0 = binarize(M(f_0))`. Step k moves the mask by `controls[:, k]` to the target
     `m_{k+1}`, and draws `f_{k+1} = G(f_k, m_k, m_{k+1})`; G is also given f_0, m_0 and the

@@ -4,7 +4,7 @@ The sparsity schedules hold their state in non-trainable `tf.Variable`s on a `tf
 `tf.train.Checkpoint` that tracks a schedule saves and restores it with the networks, and
 `update` runs inside a compiled `train_step`.
 
-Reference: arXiv 2111.12747 (the draft's sparsity-weight controller) and `METHOD.md`.
+Reference: arXiv 2111.12747 (the draft's sparsity-weight controller) and docs/method.md.
 """
 
 import keras
@@ -300,7 +300,7 @@ class ControllerSparsitySchedule(SparsitySchedule):
 
 
 class OffSparsitySchedule(SparsitySchedule):
-    """l2 = 0 at every step: L_spar removed, for the ablation (METHOD.md). The ratio
+    """l2 = 0 at every step: L_spar removed, for the ablation (docs/method.md). The ratio
     L_bg / L_spar is still measured and logged.
 
     Args:
@@ -345,7 +345,7 @@ def scheduled_sampling_probability(step, start, initial, increment, interval):
     """The probability p of feeding the model its own previous output at `step`.
 
     p is 0 before `start`, `initial` from `start` on, and rises by `increment` every `interval`
-    steps after that, capped at 1 (METHOD.md, Training; the draft counts in epochs, we in steps).
+    steps after that, capped at 1 (docs/method.md, training; the draft counts in epochs, we in steps).
 
     Args:
         step: the optimizer step, an int or a scalar tensor.

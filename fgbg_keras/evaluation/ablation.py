@@ -1,4 +1,4 @@
-"""The ablation grid of METHOD.md, trained and evaluated at a fixed budget per run
+"""The ablation grid of docs/method.md, trained and evaluated at a fixed budget per run
 (`python -m fgbg_keras.ablate`).
 
 Rows, each a change to the flags given (the defaults row changes nothing):

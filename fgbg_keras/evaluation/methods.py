@@ -6,7 +6,7 @@ Every method starts from the first frame of a test clip and produces the clip's 
 
 - `true_carry`, `true_reestimate`: the model steered by the object's true offsets, with the mask
   carried forward or re-estimated from each generated frame (ground truth needed);
-- `fitted_carry`: the "parameterized control" of METHOD.md, offsets fitted from binarize(M(.)) of
+- `fitted_carry`: the "parameterized control" of docs/method.md, offsets fitted from binarize(M(.)) of
   consecutive true frames: needs no ground truth, and is how real video is evaluated;
 - `mapped_carry`: the true offsets mapped to the steps of M's masks by one 2x2 matrix, fitted on
   training windows' labels (`fit_offset_map`; data whose training split has controls): the

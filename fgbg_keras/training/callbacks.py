@@ -181,7 +181,7 @@ class RolloutSummaries(keras.callbacks.Callback):
 
     From the first frame of each of a few validation clips, the model rolls out the clip's
     true offsets, or, for data without ground truth, the offsets fitted between the model's own
-    masks of consecutive true frames (METHOD.md's parameterized control); the image stacks the
+    masks of consecutive true frames (docs/method.md's parameterized control); the image stacks the
     true frames over the generated ones, left to right.
 
     Args:
