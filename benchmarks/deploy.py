@@ -42,8 +42,7 @@ from export import serving, step_model
 from export.litert import StepModel, median_step_ms, run_loop
 from export.step_model import QUANTIZATIONS
 from fgbg_keras import flags as fgbg_flags
-from fgbg_keras import mask_ops, rollout, runs
-from fgbg_keras.evaluation import metrics
+from fgbg_keras import mask_ops, metrics, rollout, runs
 from fgbg_keras.evaluation.pairs import load_test_clips
 from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_networks

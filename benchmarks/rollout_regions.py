@@ -134,8 +134,8 @@ def main(argv):
         print(f"{methods.get(name).column:<14}{cells}")
     slope, correlation = control_slope(steps_seen)
     print(
-        "M's mask steps on the true steps: slope x {:.2f} (correlation {:.2f}), y {:.2f} "
-        "({:.2f})".format(slope[0], correlation[0], slope[1], correlation[1])
+        f"M's mask steps on the true steps: slope x {slope[0]:.2f} "
+        f"(correlation {correlation[0]:.2f}), y {slope[1]:.2f} ({correlation[1]:.2f})"
     )
 
 

@@ -14,7 +14,7 @@ in `data_pipelines/__init__.py`; `--data` lists it with its help. Options of its
 
 import abc
 
-from data_pipelines.registry import Registry
+from fgbg_common.registry import Registry
 
 _KINDS = Registry("data kind", "--data")
 
@@ -48,7 +48,7 @@ class DataSource(abc.ABC):
         """Whether the clips carry ground-truth `"masks"`."""
         return False
 
-    def check(self, frames_per_clip, clip_length=None):
+    def check(self, frames_per_clip, clip_length=None):  # noqa: B027, an optional hook
         """Raises a ValueError naming `--data` (or the flag to fix) when the data cannot train:
         missing, empty, or without `frames_per_clip` consecutive frames to train on or
         `clip_length` frames (`--clip_length`) to evaluate on."""

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from data_pipelines import augment, stabilize
 from data_pipelines.change_map import clip_background, frame_difference_mask
-from data_pipelines.checks import check_int
 from data_pipelines.preprocess import normalize_size, preprocess_frames
+from fgbg_common.checks import check_int
 
 CLIP_KEYS = ("frames", "masks", "agent_masks", "mog2_masks", "centroids", "offsets")
 _FLOATS = ("centroids", "offsets")

@@ -35,7 +35,7 @@ import zipfile
 import numpy as np
 from absl import logging
 
-from data_pipelines.checks import check_int
+from fgbg_common.checks import check_int
 
 SPLITS = ("train", "validation", "test")
 CLIP_LENGTH = 30  # BAIR's

@@ -164,9 +164,8 @@ def list_inputs(source, root, options=Options()):
     else:
         for directory, _, names in sorted(os.walk(root)):
             for name in sorted(names, key=natural_key):
-                if source == "videos" and name.lower().endswith(VIDEO_EXTENSIONS):
-                    found.append(os.path.join(directory, name))
-                elif source == "bair" and ".tfrecord" in name:
+                video = source == "videos" and name.lower().endswith(VIDEO_EXTENSIONS)
+                if video or (source == "bair" and ".tfrecord" in name):
                     found.append(os.path.join(directory, name))
     if not found:
         wanted = {

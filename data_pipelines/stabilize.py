@@ -75,7 +75,7 @@ def estimate_shifts(reference, frames, iterations=ITERATIONS):
             band = tf.nn.max_pool2d(outlier, 2 * _BAND + 1, 1, "SAME")
             weight = 1.0 - band
 
-        def total(x):
+        def total(x, weight=weight):
             return tf.reduce_sum(weight * x, axis=[1, 2, 3])
 
         a, b, c = total(dx * dx), total(dx * dy), total(dy * dy)

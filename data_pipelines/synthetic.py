@@ -15,7 +15,7 @@ import time
 import numpy as np
 from absl import logging
 
-from data_pipelines.checks import check_int
+from fgbg_common.checks import check_int
 
 SPLITS = ("train", "validation", "test")
 SHAPES = ("circle", "ellipse", "square", "rectangle", "triangle", "star")
@@ -123,7 +123,7 @@ def _pair(name, value):
     return (low, high)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _raw_photos():
     from skimage import data
 

@@ -153,8 +153,8 @@ def preview(model_path, image_path, offsets, steps, output, overlay=False, scale
         `"ms_per_frame"` (median of the later steps; the first if there is only one) and
         `"left_frame_at"` (the first step whose mask is empty, or None).
     """
-    from data_pipelines.checks import check_int
     from data_pipelines.preprocess import preprocess_frames
+    from fgbg_common.checks import check_int
     from fgbg_keras import mask_ops
     from fgbg_keras.controls import repeat_last
     from fgbg_keras.media import check_output, display_frames, load_image, write_frames

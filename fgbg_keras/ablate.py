@@ -3,7 +3,7 @@ r"""Trains and evaluates the ablation grid at a fixed budget per run.
     python -m fgbg_keras.ablate --flagfile=configs/synthetic.flags --budget_minutes=2 \
         --seeds=2 --output=runs/ablation
 
-`fgbg_keras.evaluation.ablation` says which rows there are, how `--budget_minutes` becomes a
+`fgbg_keras.ablation` says which rows there are, how `--budget_minutes` becomes a
 number of steps and what is written to `--output`. Every training flag of train.py applies to
 every run (not `--phase`, `--init_from`, `--model_dir` or `--evaluate`: each run is Phase I in its
 own folder, evaluated by the grid).
@@ -14,8 +14,8 @@ import sys
 
 from absl import app, flags
 
+from fgbg_keras import ablation
 from fgbg_keras import flags as fgbg_flags
-from fgbg_keras.evaluation import ablation
 from fgbg_keras.training import phases
 
 FLAGS = flags.FLAGS

@@ -15,11 +15,10 @@ from data_pipelines.stabilize import ALIGN_MODES
 from fgbg_keras import distribute
 from fgbg_keras.layers import blocks
 from fgbg_keras.losses import BG_MASK_MODES, GAN_LOSSES, PIXEL_LOSSES
-from fgbg_keras.mask_ops import PASTE_REGIONS
+from fgbg_keras.mask_ops import PASTE_REGIONS, TRAIN_CONTROLS
 from fgbg_keras.models import generators
 from fgbg_keras.models.unet_diff_generator import MEMORY_FLAGS
 from fgbg_keras.models.vq_frame_generator import CONDITION_MODES, QUANTIZE_MODES
-from fgbg_keras.rollout import TRAIN_CONTROLS
 from fgbg_keras.schedules import SPARSITY_SCHEDULES
 
 PRECISIONS = ("float32", "mixed_bfloat16")

@@ -9,7 +9,7 @@ than the steps asked for repeats its last control.
 
 import numpy as np
 
-from data_pipelines.checks import check_int
+from fgbg_common.checks import check_int
 
 
 def parse_trajectory(text):

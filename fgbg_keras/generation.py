@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from data_pipelines.checks import check_int
 from data_pipelines.preprocess import preprocess_frames
+from fgbg_common.checks import check_int
 from fgbg_keras import controls as user_controls
 from fgbg_keras import rollout, runs
 from fgbg_keras.media import check_output, display_frames, load_image, write_frames

@@ -163,6 +163,12 @@ def clip_translations(masks):
     return ops.reshape(fitted, (batch, length - 1, 2))
 
 
+# What may carry the mask along a Phase II training rollout (`--train_controls`): the
+# translations of M's masks of the true frames (`fitted_controls`), or the data's labelled offsets
+# (`translation_controls`).
+TRAIN_CONTROLS = ("fitted", "true")
+
+
 def fitted_controls(masks):
     """The parameterized controls of clips' masks `[B, T, H, W, 1]`: the translations between
     consecutive masks (`clip_translations`) as affine controls `[B, T - 1, 2, 3]`."""

@@ -10,10 +10,6 @@ from keras import ops
 from fgbg_keras.mask_ops import binarize, carry_target, identity_controls, warp_masks
 from fgbg_keras.models import generators
 
-# What may carry the mask along a Phase II training rollout (`--train_controls`): the
-# translations of M's masks of the true frames, or the data's labelled offsets.
-TRAIN_CONTROLS = ("fitted", "true")
-
 MASK_MODES = ("carry", "reestimate")
 DEFAULT_MASK_MODE = "carry"
 

@@ -65,7 +65,8 @@ def sole_writer(model_dir):
         logging.warning("No file locks here: nothing stops a second writer of %s.", model_dir)
         yield
         return
-    lock = open(os.path.join(model_dir, LOCK_FILE), "a+")
+    # Held open for the whole run: the lock lives as long as the file descriptor.
+    lock = open(os.path.join(model_dir, LOCK_FILE), "a+")  # noqa: SIM115
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

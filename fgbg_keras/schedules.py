@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from data_pipelines.checks import check_int
+from fgbg_common.checks import check_int
 
 # Floor on L_spar when the ratio L_bg / L_spar is measured: the one-sided loss is often exactly 0.
 RATIO_EPSILON = 1e-6
@@ -345,7 +345,8 @@ def scheduled_sampling_probability(step, start, initial, increment, interval):
     """The probability p of feeding the model its own previous output at `step`.
 
     p is 0 before `start`, `initial` from `start` on, and rises by `increment` every `interval`
-    steps after that, capped at 1 (docs/method.md, training; the draft counts in epochs, we in steps).
+    steps after that, capped at 1 (docs/method.md, training; the draft counts in epochs, we in
+    steps).
 
     Args:
         step: the optimizer step, an int or a scalar tensor.

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from fgbg_keras.evaluation import ablation
+from fgbg_keras import ablation
 from fgbg_keras.models import factory
 from tests.tiny import tiny_config
 

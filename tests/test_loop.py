@@ -76,11 +76,11 @@ def test_resume_restores_step_weights_and_schedule(trained, tmp_path):
     saved_tensors = list(saved.values())
     fresh = build_phase_one(config)
     fresh(_batch(config))
-    for restored, initial in zip(model.trainable_weights, fresh.trainable_weights):
+    for restored in model.trainable_weights:
         value = restored.numpy()
-        assert any(
-            t.shape == value.shape and np.array_equal(t, value) for t in saved_tensors
-        ), restored.path
+        assert any(t.shape == value.shape and np.array_equal(t, value) for t in saved_tensors), (
+            restored.path
+        )
     stem = model.mask_generator.get_layer("stem_conv").kernel.numpy()
     assert not np.array_equal(stem, fresh.mask_generator.get_layer("stem_conv").kernel.numpy())
     weight_key = [k for k in saved if "sparsity_schedule/weight" in k][0]

@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from fgbg_keras.evaluation import metrics
+from fgbg_keras import metrics
 
 
 def test_mask_iou_on_hand_made_masks():

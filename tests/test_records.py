@@ -58,7 +58,7 @@ def test_triples_from_records_match_the_built_in_pipeline_contract(converted):
     assert batch["frame"].shape == (4, 32, 32, 3) and batch["diff"].shape == (4, 32, 32, 1)
     assert batch["mask"].shape == (4, 32, 32, 1)
     assert (
-        -1.0 <= float(tf.reduce_min(batch["frame"])) and float(tf.reduce_max(batch["frame"])) <= 1
+        float(tf.reduce_min(batch["frame"])) >= -1.0 and float(tf.reduce_max(batch["frame"])) <= 1
     )
     # Pair j's next frame is pair j + 1's frame within a window.
     np.testing.assert_array_equal(batch["next_frame"][0], batch["frame"][1])

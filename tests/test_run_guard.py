@@ -112,9 +112,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_and_leaves_the_earlie
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64)])
     model.compile(optimizer="adam", loss="mse")
     model.fit(np.zeros((4, 64)), np.zeros((4, 64)), epochs=1, verbose=0)
-    _, manager = runs.make_checkpoint(
-        {"model": model, "optimizer": model.optimizer}, str(tmp_path)
-    )
+    _, manager = runs.make_checkpoint({"model": model, "optimizer": model.optimizer}, str(tmp_path))
     saver = callbacks.CheckpointSaver(manager, every=1, total_steps=10, nan_guard=_Guard())
     saver.set_model(model)
     saver.on_epoch_end(0)

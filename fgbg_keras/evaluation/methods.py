@@ -6,8 +6,9 @@ Every method starts from the first frame of a test clip and produces the clip's 
 
 - `true_carry`, `true_reestimate`: the model steered by the object's true offsets, with the mask
   carried forward or re-estimated from each generated frame (ground truth needed);
-- `fitted_carry`: the "parameterized control" of docs/method.md, offsets fitted from binarize(M(.)) of
-  consecutive true frames: needs no ground truth, and is how real video is evaluated;
+- `fitted_carry`: the "parameterized control" of docs/method.md, offsets fitted from
+  binarize(M(.)) of consecutive true frames: needs no ground truth, and is how real video is
+  evaluated;
 - `mapped_carry`: the true offsets mapped to the steps of M's masks by one 2x2 matrix, fitted on
   training windows' labels (`fit_offset_map`; data whose training split has controls): the
   labels a user steers with (a robot's actions, the whole arm's centroid) need not move as M's
@@ -31,7 +32,7 @@ ablation read the registry.
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -39,7 +40,7 @@ from absl import logging
 
 from data_pipelines import datasets
 from data_pipelines.preprocess import preprocess_frames, to_uint8
-from data_pipelines.registry import Registry
+from fgbg_common.registry import Registry
 from fgbg_keras import mask_ops, rollout
 from fgbg_keras.evaluation import background_subtraction
 

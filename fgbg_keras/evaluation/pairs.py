@@ -16,8 +16,7 @@ from absl import logging
 
 from data_pipelines import datasets, pipeline
 from data_pipelines.preprocess import to_uint8
-from fgbg_keras import mask_ops
-from fgbg_keras.evaluation import metrics
+from fgbg_keras import mask_ops, metrics
 from fgbg_keras.evaluation.background_subtraction import mog2_masks
 from fgbg_keras.media import write_frames
 

@@ -19,8 +19,8 @@ from absl import logging
 from data_pipelines import datasets
 from data_pipelines.pipeline import preprocess_masks
 from data_pipelines.preprocess import preprocess_frames, to_uint8
-from fgbg_keras import mask_ops
-from fgbg_keras.evaluation import fvd, methods, metrics
+from fgbg_keras import mask_ops, metrics
+from fgbg_keras.evaluation import fvd, methods
 from fgbg_keras.evaluation.pairs import load_test_clips
 from fgbg_keras.media import overlay, write_frames
 

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from data_pipelines.checks import check_int
-from fgbg_keras import distribute
+from fgbg_common.checks import check_int
+from fgbg_keras import replicas
 
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
@@ -32,7 +32,7 @@ class VectorQuantizer(keras.layers.Layer):
     current batch and their state is reset as for a fresh code (`usage` to the threshold, EMA
     count to one, EMA sum to the new vector). `usage` starts at the threshold. Under a
     `tf.distribute` strategy of several replicas, the counts, sums and restart candidates are
-    those of the whole global batch (an all-reduce in the training call, `fgbg_keras.distribute`),
+    those of the whole global batch (an all-reduce in the training call, `fgbg_keras.replicas`),
     so every replica updates its copy of the state the same way.
 
     Args:
@@ -170,11 +170,11 @@ class VectorQuantizer(keras.layers.Layer):
         onehot = ops.one_hot(flat_indices, self.num_embeddings, dtype="float32")
         # Under a distribution strategy, the counts and sums of the whole global batch, so that
         # every replica updates the codebook the same way, as one device would.
-        counts = distribute.sum_over_replicas(ops.sum(onehot, axis=0))
+        counts = replicas.sum_over_replicas(ops.sum(onehot, axis=0))
         self.usage.assign(decay * self.usage + (1.0 - decay) * counts)
 
         if self.use_ema:
-            assigned_sum = distribute.sum_over_replicas(ops.matmul(ops.transpose(onehot), flat_z))
+            assigned_sum = replicas.sum_over_replicas(ops.matmul(ops.transpose(onehot), flat_z))
             cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
             embed_sum = decay * self.ema_embed_sum + (1.0 - decay) * assigned_sum
             total = ops.sum(cluster_size)
@@ -186,7 +186,7 @@ class VectorQuantizer(keras.layers.Layer):
             self.codebook.assign(embed_sum / smoothed[:, None])
 
         if self.dead_code_threshold > 0.0:
-            self._restart_dead_codes(distribute.gather_over_replicas(flat_z))
+            self._restart_dead_codes(replicas.gather_over_replicas(flat_z))
 
     def _restart_dead_codes(self, flat_z):
         num_vectors = ops.shape(flat_z)[0]

@@ -11,7 +11,7 @@ without ground-truth controls it gets zeros and is a plain next-frame predictor.
 import keras
 from keras import ops
 
-from data_pipelines.checks import check_int
+from fgbg_common.checks import check_int
 
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")

@@ -29,11 +29,11 @@ variants it lists in `ablations`, without further changes.
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from keras import ops
 
-from data_pipelines.registry import Registry
+from fgbg_common.registry import Registry
 from fgbg_keras import losses
 from fgbg_keras.layers.vector_quantizer import code_usage
 

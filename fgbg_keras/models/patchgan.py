@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from data_pipelines.checks import check_int
+from fgbg_common.checks import check_int
 from fgbg_keras.layers import blocks
 from fgbg_keras.models.network import Network
 

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from data_pipelines.checks import check_int
+from fgbg_common.checks import check_int
 from fgbg_keras.layers import blocks
 from fgbg_keras.mask_ops import PASTE_REGIONS, dilate_masks, erode_masks, paste_foreground
 from fgbg_keras.models import generators

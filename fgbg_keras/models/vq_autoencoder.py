@@ -2,7 +2,7 @@
 
 import keras
 
-from data_pipelines.checks import check_int
+from fgbg_common.checks import check_int
 from fgbg_keras.layers import blocks
 from fgbg_keras.models.network import Network
 

@@ -5,8 +5,7 @@ import tensorflow as tf
 from keras import ops
 
 from data_pipelines import pipeline
-from fgbg_keras import distribute, losses
-from fgbg_keras.evaluation import metrics
+from fgbg_keras import losses, metrics, replicas
 from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_networks
 from fgbg_keras.schedules import make_sparsity_schedule
@@ -173,12 +172,12 @@ class PhaseOne(TrackedModel):
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             total, terms, statistics, _ = self.compute_losses(data, training=True)
-            scaled = distribute.scale_loss(total)
+            scaled = replicas.scale_loss(total)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
         # The controller sees the losses of the global batch, the same on every replica.
-        background_loss, sparsity_loss = distribute.mean_over_replicas(
+        background_loss, sparsity_loss = replicas.mean_over_replicas(
             [terms["background_loss"], terms["sparsity_loss"]]
         )
         sparsity_weight = self.sparsity_schedule.update(

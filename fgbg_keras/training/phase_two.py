@@ -5,9 +5,9 @@ import tensorflow as tf
 from absl import logging
 from keras import ops
 
-from fgbg_keras import distribute, losses
-from fgbg_keras.evaluation import metrics
+from fgbg_keras import losses, metrics, replicas
 from fgbg_keras.mask_ops import (
+    TRAIN_CONTROLS,
     binarize,
     carry_target,
     fitted_controls,
@@ -17,7 +17,6 @@ from fgbg_keras.mask_ops import (
 from fgbg_keras.models import generators
 from fgbg_keras.models.factory import build_discriminators, build_networks
 from fgbg_keras.models.patchgan import local_crops
-from fgbg_keras.rollout import TRAIN_CONTROLS
 from fgbg_keras.schedules import scheduled_sampling_probability
 from fgbg_keras.training import callbacks as fgbg_callbacks
 from fgbg_keras.training import phases
@@ -312,9 +311,9 @@ class PhaseTwo(TrackedModel):
         previous_output = ops.concatenate([real[:, :1], own[:, :-1]], axis=1)
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
         # Drawn for the global batch; each replica keeps the rows of its own clips.
-        draws = distribute.replica_rows(
+        draws = replicas.replica_rows(
             tf.random.stateless_uniform(
-                tf.stack([clips * distribute.num_replicas(), pairs]), seed=seed
+                tf.stack([clips * replicas.num_replicas(), pairs]), seed=seed
             ),
             clips,
         )
@@ -370,7 +369,7 @@ class PhaseTwo(TrackedModel):
                     {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=True
                 )
             total, terms, more, prediction = self.generator_losses(outputs, targets, target_mask)
-            scaled = distribute.scale_loss(total)
+            scaled = replicas.scale_loss(total)
             statistics.update(more)
             if self.adversarial:
                 fake_logits = self.discriminate(inputs, prediction, target_mask, training=False)
@@ -379,7 +378,7 @@ class PhaseTwo(TrackedModel):
                         [losses.generator_adversarial_loss(x, self.gan_loss) for x in fake_logits]
                     )
                 )
-                scaled_adversarial = distribute.scale_loss(adversarial)
+                scaled_adversarial = replicas.scale_loss(adversarial)
         gradients = tape.gradient(scaled, variables)
         if self.adversarial:
             # The GAN term's gradient is taken on its own, so that the adaptive weight can
@@ -391,7 +390,7 @@ class PhaseTwo(TrackedModel):
                 index = next(i for i, v in enumerate(variables) if v is kernel)
                 # The global batch's gradients at the last layer, the same on every replica.
                 weight = weight * losses.adaptive_gan_weight(
-                    *distribute.sum_over_replicas([gradients[index], gan_gradients[index]])
+                    *replicas.sum_over_replicas([gradients[index], gan_gradients[index]])
                 )
             gradients = [
                 g if a is None else a * weight if g is None else g + a * weight
@@ -416,7 +415,7 @@ class PhaseTwo(TrackedModel):
                         ]
                     )
                 )
-                scaled = distribute.scale_loss(discriminator_loss)
+                scaled = replicas.scale_loss(discriminator_loss)
             variables = self.discriminator_variables
             gradients = tape.gradient(scaled, variables)
             self.discriminator_optimizer.apply(gradients, variables)

@@ -11,7 +11,7 @@ phase is one module with its `Phase` subclass, registered with `register`, and a
 
 import keras
 
-from data_pipelines.registry import Registry
+from fgbg_common.registry import Registry
 from fgbg_keras.schedules import LinearDecaySchedule
 
 

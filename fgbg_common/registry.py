@@ -1,8 +1,7 @@
 """The registry type of fgbg's pluggable concepts: what `--data`, `--generator`, `--phase` and the
 evaluation's rollout methods choose from.
 
-It lives in `data_pipelines` because that is the package the others import (`fgbg_keras` imports
-`data_pipelines`, never the reverse).
+It lives in `fgbg_common`, the bottom of the import layers, which imports no other fgbg package.
 """
 
 

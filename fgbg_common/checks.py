@@ -1,7 +1,6 @@
 """The one argument check that every package of fgbg shares.
 
-It lives in `data_pipelines` because that is the package the others import: `fgbg_keras` and
-`export` import `data_pipelines`, never the reverse.
+It lives in `fgbg_common`, the bottom of the import layers, which imports no other fgbg package.
 """
 
 
