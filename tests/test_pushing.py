@@ -9,7 +9,16 @@ import keras
 import numpy as np
 import pytest
 
-from data_pipelines import conversion, datasets, pipeline, pushing, records, sources
+from data_pipelines import (
+    conversion,
+    datasets,
+    pipeline,
+    pushing,
+    pushing_scene,
+    pushing_video,
+    records,
+    sources,
+)
 from fgbg_keras import runs
 from fgbg_keras.evaluation import pairs
 from fgbg_keras.training import loop, phases
@@ -51,9 +60,10 @@ def test_rendering_is_deterministic_per_seed():
 def test_arm_mask_is_the_segmentation_and_holds_the_end_effector(clips):
     for clip in clips:
         rendered = clip["segmentation"] == clip["arm_id"]
-        assert rendered.shape[1:] == (pushing.SUPERSAMPLE * SIZE,) * 2
+        factor = pushing_scene.SUPERSAMPLE
+        assert rendered.shape[1:] == (factor * SIZE,) * 2
         # A pixel is the arm's where at least half of its rendered samples are.
-        samples = rendered.reshape(16, SIZE, pushing.SUPERSAMPLE, SIZE, pushing.SUPERSAMPLE)
+        samples = rendered.reshape(16, SIZE, factor, SIZE, factor)
         arm = samples.mean(axis=(2, 4)) >= 0.5
         np.testing.assert_array_equal(clip["agent_masks"][..., 0], arm)
         assert arm.any(axis=(1, 2)).all()
@@ -108,7 +118,7 @@ def test_compression_loses_more_at_a_higher_crf_and_stays_close():
     frames = pushing.generate_clip(2, SIZE, LENGTH, QUIET)["frames"]
     errors = []
     for crf in (1, 23, 35):
-        decoded = pushing.compress(frames, crf)
+        decoded = pushing_video.compress(frames, crf)
         assert decoded.shape == frames.shape
         errors.append(np.abs(decoded.astype(int) - frames).mean())
     # crf 1 keeps the 4:2:0 chroma loss of these small, saturated frames.
@@ -188,7 +198,7 @@ def test_beam_conversion_keeps_frames_masks_and_offsets(tmp_path):
 
 def test_a_model_that_fails_to_load_skips_only_its_clips(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        pushing,
+        pushing_scene,
         "OBJECT_MODELS",
         (("cube_small.urdf", (1.5, 1.5)), ("no_such_model.urdf", (1.0, 1.0))),
     )
