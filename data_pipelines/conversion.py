@@ -78,7 +78,7 @@ class ReadInput(beam.DoFn):
                 "frames": int(len(result.frames)),
                 "features": list(result.optional_features()),
             }
-            if self.source in sources.RECORDED:
+            if sources.get(self.source).recorded:
                 stats["recording"] = result.source
                 stats["camera"] = camera_check.measure_clip(result.frames)
             yield split, example, stats
@@ -147,20 +147,21 @@ def check_options(source, root, output, options, jpeg_quality, num_shards):
         fail("test_fraction", options.test_fraction, "must be in [0, 1)")
     if options.split not in sources.SPLIT_MODES:
         fail("split", options.split, f"must be one of {sources.SPLIT_MODES}")
+    entry = sources.get(source)
     if options.split == "time":
-        if source not in sources.RECORDED:
+        if not entry.recorded:
             fail(
                 "split",
                 options.split,
                 f"cuts recordings in time: --source={source} has none to cut (use it with "
-                f"--source={' or '.join(sources.RECORDED)})",
+                f"--source={' or '.join(sources.recorded_names())})",
             )
         if not options.test_fraction:
             fail("test_fraction", options.test_fraction, "must be > 0 with --split=time")
     if num_shards < 1:
         fail("num_shards", num_shards, "must be >= 1")
     if options.size < 1:
-        fail("size", options.size, "must be >= 1")
+        fail("image_size", options.size, "must be >= 1")
     if options.resize not in sources.RESIZE_MODES:
         fail("resize", options.resize, f"must be one of {sources.RESIZE_MODES}")
     if options.min_frames < 2:
@@ -179,23 +180,8 @@ def check_options(source, root, output, options, jpeg_quality, num_shards):
         fail("jpeg_quality", jpeg_quality, "must be in [1, 100]")
     if options.num_clips < 1:
         fail("num_clips", options.num_clips, "must be >= 1")
-    if source == "pushing":
-        from data_pipelines import pushing
-
-        length = options.clip_length or pushing.CLIP_LENGTH
-        if length < options.min_frames:
-            fail("frames_per_clip", options.min_frames, f"must be <= the clips' {length} frames")
-        pushing.check_size(options.size)
-        options.pushing.check()
-    elif source == "synthetic":
-        length = options.clip_length or sources.SYNTHETIC_CLIP_LENGTH
-        if length < options.min_frames:
-            fail("frames_per_clip", options.min_frames, f"must be <= the clips' {length} frames")
-        try:
-            sources.synthetic_config(options)
-        except ValueError as error:
-            fail("size", options.size, f"too small for the synthetic set's sprites: {error}")
-    elif root and not output.startswith(("gs://", "s3://")):
+    entry.check(options, fail)
+    if not entry.rendered and root and not output.startswith(("gs://", "s3://")):
         inside = os.path.realpath(output) + os.sep
         if inside.startswith(os.path.realpath(root) + os.sep):
             fail("output", output, f"must not be --input={root!r} or inside it")

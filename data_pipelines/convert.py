@@ -1,8 +1,8 @@
 r"""Converts videos, frame folders, BAIR records, or renders the synthetic or pushing set, to
 sharded TFRecords.
 
-    python -m data_pipelines.convert --source=videos --input=DIR --output=OUT --size=64
-    python -m data_pipelines.convert --source=pushing --num_clips=N --output=OUT --size=64
+    python -m data_pipelines.convert --source=videos --input=DIR --output=OUT --image_size=64
+    python -m data_pipelines.convert --source=pushing --num_clips=N --output=OUT --image_size=64
 
 writes `OUT/train-SSSSS-of-NNNNN.tfrecord` and `OUT/test-...` (`tf.train.SequenceExample`s of
 `data_pipelines.spec`) and `OUT/dataset.json`: the feature spec, counts (clips, frames, per
@@ -33,20 +33,23 @@ FLAGS = flags.FLAGS
 def define_flags():
     """This program's flags; defined when it runs, so that importing the module never collides
     with `train.py`'s flags of the same name."""
-    flags.DEFINE_enum("source", None, sources.SOURCES, "What --input holds.")
+    flags.DEFINE_enum("source", None, sources.names(), "What --input holds.")
     flags.DEFINE_string(
         "input",
         None,
         "Folder of the inputs (not read for the rendered sets, --source=synthetic or pushing).",
     )
     flags.DEFINE_string("output", None, "Folder to write the shards and dataset.json to.")
-    flags.DEFINE_integer("size", 64, "Side of the square frames written.")
+    flags.DEFINE_integer(
+        "image_size", 64, "Side of the square frames written (train.py's --image_size)."
+    )
+    flags.DEFINE_alias("size", "image_size")
     flags.DEFINE_enum(
         "resize",
         "crop",
         sources.RESIZE_MODES,
-        "crop: scale the short side to --size and cut the centre; pad: scale the long side and pad "
-        "with black.",
+        "crop: scale the short side to --image_size and cut the centre; pad: scale the long side "
+        "and pad with black.",
     )
     flags.DEFINE_float("fps", 0.0, "Resample videos to this frame rate; 0 keeps every frame.")
     flags.DEFINE_integer("max_frames", 0, "Read at most this many frames of each video; 0: all.")
@@ -110,9 +113,9 @@ def main(argv):
             "(see --help) nor a Beam pipeline option."
         )
     if FLAGS.source is None:
-        raise app.UsageError("--source is required: one of " + ", ".join(sources.SOURCES))
+        raise app.UsageError("--source is required: one of " + ", ".join(sources.names()))
     options = sources.Options(
-        size=FLAGS.size,
+        size=FLAGS.image_size,
         resize=FLAGS.resize,
         fps=FLAGS.fps,
         max_frames=FLAGS.max_frames,

@@ -136,7 +136,7 @@ def define_flags():
 NUISANCES = ("shake", "noise", "light", "crf", "distractor", "flicker")
 
 
-def check_size(size, flag="size", multiple=16):
+def check_size(size, flag="image_size", multiple=16):
     """The frame size must be at least 32 and a multiple of `multiple` (the networks'
     downsampling of every shipped configuration)."""
     check_int(flag, size, minimum=32)

@@ -1,8 +1,11 @@
-"""Where converted clips come from: video files, frame folders, BAIR records, and the built-in
-synthetic and pushing sets, rendered.
+"""Where converted clips come from: the `--source` registry and what its sources share.
 
-Each source lists its inputs (`list_inputs`) and reads one input into clips (`read_input`),
-yielding `spec.Clip`s and, for whatever it has to leave out, `Skipped` records with the reason.
+A source (`Source`, registered with `register`) lists its inputs (`list_inputs`) and reads one
+input into clips (`read_input`), yielding `spec.Clip`s and, for whatever it has to leave out,
+`Skipped` records with the reason. The sources are video files, frame folders, BAIR records and
+the built-in synthetic and pushing sets, rendered: one module each in `data_pipelines/inputs/`.
+A new source is one module there with a `Source` subclass registered with `register`, and an
+import in `data_pipelines/inputs/__init__.py`.
 Reading never raises for a bad input: a corrupt video, an unreadable frame or a truncated
 record file is skipped and reported, and the rest of the data set converts. Frames are fitted
 to a square `size` here (`fit_frame`), once, so the tf.data reader only decodes.
@@ -15,24 +18,17 @@ import os
 import re
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from data_pipelines import spec
 from data_pipelines.pushing import PushingOptions
+from fgbg_common.registry import Registry
 
-SOURCES = ("videos", "frames", "bair", "synthetic", "pushing")
-# The sources rendered here rather than read: their inputs are clip indices.
-RENDERED = ("synthetic", "pushing")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 RESIZE_MODES = ("crop", "pad")
 # How clips are assigned to the train and test splits (`--split`).
 SPLIT_MODES = ("recording", "time")
-# The sources of recordings: `--split=time` cuts them in time, and the conversion checks that
-# their camera is still (`camera_check`).
-RECORDED = ("videos", "frames")
-BAIR_FRAMES = 30
-BAIR_SIZE = 64
+
+_SOURCES = Registry("conversion source", "--source")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +50,7 @@ class Options:
             straddles the cut: one long video gives both splits).
         test_fraction: the fraction of the recordings (`"recording"`) or of each recording's
             frames (`"time"`) that goes to the test split.
-        num_clips: how many clips the rendered sources (`RENDERED`) make.
+        num_clips: how many clips the rendered sources (`Source.rendered`) make.
         seed: seed of the rendered clips.
         pushing: the pushing set's `pushing.PushingOptions`.
     """
@@ -125,56 +121,21 @@ def natural_key(name):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _files(directory, extensions):
+def walk_files(root, wanted):
+    """The files under `root` (recursively) whose names `wanted` accepts, in a fixed order."""
+    found = []
+    for directory, _, names in sorted(os.walk(root)):
+        for name in sorted(names, key=natural_key):
+            if wanted(name):
+                found.append(os.path.join(directory, name))
+    return found
+
+
+def files(directory, extensions):
+    """The names of the files in `directory` with one of `extensions`, in natural order."""
     return sorted(
         (f for f in os.listdir(directory) if f.lower().endswith(extensions)), key=natural_key
     )
-
-
-def list_inputs(source, root, options=Options()):
-    """The inputs of a source, in a fixed order: paths (or synthetic clip indices).
-
-    - `videos`: every file under `root` (recursively) with a video extension.
-    - `frames`: every folder `root/<class>/<clip>/` holding images (the class is kept as the
-      label), or `root/<clip>/` directly (no label).
-    - `bair`: every file under `root` whose name contains `.tfrecord`.
-    - `synthetic`, `pushing`: `range(options.num_clips)`; `root` is not read.
-
-    Raises:
-        ValueError: naming `root` when it does not exist or holds no input of the source.
-    """
-    if source not in SOURCES:
-        raise ValueError(f"--source={source!r}: must be one of {SOURCES}.")
-    if source in RENDERED:
-        return list(range(options.num_clips))
-    if not root or not os.path.isdir(root):
-        raise ValueError(f"--input={root!r} is not a folder.")
-    found = []
-    if source == "frames":
-        for first in sorted(os.listdir(root), key=natural_key):
-            path = os.path.join(root, first)
-            if not os.path.isdir(path):
-                continue
-            if _files(path, IMAGE_EXTENSIONS):
-                found.append(path)
-            for second in sorted(os.listdir(path), key=natural_key):
-                clip = os.path.join(path, second)
-                if os.path.isdir(clip) and _files(clip, IMAGE_EXTENSIONS):
-                    found.append(clip)
-    else:
-        for directory, _, names in sorted(os.walk(root)):
-            for name in sorted(names, key=natural_key):
-                video = source == "videos" and name.lower().endswith(VIDEO_EXTENSIONS)
-                if video or (source == "bair" and ".tfrecord" in name):
-                    found.append(os.path.join(directory, name))
-    if not found:
-        wanted = {
-            "videos": f"video files ({', '.join(VIDEO_EXTENSIONS)})",
-            "frames": "frame folders ROOT/<class>/<clip>/<frame>.png|jpg",
-            "bair": "files named *.tfrecord*",
-        }[source]
-        raise ValueError(f"--input={root!r} holds no {wanted}.")
-    return found
 
 
 def _cut(frames, clip_id, path, options):
@@ -247,199 +208,83 @@ def recording_clips(frames, group, path, options, **fields):
             )
 
 
-def _relative(path, root):
+def relative(path, root):
+    """`path` relative to `root` (as it is where there is no root): the recording's group."""
     return os.path.relpath(path, root) if root else path
 
 
-def read_video(path, root, options):
-    """Clips of one video file (PyAV), fitted to the size; a corrupt file is skipped."""
-    import av  # imported here: the other sources do not need FFmpeg
+class Source:
+    """One kind of `--input` that `convert` reads.
 
-    frames, fps, problem = [], 0.0, None
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                yield Skipped(path, "no video stream")
-                return
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else 0.0
-            step = 1.0 / options.fps if options.fps else 0.0
-            next_time = 0.0
-            for index, frame in enumerate(container.decode(stream)):
-                if step:
-                    time = frame.time if frame.time is not None else index / (fps or 1.0)
-                    if time + 1e-6 < next_time:
-                        continue
-                    next_time += step
-                    while next_time <= time:
-                        next_time += step
-                frames.append(
-                    fit_frame(frame.to_ndarray(format="rgb24"), options.size, options.resize)
-                )
-                if options.max_frames and len(frames) >= options.max_frames:
-                    break
-    except (av.error.FFmpegError, OSError, ValueError) as error:
-        problem = f"{type(error).__name__}: {error}"
-    if not frames:
-        yield Skipped(path, f"unreadable video: {problem or 'no frame could be decoded'}")
-        return
-    if problem:
-        yield Skipped(path, f"decoding stopped after {len(frames)} frames ({problem}); kept them")
-    if options.fps:
-        fps = min(fps, options.fps) if fps else options.fps  # resampling never adds frames
-    yield from recording_clips(frames, _relative(path, root), path, options, fps=fps)
-
-
-def read_frame_folder(path, root, options):
-    """Clips of one frame folder; an unreadable frame splits the clip and is skipped."""
-    group = _relative(path, root)
-    label = os.path.basename(os.path.dirname(path)) if os.path.dirname(group) else ""
-    frames = []
-    for name in _files(path, IMAGE_EXTENSIONS):
-        frame_path = os.path.join(path, name)
-        try:
-            with Image.open(frame_path) as image:
-                frames.append(fit_frame(to_rgb(image), options.size, options.resize))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            yield Skipped(frame_path, f"unreadable image: {type(error).__name__}: {error}")
-            frames.append(None)
-    yield from recording_clips(frames, group, path, options, label=label)
-
-
-def _bair_clip(example, path, index, options):
-    context = example.context.feature
-    frames, actions, positions = [], [], []
-    for i in range(BAIR_FRAMES):
-        key = f"{i}/image_main/encoded"
-        if key not in context:
-            break
-        raw = context[key].bytes_list.value[0]
-        if len(raw) != BAIR_SIZE * BAIR_SIZE * 3:
-            return Skipped(f"{path}#{index}", f"{key} holds {len(raw)} bytes, not 64x64x3")
-        frame = np.frombuffer(raw, np.uint8).reshape(BAIR_SIZE, BAIR_SIZE, 3)
-        frames.append(fit_frame(frame, options.size, options.resize))
-        actions.append(list(context[f"{i}/action"].float_list.value))
-        positions.append(list(context[f"{i}/endeffector_pos"].float_list.value))
-    if len(frames) < options.min_frames:
-        return Skipped(f"{path}#{index}", f"{len(frames)} frames, fewer than --frames_per_clip")
-    try:
-        actions = np.asarray(actions, np.float32).reshape(len(frames), 4)
-        positions = np.asarray(positions, np.float32).reshape(len(frames), 3)
-    except ValueError:
-        return Skipped(f"{path}#{index}", "actions or end-effector positions of the wrong size")
-    return frames, actions, positions
-
-
-def read_bair(path, root, options):
-    """The videos of one original BAIR softmotion TFRecord file (30 frames each).
-
-    Each record is a `tf.train.Example` whose features hold, for frame i,
-    `{i}/image_main/encoded` (raw 64x64x3 uint8 bytes), `{i}/action` (4 floats) and
-    `{i}/endeffector_pos` (3 floats); it is parsed as a `SequenceExample`, whose context has the
-    same wire format, so records written either way read the same. The official split is kept:
-    files under a `test` folder go to the test split, the others to train. A record file cut
-    short keeps the videos before the cut.
+    Attributes:
+        recorded: its inputs are recordings of a camera: `--split=time` cuts them in time, and
+            the conversion checks that their camera is still (`camera_check`).
+        rendered: it makes its clips here: its inputs are clip indices (`--num_clips`), and
+            `--input` is not read.
+        wanted: what `--input` must hold, for the error when it holds none.
     """
-    import tensorflow as tf
 
-    group = _relative(path, root)
-    split = "test" if "test" in os.path.normpath(group).split(os.sep)[:-1] else "train"
-    index, consumed = 0, 0
-    try:
-        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            consumed += len(record) + 16  # length, its CRC, the data, its CRC
-            try:
-                example = tf.train.SequenceExample.FromString(record)
-            except Exception as error:  # protobuf's DecodeError, whose module varies
-                yield Skipped(f"{path}#{index}", f"not a SequenceExample: {error}")
-                index += 1
-                continue
-            result = _bair_clip(example, path, index, options)
-            if isinstance(result, Skipped):
-                yield result
-            else:
-                frames, actions, positions = result
-                yield spec.Clip(
-                    f"{group}#{index}",
-                    path,
-                    np.stack(frames),
-                    actions=actions,
-                    endeffector_pos=positions,
-                    split=split,
-                )
-            index += 1
-    except tf.errors.OpError as error:
-        yield Skipped(path, f"record file unreadable after {index} videos: {error.message}")
-        return
-    # tf.data ends quietly at a record cut off by the end of the file; say so.
-    size = tf.io.gfile.stat(path).length
-    if consumed != size:
-        yield Skipped(
-            path,
-            f"record file unreadable after {index} videos: it ends inside a record "
-            f"({size - consumed} bytes left over); the videos before were kept",
-        )
+    recorded = False
+    rendered = False
+    wanted = ""
+
+    def find(self, root):
+        """The inputs under the folder `root`, in a fixed order (not called when `rendered`)."""
+        raise NotImplementedError
+
+    def read(self, item, root, options):
+        """Yields the `spec.Clip`s of one input, and a `Skipped` for whatever is left out;
+        never raises for a bad input."""
+        raise NotImplementedError
+
+    def check(self, options, fail):
+        """Checks this source's settings before the conversion starts, calling
+        `fail(flag, value, requirement)` for a bad one (default: nothing to check)."""
 
 
-SYNTHETIC_CLIP_LENGTH = 16
+def register(name):
+    """A class decorator: registers an instance of a `Source` subclass as `--source=name`."""
+
+    def add(cls):
+        _SOURCES.register(name, cls())
+        return cls
+
+    return add
 
 
-def synthetic_config(options):
-    """The `SyntheticConfig` the synthetic source makes clips with (16 frames by default)."""
-    from data_pipelines import synthetic
-
-    return synthetic.scaled_config(options.size, options.clip_length or SYNTHETIC_CLIP_LENGTH)
+def names():
+    """The registered sources, in the order `--help` lists them."""
+    return _SOURCES.names()
 
 
-def read_synthetic(index, root, options):
-    """Synthetic clip `index`, with its ground-truth masks and centroids."""
-    from data_pipelines import synthetic
-
-    config = synthetic_config(options)
-    values = synthetic.generate_clip(np.random.SeedSequence([options.seed, 3, index]), config)
-    yield spec.Clip(
-        f"synthetic/{index:06d}",
-        "synthetic",
-        values["frames"],
-        masks=values["masks"],
-        centroids=values["centroids"],
-    )
+def get(name):
+    """The `Source` registered as `name`; a ValueError naming `--source` for another name."""
+    return _SOURCES.get(name)
 
 
-def read_pushing(index, root, options):
-    """Pushing clip `index` (30 frames unless `options.clip_length`), with all its ground truth.
-    A model that fails to load or a render that fails raises; `conversion` skips the clip and
-    names it."""
-    from data_pipelines import pushing
-
-    length = options.clip_length or pushing.CLIP_LENGTH
-    values = pushing.generate_clip(
-        np.random.SeedSequence([options.seed, 4, index]), options.size, length, options.pushing
-    )
-    yield spec.Clip(
-        f"pushing/{index:06d}",
-        "pushing",
-        values["frames"],
-        fps=10.0,
-        masks=values["masks"],
-        centroids=values["centroids"],
-        actions=values["actions"],
-        endeffector_pos=values["endeffector_pos"],
-        agent_masks=values["agent_masks"],
-        endeffector_xy=values["endeffector_xy"],
-    )
+def recorded_names():
+    """The sources of recordings (`Source.recorded`)."""
+    return tuple(name for name in names() if _SOURCES[name].recorded)
 
 
-READERS = {
-    "videos": read_video,
-    "frames": read_frame_folder,
-    "bair": read_bair,
-    "synthetic": read_synthetic,
-    "pushing": read_pushing,
-}
+def list_inputs(source, root, options=Options()):
+    """The inputs of a source, in a fixed order: paths, or clip indices for a rendered one.
+
+    Raises:
+        ValueError: naming `--source` when it is not registered, and `root` when it does not
+            exist or holds no input of the source.
+    """
+    entry = get(source)
+    if entry.rendered:
+        return list(range(options.num_clips))
+    if not root or not os.path.isdir(root):
+        raise ValueError(f"--input={root!r} is not a folder.")
+    found = entry.find(root)
+    if not found:
+        raise ValueError(f"--input={root!r} holds no {entry.wanted}.")
+    return found
 
 
 def read_input(source, item, root, options=Options()):
     """Yields the `spec.Clip`s of one input, and a `Skipped` for whatever is left out."""
-    yield from READERS[source](item, root, options)
+    yield from get(source).read(item, root, options)

@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import tensorflow as tf
 from PIL import Image
 
 from data_pipelines import conversion, sources, spec
+from data_pipelines.inputs import videos as video_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 16
@@ -278,7 +280,7 @@ def test_cli_runs_on_beam_with_pipeline_options_and_names_unknown_flags(tmp_path
     result = run(
         "--source=synthetic",
         f"--output={output}",
-        "--size=16",
+        "--image_size=16",
         "--clip_length=3",
         "--num_clips=3",
         "--direct_num_workers=1",
@@ -300,7 +302,7 @@ def test_cli_runs_on_beam_with_pipeline_options_and_names_unknown_flags(tmp_path
         (sources.Options(size=16, max_frames=-1), "--max_frames=-1"),
         (sources.Options(size=16, resize="stretch"), "--resize='stretch'"),
         (sources.Options(size=16, min_frames=1), "--frames_per_clip=1"),
-        (sources.Options(size=8), "--size=8: too small"),
+        (sources.Options(size=8), "--image_size=8: too small"),
     ],
 )
 def test_bad_options_are_named_before_anything_runs(options, flag, tmp_path):
@@ -333,11 +335,10 @@ def test_videos_cut_anywhere_never_stop_the_conversion(tmp_path):
 def test_fps_resampling_max_frames_and_both_resize_policies(tmp_path):
     path = tmp_path / "ten_fps.mp4"
     write_video(path, moving_square(12, 16, 32, seed=5), fps=10)
-    read = list(sources.read_video(str(path), str(tmp_path), sources.Options(size=16, fps=5.0)))
+    read_video = video_files.read_video
+    read = list(read_video(str(path), str(tmp_path), sources.Options(size=16, fps=5.0)))
     assert len(read) == 1 and len(read[0].frames) == 6 and read[0].fps == 5.0
-    read = list(
-        sources.read_video(str(path), str(tmp_path), sources.Options(size=16, max_frames=4))
-    )
+    read = list(read_video(str(path), str(tmp_path), sources.Options(size=16, max_frames=4)))
     assert len(read[0].frames) == 4 and read[0].fps == pytest.approx(10.0)
     # A 16x32 image: crop keeps its centre 16x16 at full scale; pad shrinks it to 8x16 and
     # pads 4 black rows above and below.
@@ -470,3 +471,38 @@ def test_camera_check_flags_a_moving_camera_and_a_still_scene_and_passes_a_mover
     assert named["square"] not in camera + nothing
     written = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert {os.path.basename(r["path"]) for r in written["recordings"]} == set(checks)
+
+
+def test_a_new_source_is_one_registered_class(tmp_path, monkeypatch):
+    class Numbers(sources.Source):
+        """Text files holding a number n: a clip of 4 frames of grey level n; 0 is unreadable."""
+
+        wanted = "files named *.num"
+
+        def find(self, root):
+            return sources.walk_files(root, lambda name: name.endswith(".num"))
+
+        def read(self, item, root, options):
+            value = int(pathlib.Path(item).read_text())
+            if not value:
+                yield sources.Skipped(item, "zero")
+                return
+            frames = np.full((4, options.size, options.size, 3), value, np.uint8)
+            yield spec.Clip(sources.relative(item, root), item, frames)
+
+    monkeypatch.setitem(sources._SOURCES, "numbers", Numbers())
+    root = tmp_path / "in"
+    root.mkdir()
+    for name, value in (("a.num", 10), ("b.num", 0), ("c.num", 30), ("d.txt", 5)):
+        (root / name).write_text(str(value))
+    info = run_convert("numbers", root, tmp_path / "out", test_fraction=0.0)
+    assert info.splits["train"]["clips"] == 2 and info.splits["test"]["clips"] == 0
+    assert [s["reason"] for s in info.skipped] == ["zero"]
+    levels = sorted(
+        int(clip["frames"][0, 0, 0, 0]) for clip in read_split(str(tmp_path / "out"), "train", info)
+    )
+    assert levels == [10, 30]
+    with pytest.raises(ValueError, match="holds no files named"):
+        run_convert("numbers", tmp_path / "out", tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="--source=numbers has none to cut"):
+        run_convert("numbers", root, tmp_path / "o2", sources.Options(size=SIZE, split="time"))

@@ -170,7 +170,7 @@ def test_a_split_is_rendered_once_into_the_cache_and_loaded_from_it(tmp_path, mo
 
 
 def test_sizes_the_networks_cannot_take_are_refused():
-    with pytest.raises(ValueError, match="--size=40"):
+    with pytest.raises(ValueError, match="--image_size=40"):
         pushing.check_size(40)
     config = tiny_config(data="pushing", clip_length=6)
     config.model.image_size = 40
