@@ -2,8 +2,9 @@
 
 One recording of a still camera gives a model a few hundred frames: the object visits few
 places, and moves in few directions. Each training window may be mirrored left-right, played
-backwards (the object moves the other way; a still scene stays still), and moved as a whole by
-a few pixels (the object at places it did not visit; the camera stays still within the window).
+backwards (the object moves the other way; a still scene stays still), moved as a whole by
+a few pixels (the object at places it did not visit; the camera stays still within the window),
+and held still (every frame its first: where nothing moves, the next frame is the frame).
 Every frame of a window, its masks, its clip background and its offsets change together, so a
 window stays a window the camera could have filmed. The draws are stateless, seeded by the run's
 seed and the window's place in the stream, so a seeded run sees the same windows every time.
@@ -17,20 +18,24 @@ import tensorflow as tf
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
     """What is done to each training window, each with probability 1/2 (`shift`: always, by a
-    random amount, which may be zero).
+    random amount, which may be zero; `still`: with its own probability).
 
     Attributes:
         flip: mirror left-right.
         reverse: play backwards.
         shift: move by up to this many pixels along each axis (reflected at the borders); 0: no.
+        still: the probability of holding the window still: every frame and mask is its first,
+            the offsets zero. A model that draws where nothing moves then pays for it: real
+            footage has still stretches, which a recording's moving parts rarely teach.
     """
 
     flip: bool = False
     reverse: bool = False
     shift: int = 0
+    still: float = 0.0
 
     def __bool__(self):
-        return self.flip or self.reverse or self.shift > 0
+        return self.flip or self.reverse or self.shift > 0 or self.still > 0
 
 
 def _per_frame(window, function):
@@ -82,6 +87,17 @@ def augment_window(window, augmentation, seed):
             return tf.ensure_shape(cut, x.shape)
 
         out = _per_frame(out, moved)
+    if augmentation.still:
+        held = tf.random.stateless_uniform([], seed=seed + 2) < augmentation.still
+        for key in ("frames", "masks"):
+            if key in out:
+                out[key] = tf.cond(
+                    held,
+                    lambda x=out[key]: tf.broadcast_to(x[:1], tf.shape(x)),
+                    lambda x=out[key]: x,
+                )
+        if "offsets" in out:
+            out["offsets"] = tf.where(held, tf.zeros_like(out["offsets"]), out["offsets"])
     return out
 
 

@@ -406,6 +406,12 @@ class TrainConfig(Section):
         "Move each training window as a whole by up to this many pixels along each axis "
         "(reflected at the borders): the object at places it did not visit. 0: off.",
     )
+    augment_still: float = option(
+        0.0,
+        "Hold each training window still with this probability: every frame (and mask) is its "
+        "first, so where nothing moves the target is the input frame and a model that draws "
+        "there pays for it (real footage has still stretches). 0: off.",
+    )
     learning_rate: float = option(
         2e-4, "Adam learning rate (constant, then linear decay to 0; paper: 2e-4)."
     )
@@ -516,6 +522,8 @@ class TrainConfig(Section):
                 f"must be in [0, {config.model.image_size // 2}) at --image_size="
                 f"{config.model.image_size}",
             )
+        if not 0.0 <= self.augment_still <= 1.0:
+            _fail("augment_still", self.augment_still, "must be in [0, 1]")
         for name in ("train_steps", "checkpoint_every", "long_windows_from"):
             if getattr(self, name) % self.log_every:
                 multiple = f"must be a multiple of --log_every={self.log_every}"
@@ -532,7 +540,9 @@ class TrainConfig(Section):
     def augmentation(self):
         """The `augment.Augmentation` of the training windows that the `augment_*` fields ask
         for."""
-        return augment.Augmentation(self.augment_flip, self.augment_reverse, self.augment_shift)
+        return augment.Augmentation(
+            self.augment_flip, self.augment_reverse, self.augment_shift, self.augment_still
+        )
 
     def _check_long_windows(self):
         if not 0 < self.long_windows_from < self.train_steps:

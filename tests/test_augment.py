@@ -72,6 +72,19 @@ def test_a_shift_moves_the_whole_window_by_the_same_whole_pixels():
     assert len(moves) > 3
 
 
+def test_a_held_window_repeats_its_first_frame_and_mask_with_no_offsets():
+    plain, outs = window(), draws(augment.Augmentation(still=0.5), count=24)
+    held = [o for o in outs if not np.array_equal(o["frames"], plain["frames"])]
+    assert 0 < len(held) < len(outs)
+    for out in held:
+        for key in ("frames", "masks"):
+            np.testing.assert_array_equal(out[key], np.repeat(plain[key].numpy()[:1], 4, 0))
+        np.testing.assert_array_equal(out["background"], plain["background"])
+        np.testing.assert_array_equal(out["offsets"], np.zeros((3, 2)))
+    for out in draws(augment.Augmentation(still=1.0), count=3):
+        np.testing.assert_array_equal(out["frames"][3], plain["frames"].numpy()[0])
+
+
 def test_draws_are_seeded_and_nothing_is_done_without_an_augmentation():
     both = augment.Augmentation(flip=True, reverse=True, shift=3)
     for k in range(4):
@@ -85,12 +98,12 @@ def test_draws_are_seeded_and_nothing_is_done_without_an_augmentation():
     assert len(out) == 3 and out[0]["frames"].shape == (4, 12, 12, 3)
 
 
-@pytest.mark.parametrize("shift", [-1, 16])
-def test_a_shift_out_of_range_is_named(shift):
+@pytest.mark.parametrize(("name", "value"), [("shift", -1), ("shift", 16), ("still", 1.5)])
+def test_an_augmentation_out_of_range_is_named(name, value):
     from fgbg_keras.config import RunConfig
 
     config = RunConfig()
     config.model.image_size = 32
-    config.train.augment_shift = shift
-    with pytest.raises(ValueError, match="--augment_shift"):
+    setattr(config.train, f"augment_{name}", value)
+    with pytest.raises(ValueError, match=f"--augment_{name}"):
         config.validate()
