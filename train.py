@@ -63,7 +63,7 @@ def _train(config, phase):
 
 def _report(phase):
     """What the run gave, and where to look."""
-    if phase.networks != "fgbg":
+    if not phase.fgbg_networks:
         sys.stdout.write(phase.next_steps(FLAGS.model_dir))
     elif FLAGS.evaluate:
         sys.stdout.write(evaluator.evaluate_and_report(FLAGS.model_dir))

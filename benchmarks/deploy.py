@@ -213,7 +213,7 @@ def main(argv):
     try:
         config = fgbg_flags.config_from_flags()
         phase = phases.get(FLAGS.phase)
-        if phase.networks != "fgbg":
+        if not phase.fgbg_networks:
             raise ValueError(f"--phase={FLAGS.phase}: the export benchmark times phase 1 or 2.")
         for size in FLAGS.sizes:
             config.model.image_size = int(size)

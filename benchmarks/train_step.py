@@ -115,7 +115,7 @@ def matmul_peak(dtype, size=2048, repeats=20):
 def main(argv):
     del argv
     phase = phases.get(FLAGS.phase)
-    if phase.networks != "fgbg":
+    if not phase.fgbg_networks:
         raise app.UsageError(f"--phase={FLAGS.phase}: this benchmark times Phase 1 or 2.")
     try:
         config = phase.validate(fgbg_flags.config_from_flags())

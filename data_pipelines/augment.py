@@ -14,6 +14,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from fgbg_common.options import Options, fail, option
+
 
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
@@ -111,3 +113,45 @@ def augment_windows(windows, augmentation, seed):
         return augment_window(window, augmentation, tf.stack([tf.cast(seed, tf.int64), k]))
 
     return windows.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+@dataclasses.dataclass
+class AugmentOptions(Options):
+    """The augmentation of the training windows (`--augment_*`)."""
+
+    augment_flip: bool = option(
+        False, "Mirror each training window left-right, with probability 1/2."
+    )
+    augment_reverse: bool = option(
+        False,
+        "Play each training window backwards, with probability 1/2: the object moves the other "
+        "way.",
+    )
+    augment_shift: int = option(
+        0,
+        "Move each training window as a whole by up to this many pixels along each axis "
+        "(reflected at the borders): the object at places it did not visit. 0: off.",
+    )
+    augment_still: float = option(
+        0.0,
+        "Hold each training window still with this probability: every frame (and mask) is its "
+        "first, so where nothing moves the target is the input frame and a model that draws "
+        "there pays for it (real footage has still stretches). 0: off.",
+    )
+
+    def augmentation(self):
+        """The `Augmentation` of the training windows that these settings ask for."""
+        return Augmentation(
+            self.augment_flip, self.augment_reverse, self.augment_shift, self.augment_still
+        )
+
+    def check(self, config):
+        if not 0 <= self.augment_shift < config.model.image_size // 2:
+            fail(
+                "augment_shift",
+                self.augment_shift,
+                f"must be in [0, {config.model.image_size // 2}) at --image_size="
+                f"{config.model.image_size}",
+            )
+        if not 0.0 <= self.augment_still <= 1.0:
+            fail("augment_still", self.augment_still, "must be in [0, 1]")

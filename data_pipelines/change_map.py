@@ -12,7 +12,11 @@ frames (its flat interior does not change), and L_bg asks the mask to cover it a
 Reference: arXiv 2111.12747, section 3.3; docs/method.md, the losses.
 """
 
+import dataclasses
+
 import tensorflow as tf
+
+from fgbg_common.options import Options, option
 
 # BT.601 luma weights (the reference implementation has a typo, 0.144, for blue).
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -65,3 +69,32 @@ def frame_difference_mask(frame, next_frame, threshold=0.04, mode="gray"):
     else:
         change = tf.reduce_max(tf.abs(delta), axis=-1, keepdims=True)
     return tf.cast(change > threshold, tf.float32)
+
+
+@dataclasses.dataclass
+class ChangeMapOptions(Options):
+    """The change map d and what L_bg compares each frame with."""
+
+    diff: str = option(
+        "gray",
+        "Change map d: gray = |gray(f_{t+1}) - gray(f_t)| > threshold (BT.601); maxchannel = "
+        "largest channel difference > threshold.",
+        choices=DIFF_MODES,
+    )
+    diff_threshold: float = option(0.04, "Threshold of the change map d on [-1, 1] frames.")
+    bg_reference: str = option(
+        "next_frame",
+        "What L_bg and the change map d compare f_t with: next_frame = f_{t+1} (the draft); "
+        "clip_median = the per-pixel median of f_t's whole clip, its static background, so "
+        "that d and L_bg mark the whole moving object rather than what changed in one step "
+        "(data_pipelines/change_map.py; pair it with --bg_mask=current).",
+        choices=BG_REFERENCES,
+    )
+
+    @property
+    def clip_background(self):
+        """Whether d and L_bg compare f_t with its clip's background (`--bg_reference`)."""
+        return self.bg_reference == "clip_median"
+
+    def check(self, config):
+        self.finite_non_negative("diff_threshold")

@@ -32,6 +32,7 @@ from absl import logging
 
 from data_pipelines.pushing_scene import Scene, workspace_pixels
 from fgbg_common.checks import check_int
+from fgbg_common.options import Options, option
 
 SPLITS = ("train", "validation", "test")
 CLIP_LENGTH = 30  # BAIR's
@@ -131,6 +132,35 @@ def define_flags():
         dataclasses.fields(PushingOptions), PushingOptions.flag_names().values()
     ):
         define[field.type](flag, field.default, field.metadata["help"])
+
+
+def _section_options(self):
+    """The `PushingOptions` these flags set."""
+    return PushingOptions.from_flags(dataclasses.asdict(self))
+
+
+def _check_section(self, config):
+    self.options().check()
+
+
+# The options of --data=pushing as a section of train.py's configuration: the flags
+# `--pushing_<name>` of `PushingOptions`' fields, whose help they carry, so that train.py and
+# `convert --source=pushing` share them.
+PushingFlags = dataclasses.make_dataclass(
+    "PushingFlags",
+    [
+        (flag, field.type, option(field.default, field.metadata["help"]))
+        for field, flag in zip(
+            dataclasses.fields(PushingOptions), PushingOptions.flag_names().values()
+        )
+    ],
+    bases=(Options,),
+    namespace={
+        "__doc__": "The built-in pushing set's scene and nuisances (`--data=pushing`).",
+        "options": _section_options,
+        "check": _check_section,
+    },
+)
 
 
 NUISANCES = ("shake", "noise", "light", "crf", "distractor", "flicker")

@@ -11,9 +11,12 @@ the nearest pixel).
 Reference: B. D. Lucas and T. Kanade, "An iterative image registration technique", 1981.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 from data_pipelines.change_map import GRAY_WEIGHTS
+from fgbg_common.options import Options, option
 
 ALIGN_MODES = ("none", "translation")
 ITERATIONS = 12
@@ -93,3 +96,21 @@ def align_to_first(frames):
     """A window `[F, H, W, 3]` (float, in [-1, 1]) with frames 1..F-1 aligned to frame 0."""
     shifts = estimate_shifts(frames[:1], frames)
     return shift_images(frames, shifts)
+
+
+@dataclasses.dataclass
+class AlignOptions(Options):
+    """Camera-motion compensation (`--align_frames`)."""
+
+    align_frames: str = option(
+        "none",
+        "Camera-motion compensation before d and the losses that assume a still background: "
+        "translation aligns every training window to its first frame (global Lucas-Kanade, "
+        "data_pipelines/stabilize.py), and the evaluation's d alike; none (the draft).",
+        choices=ALIGN_MODES,
+    )
+
+    @property
+    def align(self):
+        """Whether windows are aligned to their first frame (`--align_frames`)."""
+        return self.align_frames == "translation"

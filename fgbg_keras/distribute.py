@@ -10,11 +10,13 @@ whole batch is `fgbg_keras.replicas`, which model code imports without this regi
 Reference: the TensorFlow guide "Distributed training with Keras".
 """
 
+import dataclasses
 import json
 import os
 
 import tensorflow as tf
 
+from fgbg_common.options import Options, fail, option
 from fgbg_common.registry import Registry
 
 
@@ -194,3 +196,21 @@ def adapt_to_multi_worker(model, strategy):
 
     model.train_step = with_batch_axis(model.train_step)
     model.test_step = with_batch_axis(model.test_step)
+
+
+@dataclasses.dataclass
+class DistributionOptions(Options):
+    """How training is spread over devices (`--strategy`)."""
+
+    strategy: str = option("default", HELP, choices=names())
+    logical_cpus: int = option(
+        1,
+        "With --strategy=mirrored on a machine with no GPU: split the CPU into this many logical "
+        "devices and train one replica on each (it proves the multi-device path; it adds no "
+        "cores).",
+    )
+
+    def check(self, config):
+        self.at_least(1, "logical_cpus")
+        if self.logical_cpus > 1 and self.strategy != "mirrored":
+            fail("logical_cpus", self.logical_cpus, "needs --strategy=mirrored")

@@ -6,8 +6,12 @@ Frames are float in [-1, 1] with shape [B, H, W, 3]; masks and change maps are [
 Reference: arXiv 2111.12747 (the draft's eqs. 4-9) and docs/method.md.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
+
+from fgbg_common.options import Options, option
 
 # Which mask cuts the background for L_bg: the draft's M(f_{t+1}), the reference's M(f_t), or both.
 BG_MASK_MODES = ("next", "current", "union")
@@ -299,3 +303,70 @@ def weighted_sum(terms, weights):
         value = weight * terms[name]
         total = value if total is None else total + value
     return total
+
+
+@dataclasses.dataclass
+class LossOptions(Options):
+    """Weights and variants of the Phase I losses (docs/method.md, the losses)."""
+
+    reconstruction_weight: float = option(
+        1.0, "Weight of L1(f_hat, f_{t+1}) (in Phase 2, of the distance --pixel_loss says)."
+    )
+    codebook_weight: float = option(1.0, "Weight of the codebook loss ||sg(z) - z_q||^2.")
+    commitment_beta: float = option(0.25, "Weight beta of the commitment loss ||z - sg(z_q)||^2.")
+    bg_weight: float = option(50.0, "l1, weight of the background loss L_bg.")
+    bin_weight: float = option(4.0, "l3, weight of the binarization loss L_bin.")
+    bg_mask: str = option(
+        "union",
+        "Mask of L_bg: next = M(f_{t+1}) (the draft), current = M(f_t) (the reference), union = "
+        "max of the two.",
+        choices=BG_MASK_MODES,
+    )
+    two_sided_sparsity: bool = option(
+        False, "Penalise |mean(m) - mean(d)| instead of max(mean(m) - mean(d), 0)."
+    )
+
+    def check(self, config):
+        self.finite_non_negative(
+            "reconstruction_weight", "codebook_weight", "commitment_beta", "bg_weight", "bin_weight"
+        )
+
+
+@dataclasses.dataclass
+class GanOptions(Options):
+    """Phase II's adversarial and pixel terms."""
+
+    gan_loss: str = option(
+        "hinge",
+        "Phase 2: hinge (the reference) or nonsaturating (the draft's log loss, eq. 9).",
+        choices=GAN_LOSSES,
+    )
+    gan_weight: float = option(
+        1.0,
+        "Phase 2: weight of the generator's adversarial loss; 0: none, and the discriminators "
+        "never train (--disc_start has no effect).",
+    )
+    adaptive_gan_weight: bool = option(
+        True,
+        "Phase 2: multiply --gan_weight by the VQGAN adaptive weight, the ratio of the gradient "
+        "norms of the reconstruction and GAN terms at the generator's last layer.",
+    )
+    pixel_loss: str = option(
+        "l1",
+        "Phase 2: the distance of the generator's pixel terms (the whole frame, inside and "
+        "outside the target mask): l1 (the draft) or l2, the squared error that PSNR measures, "
+        "whose best guess where the future is uncertain is the mean rather than the median; "
+        "log_l2: the whole-frame term is the mean of the log of each frame's squared error, "
+        "what an average of per-frame PSNR measures, so that every rollout step weighs alike "
+        "(the region terms stay squared errors).",
+        choices=PIXEL_LOSSES,
+    )
+    fg_region_weight: float = option(
+        1.0, "Phase 2: weight of the pixel term (--pixel_loss) inside the target mask."
+    )
+    bg_region_weight: float = option(
+        1.0, "Phase 2: weight of the pixel term (--pixel_loss) outside the target mask."
+    )
+
+    def check(self, config):
+        self.finite_non_negative("gan_weight", "fg_region_weight", "bg_region_weight")

@@ -26,8 +26,7 @@ import tensorflow as tf
 
 from fgbg_keras import run_guard
 from fgbg_keras.config import RunConfig, field_changes
-from fgbg_keras.models import factory
-from fgbg_keras.models.unet_diff_generator import MEMORY_FLAGS, unet_memory
+from fgbg_keras.models import factory, generators
 from fgbg_keras.training import phases
 
 CONFIG_FILE = "config.json"
@@ -203,9 +202,10 @@ def copy_widened(source, target):
 def _generator_memory(model_config, moving_masks):
     """The memory (`generators.MEMORY`) of the frame generator that a run's config builds, and
     whether it has the U-Net's copy gate."""
-    if model_config.generator != "unet" or not moving_masks:
+    if not moving_masks:
         return (), False
-    return unet_memory(model_config), model_config.unet_copy_gate
+    generator = generators.get(model_config.generator)
+    return generator.memory(model_config), generator.gated(model_config)
 
 
 def check_init_from(config, init_from):
@@ -238,7 +238,8 @@ def check_init_from(config, init_from):
             "(--unet_copy_gate): this run must keep it, and the same memory."
         )
     if memory[: len(saved_memory)] != saved_memory:
-        flags = ", ".join(f"--{MEMORY_FLAGS[name]}" for name in saved_memory)
+        memory_flags = generators.get(saved.model.generator).memory_flags
+        flags = ", ".join(f"--{memory_flags[name]}" for name in saved_memory)
         raise ValueError(
             f"--init_from={init_from!r} was trained with the U-Net seeing the rollout's "
             f"{' and '.join(saved_memory)} frame ({flags}); this run must keep that memory, "
@@ -281,7 +282,7 @@ def restore_networks(model_dir, precision=None):
     config, latest = latest_checkpoint(model_dir)
     saved_phase = run_phase(model_dir)
     phase = phases.get(saved_phase)
-    if phase.networks != "fgbg":
+    if not phase.fgbg_networks:
         raise ValueError(
             f"--model_dir={model_dir!r} holds a --phase={saved_phase} run, not a fgbg one (pass a "
             "ConvLSTM baseline run as --convlstm_dir)."
@@ -322,7 +323,7 @@ def restore_convlstm(model_dir):
     """
     config, latest = latest_checkpoint(model_dir, flag="--convlstm_dir")
     saved_phase = run_phase(model_dir)
-    if phases.get(saved_phase).networks != "convlstm":
+    if not phases.get(saved_phase).convlstm_network:
         raise ValueError(
             f"--convlstm_dir={model_dir!r} is not a --phase=baseline_convlstm run of train.py."
         )

@@ -7,11 +7,14 @@ The sparsity schedules hold their state in non-trainable `tf.Variable`s on a `tf
 Reference: arXiv 2111.12747 (the draft's sparsity-weight controller) and docs/method.md.
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 from keras import ops
 
 from fgbg_common.checks import check_int
+from fgbg_common.options import Options, fail, option
 
 # Floor on L_spar when the ratio L_bg / L_spar is measured: the one-sided loss is often exactly 0.
 RATIO_EPSILON = 1e-6
@@ -90,7 +93,12 @@ class SparsitySchedule(tf.Module):
         initial_weight: positive float, l2 before the first update.
         smoothing: float in [0, 1), the EMA decay of the measured ratio.
         name: optional name of the module.
+
+    `OPTIONS` maps each constructor argument that a run's settings give to the setting
+    (`SparsityOptions`' field, or `--bg_weight`) it comes from.
     """
+
+    OPTIONS = {}
 
     def __init__(self, initial_weight, smoothing=0.9, name=None):
         super().__init__(name=name)
@@ -161,6 +169,13 @@ class HalvingSparsitySchedule(SparsitySchedule):
         smoothing: float in [0, 1), the EMA decay of the logged ratio.
         name: optional name of the module.
     """
+
+    OPTIONS = {
+        "background_weight": "bg_weight",
+        "start_ratio": "spar_start_ratio",
+        "halve_every": "spar_halve_every",
+        "min_ratio": "spar_min_ratio",
+    }
 
     def __init__(
         self,
@@ -234,6 +249,14 @@ class ControllerSparsitySchedule(SparsitySchedule):
     Reference:
         arXiv 2111.12747 (draft), the L_mask balance of section 3.3.
     """
+
+    OPTIONS = {
+        "initial_weight": "spar_initial_weight",
+        "target_start": "spar_target_start",
+        "target_end": "spar_target_end",
+        "target_steps": "spar_target_steps",
+        "gain": "spar_gain",
+    }
 
     def __init__(
         self,
@@ -362,3 +385,74 @@ def scheduled_sampling_probability(step, start, initial, increment, interval):
     rises = ops.floor((step - start) / interval)
     p = ops.minimum(initial + increment * rises, 1.0)
     return ops.where(step >= start, p, 0.0)
+
+
+@dataclasses.dataclass
+class SparsityOptions(Options):
+    """The schedule of l2, the sparsity weight (`--spar_*`)."""
+
+    spar_schedule: str = option(
+        "controller",
+        "Schedule of l2, the sparsity weight: controller (the draft: l2 steers L_bg/L_spar along "
+        "a falling target line), halving (the reference: l2 = l1 / r, r halves) or off (l2 = 0: "
+        "no sparsity loss, an ablation).",
+        choices=tuple(SPARSITY_SCHEDULES),
+    )
+    spar_initial_weight: float = option(3.0, "controller: the initial l2.")
+    spar_target_start: float = option(0.5, "controller: target L_bg/L_spar ratio at step 0.")
+    spar_target_end: float = option(0.03, "controller: target ratio from --spar_target_steps on.")
+    spar_target_steps: int = option(1500, "controller: steps over which the target falls.")
+    spar_gain: float = option(
+        0.01, "controller: log-step of the multiplicative update per training step."
+    )
+    spar_start_ratio: float = option(16.0, "halving: the initial r of l2 = l1 / r.")
+    spar_halve_every: int = option(300, "halving: steps between halvings of r.")
+    spar_min_ratio: float = option(8.0, "halving: the floor of r.")
+
+    def sparsity_schedule_kwargs(self):
+        """The constructor arguments of the chosen schedule, from the settings its class names
+        (`SparsitySchedule.OPTIONS`)."""
+        options = SPARSITY_SCHEDULES[self.spar_schedule].OPTIONS
+        return {argument: getattr(self, name) for argument, name in options.items()}
+
+    def check(self, config):
+        self.finite_non_negative("spar_initial_weight", "spar_gain")
+        for name in ("spar_target_start", "spar_target_end", "spar_start_ratio", "spar_min_ratio"):
+            if not getattr(self, name) > 0:
+                fail(name, getattr(self, name), "must be > 0")
+        if self.spar_target_end >= self.spar_target_start:
+            fail(
+                "spar_target_end",
+                self.spar_target_end,
+                f"must be below --spar_target_start={self.spar_target_start} (the target "
+                "ratio L_bg/L_spar falls over training)",
+            )
+        self.at_least(1, "spar_target_steps", "spar_halve_every")
+
+
+@dataclasses.dataclass
+class ScheduledSamplingOptions(Options):
+    """Phase II's scheduled sampling (`--ss_*`), on pairs."""
+
+    ss_start: int = option(
+        -1, "Phase 2: first step of scheduled sampling (-1: half of --train_steps)."
+    )
+    ss_initial: float = option(
+        0.1, "Phase 2: probability of feeding the model its own output at --ss_start."
+    )
+    ss_increment: float = option(
+        0.1,
+        "Phase 2: rise of that probability every --ss_interval steps (capped at 1).",
+    )
+    ss_interval: int = option(
+        100, "Phase 2: steps between rises of the scheduled-sampling probability."
+    )
+
+    def resolved_ss_start(self, train_steps):
+        return train_steps // 2 if self.ss_start < 0 else self.ss_start
+
+    def check(self, config):
+        for name in ("ss_initial", "ss_increment"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                fail(name, getattr(self, name), "must be in [0, 1]")
+        self.at_least(1, "ss_interval")

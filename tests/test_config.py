@@ -5,8 +5,9 @@ import dataclasses
 
 import pytest
 
+from fgbg_common.options import Options, option
 from fgbg_keras import config as fgbg_config
-from fgbg_keras.config import ModelConfig, RunConfig, Section, option
+from fgbg_keras.config import ModelConfig, RunConfig
 
 
 def test_every_field_has_its_help_and_a_field_without_one_is_refused():
@@ -15,11 +16,11 @@ def test_every_field_has_its_help_and_a_field_without_one_is_refused():
     with pytest.raises(TypeError, match="Bad.size has no help text"):
 
         @dataclasses.dataclass
-        class Bad(Section):
+        class Bad(Options):
             size: int = 3
 
     @dataclasses.dataclass
-    class Good(Section):
+    class Good(Options):
         size: int = option(3, "A size.", choices=(3, 4))
 
     with pytest.raises(ValueError, match=r"--size=5: must be one of \(3, 4\)"):

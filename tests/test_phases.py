@@ -17,7 +17,7 @@ class NextFrameFromFirst(phases.Phase):
 
     name = "toy_next_frame"
     help = "toy_next_frame: a test's phase."
-    networks = "toy"
+    fgbg_networks = False
     validates = False
 
     def build(self, config, sample_batch):
@@ -36,7 +36,8 @@ def test_the_built_in_phases_in_flag_order():
     assert phases.names() == ("1", "2", "baseline_convlstm")
     assert phases.get(1) is phases.get("1") and phases.get(2).needs_init_from
     assert [runs.recorded_phase(name) for name in phases.names()] == [1, 2, "baseline_convlstm"]
-    assert [phases.get(n).networks for n in phases.names()] == ["fgbg", "fgbg", "convlstm"]
+    assert [phases.get(n).fgbg_networks for n in phases.names()] == [True, True, False]
+    assert [phases.get(n).convlstm_network for n in phases.names()] == [False, False, True]
     with pytest.raises(ValueError, match=r"--phase='3': must be one of \('1', '2', "):
         phases.get("3")
 

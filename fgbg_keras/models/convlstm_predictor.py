@@ -8,10 +8,13 @@ predictions, in training as at test time, so that it learns the rollout it is ev
 without ground-truth controls it gets zeros and is a plain next-frame predictor.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 
 from fgbg_common.checks import check_int
+from fgbg_common.options import Options, option
 
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
@@ -112,3 +115,14 @@ class ConvLSTMPredictor(keras.Model):
             control_scale=self.control_scale,
         )
         return config
+
+
+@dataclasses.dataclass
+class ConvLSTMOptions(Options):
+    """The ConvLSTM baseline's settings (`--phase=baseline_convlstm`)."""
+
+    convlstm_filters: int = option(32, "baseline_convlstm: width of the first encoder convolution.")
+    convlstm_lstm_filters: int = option(64, "baseline_convlstm: channels of the ConvLSTM state.")
+
+    def check(self, config):
+        self.at_least(1, "convlstm_filters", "convlstm_lstm_filters")

@@ -1,9 +1,11 @@
 """Builds the networks of a run from its config sections."""
 
+import dataclasses
 import math
 
 import tensorflow as tf
 
+from fgbg_common.options import Options, option
 from fgbg_keras.models import generators
 from fgbg_keras.models.convlstm_predictor import ConvLSTMPredictor
 from fgbg_keras.models.mask_generator import MaskGenerator
@@ -100,3 +102,23 @@ def build_convlstm(config):
     check_frame_size(size, {"ConvLSTM baseline": model})
     model({"frame": tf.zeros([1, size, size, 3]), "offsets": tf.zeros([1, 1, 2])})
     return model
+
+
+@dataclasses.dataclass
+class NetworkOptions(Options):
+    """The frame size and which frame generator (`--generator`, `generators.names()`)."""
+
+    image_size: int = option(
+        64,
+        "Frame height and width in pixels; must be divisible by the networks' total downsampling.",
+    )
+    generator: str = option(
+        "unet",
+        "Frame generator: "
+        + "; ".join(f"{name}: {generators.get(name).help}" for name in generators.names())
+        + ".",
+        choices=generators.names(),
+    )
+
+    def check(self, config):
+        self.at_least(1, "image_size")

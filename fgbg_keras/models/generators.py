@@ -21,11 +21,12 @@ the evaluation and the exports rely:
   VQ-VAE) has none: a zero last layer would draw a blank frame.
 - Deterministic layer names and `get_config`, like every network of fgbg.
 
-A new generator is one file in this package holding the network and a builder registered with
-`@generators.register(name, help)`; `fgbg_keras/models/__init__.py` imports that file. Its
-options are fields of `ModelConfig` (each with its help text, which makes it a flag of
-train.py); `--generator` lists it with its help, and the ablation grid trains it, and the
-variants it lists in `ablations`, without further changes.
+A new generator is one file in this package holding the network, its options (an `Options`
+group of `fgbg_common.options`, which `fgbg_keras.config.ModelConfig` lists among its bases:
+each field is then a flag of train.py) and a builder registered with
+`@generators.register(name, help, ...)`, which says what it supports;
+`fgbg_keras/models/__init__.py` imports that file. `--generator` lists it with its help, and
+the ablation grid trains it, and the variants it lists in `ablations`, without further changes.
 """
 
 import dataclasses
@@ -51,12 +52,24 @@ class Generator:
             generation, where the target mask moves.
         ablations: `{ModelConfig field: values}`: settings that only this generator uses, whose
             other values the ablation grid trains with it.
+        trains_on_rollouts: Phase II may train it on rollouts of its own outputs
+            (`--train_rollout`); where not, `rollout_note` says why.
+        memory_flags: `{MEMORY name: ModelConfig field}`: the settings that give it each
+            memory input.
+        memory: `memory(model_config)` -> the names of `MEMORY` that the built generator reads.
+        gated: `gated(model_config)` -> whether the built generator blends its drawing with the
+            input frame by a learned gate (which Phase II adds to a Phase I run's generator).
     """
 
     name: str
     help: str
     build: Callable
     ablations: dict
+    trains_on_rollouts: bool = False
+    rollout_note: str = ""
+    memory_flags: dict = dataclasses.field(default_factory=dict)
+    memory: Callable = lambda model_config: ()
+    gated: Callable = lambda model_config: False
 
 
 # Optional inputs of a rollout step, by name: the rollout's first frame and its mask, and the
@@ -111,12 +124,12 @@ names = _GENERATORS.names
 get = _GENERATORS.get
 
 
-def register(name, help, ablations=None):
+def register(name, help, ablations=None, **supports):
     """Decorator: registers `build(model_config, moving_masks)` as the generator `name`, which
-    `help` describes."""
+    `help` describes; `supports` are the other fields of `Generator` (what it supports)."""
 
     def decorator(build):
-        _GENERATORS.register(name, Generator(name, help, build, dict(ablations or {})))
+        _GENERATORS.register(name, Generator(name, help, build, dict(ablations or {}), **supports))
         return build
 
     return decorator

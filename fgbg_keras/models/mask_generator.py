@@ -1,8 +1,11 @@
 """The mask network M: a frame in, a soft foreground mask out."""
 
+import dataclasses
+
 import keras
 
 from fgbg_common.checks import check_int
+from fgbg_common.options import Options, option
 from fgbg_keras.layers import blocks
 from fgbg_keras.models.network import Network
 
@@ -70,3 +73,20 @@ class MaskGenerator(Network):
             }
         )
         return config
+
+
+@dataclasses.dataclass
+class MaskOptions(Options):
+    """The mask network's settings (`--mask_*`)."""
+
+    mask_ngf: int = option(
+        16, "Width of the mask network's stem (paper: 64; the default is smaller, for a CPU)."
+    )
+    mask_res_blocks: int = option(
+        3, "Residual blocks of the mask network (paper: 9; the default is fewer, for a CPU)."
+    )
+    mask_downsampling: int = option(2, "Stride-2 stages of the mask network.")
+
+    def check(self, config):
+        self.at_least(1, "mask_ngf")
+        self.at_least(0, "mask_res_blocks", "mask_downsampling")

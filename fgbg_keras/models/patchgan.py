@@ -1,10 +1,13 @@
 """The PatchGAN discriminator and the crops that feed its local copy."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 from keras import ops
 
 from fgbg_common.checks import check_int
+from fgbg_common.options import Options, fail, option
 from fgbg_keras.layers import blocks
 from fgbg_keras.models.network import Network
 
@@ -159,3 +162,47 @@ def local_crops(images, masks, size, margin=0.1):
         [size, size],
         method="bilinear",
     )
+
+
+@dataclasses.dataclass
+class DiscriminatorOptions(Options):
+    """Phase II's PatchGAN discriminators."""
+
+    disc_start: int = option(
+        500,
+        "Phase 2: step at which the discriminators and the GAN loss join; a multiple of "
+        "--log_every.",
+    )
+    disc_filters: int = option(
+        64,
+        "Phase 2: width of the PatchGAN discriminators' first layer (pix2pix: 64).",
+        network=True,
+    )
+    disc_conditional: bool = option(
+        True,
+        "Phase 2: discriminators see concat(f_t, frame) (the draft), not the frame alone (the "
+        "reference).",
+        network=True,
+    )
+    local_disc: bool = option(
+        True,
+        "Phase 2: add the local discriminator on a crop around the target mask.",
+        network=True,
+    )
+    local_crop_size: int = option(32, "Phase 2: side in pixels of the local discriminator's crop.")
+    disc_learning_rate: float = option(
+        0.0, "Phase 2: the discriminators' learning rate; 0 uses --learning_rate."
+    )
+
+    def resolved_disc_start(self):
+        """The step at which the discriminators join; None: never (`--gan_weight=0`, whose
+        zero weight would leave G's gradient as it is: they would train for nothing)."""
+        return None if self.gan_weight == 0 else self.disc_start
+
+    def check(self, config):
+        self.finite_non_negative("disc_learning_rate")
+        self.at_least(1, "disc_filters")
+        if self.local_crop_size < 32:
+            fail("local_crop_size", self.local_crop_size, "must be >= 32 (the PatchGAN's input)")
+        if self.disc_start < 0:
+            fail("disc_start", self.disc_start, "must be >= 0")

@@ -1,11 +1,13 @@
 """The frame generator G, difference variant: a U-Net draws a change inside the masks."""
 
+import dataclasses
 import math
 
 import keras
 from keras import ops
 
 from fgbg_common.checks import check_int
+from fgbg_common.options import Options, fail, option
 from fgbg_keras.layers import blocks
 from fgbg_keras.mask_ops import PASTE_REGIONS, dilate_masks, erode_masks, paste_foreground
 from fgbg_keras.models import generators
@@ -385,6 +387,10 @@ def unet_memory(config):
     "unet",
     "the difference U-Net of the paper's section 3.4: f_hat = f_t + d inside the masks, f_t "
     "outside (the default, measured best in controlled rollouts)",
+    trains_on_rollouts=True,
+    memory_flags=MEMORY_FLAGS,
+    memory=unet_memory,
+    gated=lambda config: config.unet_copy_gate,
 )
 def build_unet_generator(config, moving_masks=True):
     """The `UNetDiffGenerator` of a `ModelConfig` (its `unet_*` settings; `unet_levels=0`
@@ -403,3 +409,81 @@ def build_unet_generator(config, moving_masks=True):
         copy_gate=config.unet_copy_gate and moving_masks,
         name="frame_generator",
     )
+
+
+@dataclasses.dataclass
+class UNetOptions(Options):
+    """The difference U-Net's settings (`--generator=unet`, `--unet_*`)."""
+
+    unet_filters: int = option(
+        32,
+        "unet: width of the U-Net's first level, doubling per level (paper: 64; the default is "
+        "smaller, for a CPU).",
+    )
+    unet_max_filters: int = option(
+        256, "unet: the cap on the U-Net's widths (paper: 512; the default is smaller, for a CPU)."
+    )
+    unet_levels: int = option(
+        0,
+        "unet: stride-2 levels; 0 halves down to the smallest map the image size allows (8 levels "
+        "at 256x256, as the paper).",
+    )
+    unet_paste: bool = option(
+        True,
+        "unet: start from f_t with the foreground copied by whole pixels to the target mask and "
+        "the background it uncovers filled in from around it, instead of from f_t (the paper; "
+        "--nounet_paste); the U-Net then refines both. No effect in Phase 1, where the masks do "
+        "not move.",
+        moving_masks_only=True,
+    )
+    unet_paste_region: str = option(
+        "target",
+        "unet with --unet_paste: where the moved foreground is pasted. target: the target mask. "
+        "moved: the current mask moved by the same whole pixels, so that a target mask that "
+        "differs from the current one only in shape (M's masks of a still object flicker on "
+        "real video) moves nothing. No effect in Phase 1.",
+        choices=PASTE_REGIONS,
+        moving_masks_only=True,
+    )
+    unet_keep_pasted: int = option(
+        1,
+        "unet with --unet_paste: the U-Net changes only the background the object uncovered and "
+        "a band this many pixels wide inside the target mask's edge; the object's interior stays "
+        "the exact pasted copy. 0: it changes the whole union of the masks. No effect in Phase 1.",
+        moving_masks_only=True,
+    )
+    unet_region_margin: int = option(
+        0,
+        "unet: the U-Net may also change the pixels within this many pixels of the union of the "
+        "masks (0: the union only, the paper). For objects whose mask misses parts that move "
+        "with it, such as an arm's upper links. No effect in Phase 1.",
+        moving_masks_only=True,
+    )
+    unet_first_frame: bool = option(
+        False,
+        "unet: the U-Net also sees the rollout's first frame and its mask at every step: the "
+        "object as it looked before any generated step. No effect in Phase 1; its weights "
+        "start at zero from the Phase 1 run.",
+        moving_masks_only=True,
+    )
+    unet_previous_frame: bool = option(
+        False,
+        "unet: the U-Net also sees the frame and mask the previous rollout step was fed: how the "
+        "object was moving. No effect in Phase 1; its weights start at zero from the Phase 1 run.",
+        moving_masks_only=True,
+    )
+    unet_copy_gate: bool = option(
+        False,
+        "unet: the prediction is a per-pixel blend, by a gate the U-Net learns, of the frame it "
+        "draws and the input frame, starting almost all input frame: the generator starts as "
+        "copy-last-frame and draws only where that predicts better (real video, whose masks and "
+        "controls are noisy). No effect in Phase 1.",
+        moving_masks_only=True,
+    )
+
+    def check(self, config):
+        self.at_least(1, "unet_filters", "unet_max_filters")
+        self.at_least(0, "unet_levels", "unet_keep_pasted", "unet_region_margin")
+        for name in ("unet_filters", "unet_max_filters"):
+            if getattr(self, name) % 8:
+                fail(name, getattr(self, name), "must be a multiple of 8 (the group norm's groups)")

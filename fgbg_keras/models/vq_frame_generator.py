@@ -1,8 +1,12 @@
 """The frame generator G, VQ-VAE variant: draws f_{t+1} from the two streams of f_t."""
 
+import dataclasses
+
 import keras
 from keras import ops
 
+from fgbg_common.options import Options, fail, option
+from fgbg_keras.layers import blocks
 from fgbg_keras.layers.vector_quantizer import VectorQuantizer
 from fgbg_keras.models import generators
 from fgbg_keras.models.vq_autoencoder import VQDecoder, VQEncoder
@@ -134,6 +138,7 @@ class VQFrameGenerator(keras.Model):
     "vqvae",
     "the VQ-VAE of section 3.2",
     ablations={"quantize": QUANTIZE_MODES, "condition": CONDITION_MODES},
+    rollout_note="its codebook would update once per rollout step",
 )
 def build_vqvae_generator(config, moving_masks=True):
     """The `VQFrameGenerator` of a `ModelConfig` (`generator_filters`, `generator_res_blocks`,
@@ -170,3 +175,63 @@ def build_vqvae_generator(config, moving_masks=True):
         condition=config.condition,
         name="frame_generator",
     )
+
+
+@dataclasses.dataclass
+class VQOptions(Options):
+    """The VQ-VAE frame generator's settings (`--generator=vqvae`)."""
+
+    generator_filters: tuple = option(
+        (16, 32, 64),
+        "Widths of the VQ-VAE encoder levels, comma-separated; one stride-2 stage between "
+        "consecutive levels.",
+    )
+    generator_res_blocks: int = option(
+        1, "Residual blocks per level of the VQ-VAE encoder and decoder."
+    )
+    generator_padding: str = option(
+        "reflect",
+        "Padding of the VQ-VAE's 3x3 convolutions: reflect, or zero (taming-transformers' and the "
+        "reference's; faster on the CPU, no padding op of its own).",
+        choices=blocks.PADDINGS,
+    )
+    num_embeddings: int = option(256, "Codebook size K.")
+    embedding_dim: int = option(32, "Size n_z of each code vector.")
+    quantize: str = option(
+        "separate",
+        "joint: f_hat = D(q(z_fg + z_bg)) (the draft); separate: D(q(z_fg) + q(z_bg)) (the "
+        "reference; the default, measured best for masks on the synthetic set).",
+        choices=QUANTIZE_MODES,
+    )
+    condition: str = option(
+        "channel",
+        "vqvae: split: streams cut by the target mask (the reference); channel: the target mask "
+        "is a 4th encoder channel (the default, measured better in rollouts).",
+        choices=CONDITION_MODES,
+    )
+    vq_ema: bool = option(
+        False, "Update the codebook by exponential moving averages instead of gradients."
+    )
+    vq_ema_decay: float = option(
+        0.99, "Decay of the codebook EMA and of the code-usage statistics."
+    )
+    dead_code_threshold: float = option(
+        0.0, "Restart codes whose EMA usage falls below this (0 disables)."
+    )
+
+    def __post_init__(self):
+        self.generator_filters = tuple(int(f) for f in self.generator_filters)
+
+    def check(self, config):
+        self.at_least(1, "num_embeddings", "embedding_dim")
+        self.at_least(0, "generator_res_blocks")
+        if not self.generator_filters or any(f < 8 or f % 8 for f in self.generator_filters):
+            fail(
+                "generator_filters",
+                ",".join(map(str, self.generator_filters)),
+                "must be a non-empty list of multiples of 8",
+            )
+        if not 0.0 < self.vq_ema_decay < 1.0:
+            fail("vq_ema_decay", self.vq_ema_decay, "must be in (0, 1)")
+        if self.dead_code_threshold < 0:
+            fail("dead_code_threshold", self.dead_code_threshold, "must be >= 0")

@@ -38,7 +38,8 @@ class ConvLSTMBaseline(phases.Phase):
         "--convlstm_dir`)."
     )
     sections = ("baseline",)
-    networks = "convlstm"
+    fgbg_networks = False
+    convlstm_network = True
     validates = False
 
     def keeps_offsets(self, config):

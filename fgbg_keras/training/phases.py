@@ -22,9 +22,10 @@ class Phase:
         name: the `--phase` value (config.json records it, `runs.recorded_phase`).
         help: its sentence in the help of `--phase`.
         sections: the config sections it validates besides model, loss and train.
-        networks: what its checkpoint holds for inference: `"fgbg"`, the mask network and frame
-            generator (`runs.restore_networks`, evaluated after training), or `"convlstm"`, the
-            ConvLSTM baseline (`runs.restore_convlstm`).
+        fgbg_networks: its checkpoint holds the mask network and frame generator
+            (`runs.restore_networks` loads them; train.py evaluates them after training).
+        convlstm_network: its checkpoint holds the ConvLSTM baseline (`runs.restore_convlstm`,
+            the evaluation's `--convlstm_dir`).
         moving_masks: its frame generator is built for target masks that move
             (`generators.Generator`).
         needs_init_from: a fresh run starts from the networks of the run `--init_from` names.
@@ -39,7 +40,8 @@ class Phase:
     name = None
     help = ""
     sections = ()
-    networks = "fgbg"
+    fgbg_networks = True
+    convlstm_network = False
     moving_masks = True
     needs_init_from = False
     loss_terms = ()
