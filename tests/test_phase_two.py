@@ -6,7 +6,8 @@ import tensorflow as tf
 from data_pipelines import datasets, pipeline
 from fgbg_keras import losses, mask_ops, rollout, schedules
 from fgbg_keras.mask_ops import binarize
-from fgbg_keras.training import phases
+from fgbg_keras.training import feeding, phases
+from fgbg_keras.training.adversary import Adversary
 from fgbg_keras.training.phase_two import LOSS_TERMS, PhaseTwo, build_phase_two
 from tests.harness import config_round_trip
 from tests.tiny import synthetic_split, tiny_config
@@ -79,7 +80,7 @@ def test_generator_and_discriminators_train_only_when_they_should(config, advers
     model.scheduled_sampling = True
     masks = values(model.mask_generator.weights)
     generator = values(model.frame_generator.trainable_variables)
-    discriminators = values(model.discriminator_variables)
+    discriminators = values(model.adversary.variables)
     batch = clip_batch(config)
     for _ in range(3):
         logs = model.train_on_batch(batch, return_dict=True)
@@ -90,7 +91,7 @@ def test_generator_and_discriminators_train_only_when_they_should(config, advers
     # The generator always trains (the codebook too: its loss pulls it to the latents).
     assert all(changed(generator, model.frame_generator.trainable_variables))
     # The discriminators train only once they have joined, and then every weight moves.
-    moved = changed(discriminators, model.discriminator_variables)
+    moved = changed(discriminators, model.adversary.variables)
     assert all(moved) if adversarial else not any(moved)
     assert ("discriminator_loss" in logs) == adversarial
     assert ("generator_gan_loss" in logs) == adversarial
@@ -137,8 +138,8 @@ def test_scheduled_sampling_is_logged_as_its_schedule(config):
 def test_scheduled_sampling_feeds_the_previous_output(config, probability):
     model = built_model(phase_two_config(ss_start=0, ss_initial=probability, ss_increment=0.0))
     frames = clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"]
-    inputs, targets, mask, target_mask = model._flat_pairs(frames, model._window_masks(frames))
-    sampled, p = model._sampled_inputs(frames, inputs, mask, target_mask)
+    inputs, targets, mask, target_mask = feeding.flat_pairs(frames, model.window_masks(frames))
+    sampled, p = model.feeding.sampled_inputs(model, frames, inputs, mask, target_mask)
     assert float(p) == probability
     own = model.frame_generator(
         {"frame": inputs, "mask": mask, "target_mask": target_mask}, training=False
@@ -180,13 +181,14 @@ def test_rollout_training_generates_as_a_test_rollout_does(config, memory, train
     assert model.frame_generator.memory == (("first", "previous") if memory else ())
     batch = labelled_batch(config)
     frames = tf.cast(batch["frames"], "float32")
-    masks = model._window_masks(frames)
+    masks = model.window_masks(frames)
     fitted = mask_ops.fitted_controls(masks)
     controls = {"fitted": fitted, "true": mask_ops.translation_controls(batch["offsets"])}
     controls = controls[train_controls]
     assert not np.allclose(controls, fitted) or train_controls == "fitted"
-    fed, targets, fed_masks, target_masks, outputs = model._rolled_out(
-        frames, masks, model._training_controls(batch, masks), training=False
+    prepared = model.feeding.prepare(model, batch, frames, masks)
+    fed, targets, fed_masks, target_masks, outputs, _ = model.feeding.generate(
+        model, prepared, training=False
     )
     expected = rollout.rollout(model.mask_generator, model.frame_generator, frames[:, 0], controls)
 
@@ -207,11 +209,11 @@ def test_rollout_training_generates_as_a_test_rollout_does(config, memory, train
 def test_rollout_training_reaches_the_first_step_from_the_last(config):
     model = built_model(rollout_config())
     frames = tf.cast(clip_batch(config, clips_per_batch=2, frames_per_clip=4)["frames"], "float32")
-    masks = model._window_masks(frames)
+    masks = model.window_masks(frames)
     with tf.GradientTape() as tape:
         tape.watch(frames)
         controls = mask_ops.fitted_controls(masks)
-        outputs = model._rolled_out(frames, masks, controls, training=True)[-1]
+        outputs = feeding.rolled_out(model.frame_generator, frames, masks, controls, True)[-1]
         last_step = tf.reduce_sum(outputs["frame"][-2:])
     # The true frames enter the last step only through the first one's output (M is frozen and
     # the targets are not in the graph of the prediction).
@@ -297,13 +299,15 @@ def test_rejects_bad_arguments(config):
     model = build_phase_two(config)
     networks = (model.mask_generator, model.frame_generator)
     with pytest.raises(ValueError, match="Received: gan_loss='wasserstein'"):
-        PhaseTwo(*networks, model.discriminators, gan_loss="wasserstein")
+        Adversary(model.discriminators, gan_loss="wasserstein")
     with pytest.raises(ValueError, match="Received: keys=\\['local'\\]"):
-        PhaseTwo(*networks, {"local": model.discriminators["local"]})
+        Adversary({"local": model.discriminators["local"]})
     with pytest.raises(ValueError, match="Received: fg_region_weight=-1"):
-        PhaseTwo(*networks, model.discriminators, fg_region_weight=-1)
+        PhaseTwo(*networks, model.adversary, model.feeding, fg_region_weight=-1)
     with pytest.raises(ValueError, match="Received: ss_interval=0"):
-        PhaseTwo(*networks, model.discriminators, ss_interval=0)
+        feeding.PairFeeding(ss_interval=0)
+    with pytest.raises(ValueError, match="Received: controls='labels'"):
+        feeding.RolloutFeeding("labels")
 
 
 def test_mixed_bfloat16_step_is_finite(config):
