@@ -104,7 +104,8 @@ def _read_error(path):
 
 def _listed(directory):
     """The checkpoints that `directory`'s state file lists, oldest first, with their
-    timestamps (None where it has none), as absolute prefixes."""
+    timestamps (None where it has none), as prefixes under `directory` (TensorFlow joins a
+    relative entry of the state file with `directory`, relative or not, as here)."""
     state = tf.train.get_checkpoint_state(directory)
     if state is None:
         return [], []
@@ -114,7 +115,6 @@ def _listed(directory):
         paths.append(state.model_checkpoint_path)
     if len(timestamps) != len(paths):
         timestamps = [None] * len(paths)
-    paths = [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths]
     return paths, timestamps
 
 

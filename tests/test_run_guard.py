@@ -102,6 +102,19 @@ def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes_from_the_one_be
     assert _listed(model_dir) == ["ckpt-2"]
 
 
+def test_a_relative_run_directory_resumes_from_its_checkpoints(tmp_path, monkeypatch):
+    # As the README's commands give it: --model_dir=runs/NAME, relative to where train.py runs.
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(train_steps=4, checkpoint_every=2)
+    loop.train_and_evaluate(config, os.path.join("runs", "tiny"), verbose=False)
+    checkpoints = runs.checkpoint_dir(os.path.join("runs", "tiny"))
+    assert run_guard.usable_checkpoint(checkpoints) == os.path.join(checkpoints, "ckpt-4")
+    restored = runs.restore_networks(os.path.join("runs", "tiny"))
+    assert restored.checkpoint == os.path.join(checkpoints, "ckpt-4")
+    assert _listed(os.path.join("runs", "tiny")) == ["ckpt-2", "ckpt-4"]
+    assert not os.path.exists(os.path.join(checkpoints, run_guard.SET_ASIDE))
+
+
 class _Guard:
     failure = None
 
