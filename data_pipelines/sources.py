@@ -222,11 +222,17 @@ class Source:
         rendered: it makes its clips here: its inputs are clip indices (`--num_clips`), and
             `--input` is not read.
         wanted: what `--input` must hold, for the error when it holds none.
+        clip_length: a rendered source's frames per clip where `--clip_length` is 0.
     """
 
     recorded = False
     rendered = False
     wanted = ""
+    clip_length = 0
+
+    def rendered_length(self, options):
+        """The frames of each clip a rendered source makes with `options`."""
+        return options.clip_length or self.clip_length
 
     def find(self, root):
         """The inputs under the folder `root`, in a fixed order (not called when `rendered`)."""

@@ -110,9 +110,14 @@ class TrainConfig(DataOptions, DistributionOptions, AugmentOptions):
 
     def check(self, config):
         self.at_least(
-            1, "train_steps", "clips_per_batch", "log_every", "checkpoint_every", "image_every"
+            1,
+            "train_steps",
+            "clips_per_batch",
+            "log_every",
+            "checkpoint_every",
+            "image_every",
+            "keep_checkpoints",
         )
-        self.at_least(1, "keep_checkpoints")
         if self.precision == AUTO_PRECISION:
             fail(
                 "precision",

@@ -3,7 +3,7 @@ truth."""
 
 import numpy as np
 
-from data_pipelines import sources, spec
+from data_pipelines import pushing, sources, spec
 
 
 @sources.register("pushing")
@@ -11,27 +11,19 @@ class PushingClips(sources.Source):
     """`--num_clips` clips of the arm pushing objects (30 frames unless `--clip_length`)."""
 
     rendered = True
+    clip_length = pushing.CLIP_LENGTH
 
     def read(self, item, root, options):
-        yield from read_pushing(item, root, options)
+        yield from read_pushing(item, options, self.rendered_length(options))
 
     def check(self, options, fail):
-        from data_pipelines import pushing
-
-        length = options.clip_length or pushing.CLIP_LENGTH
-        if length < options.min_frames:
-            fail("frames_per_clip", options.min_frames, f"must be <= the clips' {length} frames")
         pushing.check_size(options.size)
         options.pushing.check()
 
 
-def read_pushing(index, root, options):
-    """Pushing clip `index` (30 frames unless `options.clip_length`), with all its ground truth.
-    A model that fails to load or a render that fails raises; `conversion` skips the clip and
-    names it."""
-    from data_pipelines import pushing
-
-    length = options.clip_length or pushing.CLIP_LENGTH
+def read_pushing(index, options, length):
+    """Pushing clip `index` of `length` frames, with all its ground truth. A model that fails
+    to load or a render that fails raises; `conversion` skips the clip and names it."""
     values = pushing.generate_clip(
         np.random.SeedSequence([options.seed, 4, index]), options.size, length, options.pushing
     )

@@ -4,27 +4,24 @@ import numpy as np
 
 from data_pipelines import sources, spec
 
+SYNTHETIC_CLIP_LENGTH = 16
+
 
 @sources.register("synthetic")
 class SyntheticClips(sources.Source):
     """`--num_clips` clips of sprites over photos (16 frames unless `--clip_length`)."""
 
     rendered = True
+    clip_length = SYNTHETIC_CLIP_LENGTH
 
     def read(self, item, root, options):
         yield from read_synthetic(item, root, options)
 
     def check(self, options, fail):
-        length = options.clip_length or SYNTHETIC_CLIP_LENGTH
-        if length < options.min_frames:
-            fail("frames_per_clip", options.min_frames, f"must be <= the clips' {length} frames")
         try:
             synthetic_config(options)
         except ValueError as error:
             fail("image_size", options.size, f"too small for the synthetic set's sprites: {error}")
-
-
-SYNTHETIC_CLIP_LENGTH = 16
 
 
 def synthetic_config(options):
