@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from fgbg_keras.layers.blocks import InstanceNormalization, ReflectionPadding2D
+from fgbg_keras.layers.blocks import (
+    FusedGroupNormalization,
+    InstanceNormalization,
+    ReflectionPadding2D,
+)
 from tests.harness import check_layer
 
 
@@ -39,17 +43,25 @@ def _norm_and_gradients(layer, x, gamma, beta):
     return run(tf.constant(x))
 
 
+@pytest.mark.parametrize("groups", [-1, 3, 1])
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_instance_normalization_equals_group_normalization_forward_and_backward(policy):
+def test_fused_normalization_equals_group_normalization_forward_and_backward(policy, groups):
     import keras
 
     rng = np.random.default_rng(0)
-    x = (3.0 * rng.standard_normal((3, 10, 12, 6)) + 1.0).astype("float32")
+    # Channels of one group differ in mean and scale: a kernel that normalised each channel
+    # on its own, or mixed the groups, would not match.
+    x = 3.0 * rng.standard_normal((3, 10, 12, 6)) + np.arange(6) * [1, -2, 3, 0.5, 2, -1]
+    x = x.astype("float32")
     gamma, beta = rng.standard_normal(6).astype("float32"), rng.standard_normal(6).astype("float32")
     keras.config.set_dtype_policy(policy)
     try:
-        fast = _norm_and_gradients(InstanceNormalization(epsilon=1e-5), x, gamma, beta)
-        keras_gn = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5)
+        if groups == -1:
+            layer = InstanceNormalization(epsilon=1e-5)
+        else:
+            layer = FusedGroupNormalization(groups=groups, epsilon=1e-5)
+        fast = _norm_and_gradients(layer, x, gamma, beta)
+        keras_gn = keras.layers.GroupNormalization(groups=groups, epsilon=1e-5)
         reference = _norm_and_gradients(keras_gn, x, gamma, beta)
     finally:
         keras.config.set_dtype_policy("float32")

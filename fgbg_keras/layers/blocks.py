@@ -51,16 +51,65 @@ class ReflectionPadding2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="fgbg_keras")
-class InstanceNormalization(keras.layers.GroupNormalization):
-    """`GroupNormalization(groups=-1)`, computed faster with the TensorFlow backend.
+class FusedGroupNormalization(keras.layers.GroupNormalization):
+    """`GroupNormalization`, computed faster with the TensorFlow backend.
 
-    Instance normalisation is batch normalisation of a view of the input in which every
-    (sample, channel) pair is a channel: `[B, H, W, C]` is seen as `[1, H, W, B * C]`, and
-    TensorFlow's fused batch-norm kernel normalises it in one pass forward and one backward
-    (float32 statistics for bfloat16 inputs), where `GroupNormalization` runs about ten
-    elementwise and reduction ops over the whole tensor each way. The weights, their names and
-    the output (to float rounding) are those of `GroupNormalization(groups=-1)`, so checkpoints
-    of either load into the other. Other backends use `GroupNormalization`'s computation.
+    Group normalisation is batch normalisation of a view of the input in which every
+    (sample, group) pair is a channel: `[B, H, W, C]` with G groups of `C / G` channels is seen
+    as `[1, H, W * C / G, B * G]`, and TensorFlow's fused batch-norm kernel normalises it in one
+    pass forward and one backward (float32 statistics for bfloat16 inputs), where
+    `GroupNormalization` runs about ten elementwise and reduction ops over the whole tensor
+    each way. The per-channel scale and offset follow (with one channel per group, instance
+    normalisation, they are the kernel's own). The weights, their names and the output (to
+    float rounding) are those of `GroupNormalization`, so checkpoints of either load into the
+    other. Other backends use `GroupNormalization`'s computation.
+
+    Args:
+        **kwargs: `GroupNormalization`'s arguments.
+    """
+
+    def call(self, inputs):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or not (self.scale and self.center)
+            or self.axis not in (-1, 3)
+        ):
+            return super().call(inputs)
+        import tensorflow as tf
+
+        batch, height, width = tf.unstack(tf.shape(inputs)[:3])
+        groups = self.groups
+        per_group = inputs.shape[-1] // groups
+        # [B, H, W, G, C/G] -> [H, W, C/G, B, G] -> [1, H, W * C/G, B * G].
+        grouped = tf.reshape(inputs, [batch, height, width, groups, per_group])
+        view = tf.reshape(
+            tf.transpose(grouped, [1, 2, 4, 0, 3]), [1, height, width * per_group, batch * groups]
+        )
+        if per_group == 1:  # the scale and offset are the kernel's, one per (sample, channel)
+            scale = tf.tile(tf.cast(self.gamma, tf.float32), [batch])
+            offset = tf.tile(tf.cast(self.beta, tf.float32), [batch])
+        else:
+            scale = tf.ones([batch * groups], tf.float32)
+            offset = tf.zeros([batch * groups], tf.float32)
+        normalized, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            view, scale, offset, epsilon=self.epsilon, is_training=True
+        )
+        outputs = tf.reshape(
+            tf.transpose(
+                tf.reshape(normalized, [height, width, per_group, batch, groups]), [3, 0, 1, 4, 2]
+            ),
+            tf.shape(inputs),
+        )
+        outputs = tf.ensure_shape(outputs, inputs.shape)
+        if per_group > 1:  # in float32, as `GroupNormalization` computes under bfloat16
+            gamma, beta = (tf.cast(w, tf.float32) for w in (self.gamma, self.beta))
+            outputs = tf.cast(outputs, tf.float32) * gamma + beta
+        return tf.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class InstanceNormalization(FusedGroupNormalization):
+    """`FusedGroupNormalization` with one group per channel: `GroupNormalization(groups=-1)`.
 
     Args:
         **kwargs: `GroupNormalization`'s arguments; `groups` must be -1 (the default here).
@@ -71,26 +120,6 @@ class InstanceNormalization(keras.layers.GroupNormalization):
             raise ValueError(f"`groups` must be -1 (one group per channel). Received: {groups}")
         super().__init__(groups=-1, **kwargs)
 
-    def call(self, inputs):
-        if keras.backend.backend() != "tensorflow" or not (self.scale and self.center):
-            return super().call(inputs)
-        import tensorflow as tf
-
-        batch, height, width, channels = tf.unstack(tf.shape(inputs))
-        # [B, H, W, C] -> [1, H, W, B * C]: each (sample, channel) is one batch-norm channel.
-        view = tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]), [1, height, width, batch * channels])
-        normalized, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            view,
-            tf.tile(tf.cast(self.gamma, tf.float32), [batch]),
-            tf.tile(tf.cast(self.beta, tf.float32), [batch]),
-            epsilon=self.epsilon,
-            is_training=True,
-        )
-        outputs = tf.transpose(
-            tf.reshape(normalized, [height, width, batch, channels]), [2, 0, 1, 3]
-        )
-        return tf.cast(tf.ensure_shape(outputs, inputs.shape), self.compute_dtype)
-
     def get_config(self):
         config = super().get_config()
         del config["groups"]  # the channel count once built; always one group per channel
@@ -98,10 +127,11 @@ class InstanceNormalization(keras.layers.GroupNormalization):
 
 
 def apply_norm(x, groups, name):
-    """Group normalisation; `groups=-1` is instance normalisation (`InstanceNormalization`)."""
+    """Group normalisation (`FusedGroupNormalization`); `groups=-1` is instance normalisation
+    (`InstanceNormalization`)."""
     if groups == -1:
         return InstanceNormalization(epsilon=1e-5, name=name)(x)
-    return keras.layers.GroupNormalization(groups=groups, epsilon=1e-5, name=name)(x)
+    return FusedGroupNormalization(groups=groups, epsilon=1e-5, name=name)(x)
 
 
 PADDINGS = ("reflect", "zero")
