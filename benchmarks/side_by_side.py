@@ -1,0 +1,150 @@
+"""fgbg against the authors' PyTorch code: one Phase I training step on the same networks.
+
+    python benchmarks/side_by_side.py --reference=DIR --torch_python=VENV/bin/python
+
+`DIR` is a checkout of Gabriel-Huang/Layered-Controllable-Video-Generation and `VENV` an
+environment outside fgbg's with CPU torch, numpy and einops (docs/benchmarks.md says how to make
+both). Each run times fgbg (`train_step.py`) and then the reference (`reference_phase1.py`) in
+their own processes, one after the other, on matched networks: the mask network (`--mask_ngf`
+wide, `--mask_res_blocks` residual blocks, two stride-2 stages), a VQ-VAE (`--generator_filters`
+per level, `--generator_res_blocks` per level, `--num_embeddings` codes of `--embedding_dim`),
+`--pairs` pairs of `--image_size` frames per step. It prints each run's pairs/s and fgbg's lead,
+in each precision asked for (`float32`, and `bfloat16`: fgbg's `mixed_bfloat16` policy against
+the reference under `torch.autocast`).
+"""
+
+# Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
+import fgbg_keras  # noqa: F401  # isort: skip
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+from absl import app, flags
+
+from fgbg_keras import hardware
+
+FLAGS = flags.FLAGS
+HERE = os.path.dirname(os.path.abspath(__file__))
+# fgbg's settings for the choices where the reference computes differently from fgbg's
+# defaults, so that both run the same step: the reference's Phase I runs M on f_t alone and cuts
+# L_bg with M(f_t) (fgbg's default runs M on both frames of a pair for the union of their
+# masks), and its VQ-VAE pads its convolutions with zeros (fgbg's default: reflection).
+REFERENCE_CHOICES = ["--bg_mask=current", "--generator_padding=zero"]
+# fgbg's precision policy for each precision the reference runs under.
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+THROUGHPUT = re.compile(r"^throughput\s+([0-9.]+) pairs/s", re.MULTILINE)
+
+
+def define_flags():
+    flags.DEFINE_string("reference", None, "Checkout of the authors' code (its `modules/`).")
+    flags.DEFINE_string(
+        "torch_python", None, "Python of an environment with CPU torch, numpy and einops."
+    )
+    flags.DEFINE_list("precisions", list(PRECISIONS), f"Any of {list(PRECISIONS)}.")
+    flags.DEFINE_bool(
+        "reference_choices",
+        True,
+        f"Run fgbg with the reference's choices ({' '.join(REFERENCE_CHOICES)}); with "
+        "--noreference_choices, with fgbg's defaults (more work per step).",
+    )
+    flags.DEFINE_integer("runs", 3, "Runs of each implementation in each precision.")
+    flags.DEFINE_integer("steps", 20, "Timed steps of each run.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps before timing.")
+    flags.DEFINE_integer("image_size", 64, "Frame size.")
+    flags.DEFINE_integer("pairs", 8, "Pairs of frames per step.")
+    flags.DEFINE_integer("mask_ngf", 32, "Width of the mask network's stem.")
+    flags.DEFINE_integer("mask_res_blocks", 6, "Residual blocks of the mask network.")
+    flags.DEFINE_list("generator_filters", ["32", "64", "64"], "VQ-VAE widths, one per level.")
+    flags.DEFINE_integer("generator_res_blocks", 1, "VQ-VAE residual blocks per level.")
+    flags.DEFINE_integer("num_embeddings", 256, "Codebook size.")
+    flags.DEFINE_integer("embedding_dim", 64, "Code dimension.")
+    flags.mark_flags_as_required(["reference", "torch_python"])
+
+
+def network_args():
+    """The network and batch flags, the same for both implementations."""
+    return [
+        f"--image_size={FLAGS.image_size}",
+        f"--mask_ngf={FLAGS.mask_ngf}",
+        f"--mask_res_blocks={FLAGS.mask_res_blocks}",
+        f"--generator_filters={','.join(FLAGS.generator_filters)}",
+        f"--generator_res_blocks={FLAGS.generator_res_blocks}",
+        f"--num_embeddings={FLAGS.num_embeddings}",
+        f"--embedding_dim={FLAGS.embedding_dim}",
+        f"--steps={FLAGS.steps}",
+        f"--warmup={FLAGS.warmup}",
+    ]
+
+
+def commands(precision):
+    """fgbg's and the reference's command lines for one run in `precision`."""
+    fgbg = [
+        sys.executable,
+        os.path.join(HERE, "train_step.py"),
+        "--phase=1",
+        "--generator=vqvae",
+        f"--clips_per_batch={FLAGS.pairs}",
+        "--frames_per_clip=2",
+        f"--precision={PRECISIONS[precision]}",
+        *network_args(),
+        *(REFERENCE_CHOICES if FLAGS.reference_choices else []),
+    ]
+    reference = [
+        FLAGS.torch_python,
+        os.path.join(HERE, "reference_phase1.py"),
+        f"--reference={FLAGS.reference}",
+        f"--pairs={FLAGS.pairs}",
+        f"--precision={precision}",
+        *network_args(),
+    ]
+    return {"fgbg": fgbg, "reference": reference}
+
+
+def throughput(name, command):
+    """Runs one timing process; its pairs/s."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    found = THROUGHPUT.search(done.stdout)
+    if done.returncode or not found:
+        raise SystemExit(
+            f"the {name} benchmark failed (exit {done.returncode}): {' '.join(command)}\n"
+            f"{done.stderr[-3000:]}"
+        )
+    return float(found.group(1))
+
+
+def main(argv):
+    del argv
+    unknown = sorted(set(FLAGS.precisions) - set(PRECISIONS))
+    if unknown:
+        raise app.UsageError(f"--precisions: {unknown} not among {list(PRECISIONS)}")
+    if not os.path.isdir(os.path.join(FLAGS.reference, "modules")):
+        raise app.UsageError(f"--reference={FLAGS.reference}: no modules/ folder there")
+    print(f"cpu     {hardware.cpu().describe()}")
+    print(
+        f"step    Phase I, {FLAGS.pairs} pairs of {FLAGS.image_size}x{FLAGS.image_size}, "
+        f"{FLAGS.steps} timed steps per run"
+    )
+    choices = " ".join(REFERENCE_CHOICES) if FLAGS.reference_choices else "its defaults"
+    print(f"fgbg    {choices}")
+    print(
+        f"{'precision':10s} {'run':>3s} {'fgbg pairs/s':>13s} {'reference':>10s} {'fgbg lead':>10s}"
+    )
+    for precision in FLAGS.precisions:
+        leads = []
+        for run in range(FLAGS.runs):
+            rates = {name: throughput(name, c) for name, c in commands(precision).items()}
+            leads.append(rates["fgbg"] / rates["reference"])
+            print(
+                f"{precision:10s} {run + 1:3d} {rates['fgbg']:13.1f} {rates['reference']:10.1f} "
+                f"{leads[-1]:9.2f}x",
+                flush=True,
+            )
+        print(f"{precision:10s} median lead {statistics.median(leads):.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
