@@ -351,3 +351,27 @@ def test_under_mixed_precision_what_the_generator_copies_is_the_frame_itself():
             np.testing.assert_array_equal(frame[outside], data["frame"][outside])
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def test_band_where_moved_leaves_a_still_object_as_it_is_and_redraws_only_near_the_motion():
+    mask = np.zeros((1, 16, 16, 1), "float32")
+    mask[:, 4:9, 2:12] = 1.0
+    target = np.roll(mask, 2, axis=2)  # the masks differ in columns 2, 3, 12 and 13
+    still = inputs(batch=1, mask=mask)
+    moving = inputs(batch=1, mask=mask, target_mask=target)
+    banded = UNetDiffGenerator(**TINY, paste=True, keep_pasted=1, band_where_moved=True)
+    everywhere = UNetDiffGenerator(**TINY, paste=True, keep_pasted=1)
+    banded(still)
+    everywhere.set_weights(banded.get_weights())
+    # Equal masks: the frame itself, where the plain band redraws the mask's edge.
+    np.testing.assert_array_equal(banded(still)["frame"], still["frame"])
+    assert not np.allclose(everywhere(still)["frame"], still["frame"], atol=1e-3)
+    # A moved square: both redraw where the masks differ, and only the plain band redraws the
+    # edge rows that the move along x leaves in place, more than a pixel from any difference.
+    out, plain = np.asarray(banded(moving)["frame"]), np.asarray(everywhere(moving)["frame"])
+    base = np.asarray(mask_ops.paste_foreground(moving["frame"], mask, target))
+    differ = np.abs(mask - target)[0, ..., 0] > 0.5
+    np.testing.assert_allclose(out[0][differ], plain[0][differ], atol=1e-6)
+    np.testing.assert_array_equal(out[0, 4, 7], base[0, 4, 7])  # top edge, 4 px from a change
+    assert not np.allclose(plain[0, 4, 7], base[0, 4, 7], atol=1e-3)
+    assert UNetDiffGenerator.from_config(banded.get_config()).band_where_moved

@@ -232,6 +232,9 @@ class UNetDiffGenerator(keras.Model):
         copy_gate: blend the drawn frame with the input frame by a learned gate (above). Adds
             3 input channels (after the memory's) and the gate's output, which start at zero
             and shut when Phase II starts from a Phase I run.
+        band_where_moved: with `paste`, the U-Net changes pixels only within `keep_pasted`
+            pixels (at least 1) of where the mask and the target mask differ: where they are
+            equal, a still object, the prediction is the base frame itself.
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
@@ -258,6 +261,7 @@ class UNetDiffGenerator(keras.Model):
         region_margin=0,
         memory=(),
         copy_gate=False,
+        band_where_moved=False,
         **kwargs,
     ):
         # The frame and masks come in as they are, float32 under a mixed precision policy too:
@@ -299,6 +303,7 @@ class UNetDiffGenerator(keras.Model):
         self.paste_region = paste_region
         self.keep_pasted = int(keep_pasted)
         self.region_margin = int(region_margin)
+        self.band_where_moved = bool(band_where_moved)
         self.downsampling_factor = 2**num_levels
 
     @property
@@ -339,6 +344,9 @@ class UNetDiffGenerator(keras.Model):
         region = changed
         if self.paste:
             region = region * (1.0 - kept_interior(target_mask, self.keep_pasted))
+            if self.band_where_moved:
+                moved = ops.cast(ops.abs(mask - target_mask) > 0.5, "float32")
+                region = region * dilate_masks(moved, max(self.keep_pasted, 1))
         drawn = composite(base, outputs[..., :3], region)
         if not self.copy_gate:
             return {"frame": drawn}
@@ -359,6 +367,7 @@ class UNetDiffGenerator(keras.Model):
                 "region_margin": self.region_margin,
                 "memory": list(self.memory),
                 "copy_gate": self.copy_gate,
+                "band_where_moved": self.band_where_moved,
             }
         )
         return config
@@ -407,6 +416,7 @@ def build_unet_generator(config, moving_masks=True):
         region_margin=config.unet_region_margin if moving_masks else 0,
         memory=unet_memory(config) if moving_masks else (),
         copy_gate=config.unet_copy_gate and moving_masks,
+        band_where_moved=config.unet_band_where_moved and moving_masks,
         name="frame_generator",
     )
 
@@ -450,6 +460,13 @@ class UNetOptions(Options):
         "unet with --unet_paste: the U-Net changes only the background the object uncovered and "
         "a band this many pixels wide inside the target mask's edge; the object's interior stays "
         "the exact pasted copy. 0: it changes the whole union of the masks. No effect in Phase 1.",
+        moving_masks_only=True,
+    )
+    unet_band_where_moved: bool = option(
+        False,
+        "unet with --unet_paste: the U-Net changes only pixels within --unet_keep_pasted pixels "
+        "of where the current and the target masks differ, so that where they are equal (a "
+        "still object) the prediction is the frame itself. No effect in Phase 1.",
         moving_masks_only=True,
     )
     unet_region_margin: int = option(
