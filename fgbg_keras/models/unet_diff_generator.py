@@ -465,8 +465,8 @@ class UNetOptions(Options):
     unet_band_where_moved: bool = option(
         False,
         "unet with --unet_paste: the U-Net changes only pixels within --unet_keep_pasted pixels "
-        "of where the current and the target masks differ, so that where they are equal (a "
-        "still object) the prediction is the frame itself. No effect in Phase 1.",
+        "(at least 1) of where the current and the target masks differ, so that where they are "
+        "equal (a still object) the prediction is the frame itself. No effect in Phase 1.",
         moving_masks_only=True,
     )
     unet_region_margin: int = option(
