@@ -89,6 +89,7 @@ def test_the_settings_that_only_move_masks_are_marked_beside_their_fields():
         "unet_paste",
         "unet_paste_region",
         "unet_keep_pasted",
+        "unet_band_where_moved",
         "unet_region_margin",
         "unet_first_frame",
         "unet_previous_frame",

@@ -308,15 +308,24 @@ def test_play_repeats_the_last_move_and_reset_goes_back(browser, server):
     press(page, "ArrowLeft")
     page.click("#play")
     # Stopped from inside the page as soon as 6 frames are made: a click from here could come
-    # many frames later on a loaded machine.
+    # many frames later on a loaded machine, and so can a timer in the page, which the player's
+    # own tasks run ahead of. A mutation observer of the frame counter runs as the frame is
+    # shown, before the next step starts.
     page.evaluate(
         """new Promise((done) => {
           const stop = () => {
-            if (fgbg.state.history.length < 6) return setTimeout(stop, 1);
+            if (fgbg.state.history.length < 6) return false;
+            observer.disconnect();
             document.querySelector("#play").click();
             done();
+            return true;
           };
-          stop();
+          const observer = new MutationObserver(stop);
+          if (!stop()) {
+            observer.observe(document.querySelector("#frames"), {
+              childList: true, characterData: true, subtree: true,
+            });
+          }
         })"""
     )
     page.evaluate("fgbg.idle()")
