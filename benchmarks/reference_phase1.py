@@ -84,7 +84,7 @@ def build(args):
     return nets
 
 
-def phase1_loss(nets, frame, next_frame, step):
+def phase1_loss(nets, frame, next_frame):
     """The reference's Phase I objective on a batch of pairs `[B, 3, H, W]` in [-1, 1]."""
     import torch
 
@@ -119,7 +119,7 @@ def main(argv=None):
         frame, next_frame = batches[i % len(batches)]
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bfloat16"):
-            loss = phase1_loss(nets, frame, next_frame, i)
+            loss = phase1_loss(nets, frame, next_frame)
         loss.backward()
         optimizer.step()
         return loss
