@@ -64,8 +64,8 @@ def define_flags():
     flags.mark_flags_as_required(["reference", "torch_python"])
 
 
-def network_args():
-    """The network and batch flags, the same for both implementations."""
+def shared_args():
+    """The network, frame size and timing flags, the same for both implementations."""
     return [
         f"--image_size={FLAGS.image_size}",
         f"--mask_ngf={FLAGS.mask_ngf}",
@@ -89,7 +89,7 @@ def commands(precision):
         f"--clips_per_batch={FLAGS.pairs}",
         "--frames_per_clip=2",
         f"--precision={PRECISIONS[precision]}",
-        *network_args(),
+        *shared_args(),
         *(REFERENCE_CHOICES if FLAGS.reference_choices else []),
     ]
     reference = [
@@ -98,7 +98,7 @@ def commands(precision):
         f"--reference={FLAGS.reference}",
         f"--pairs={FLAGS.pairs}",
         f"--precision={precision}",
-        *network_args(),
+        *shared_args(),
     ]
     return {"fgbg": fgbg, "reference": reference}
 

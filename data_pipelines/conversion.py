@@ -180,8 +180,8 @@ def check_options(source, root, output, options, jpeg_quality, num_shards):
         fail("jpeg_quality", jpeg_quality, "must be in [1, 100]")
     if options.num_clips < 1:
         fail("num_clips", options.num_clips, "must be >= 1")
-    if entry.rendered and entry.rendered_length(options) < options.min_frames:
-        length = entry.rendered_length(options)
+    length = entry.rendered_length(options) if entry.rendered else None
+    if length is not None and length < options.min_frames:
         fail("frames_per_clip", options.min_frames, f"must be <= the clips' {length} frames")
     entry.check(options, fail)
     if not entry.rendered and root and not output.startswith(("gs://", "s3://")):

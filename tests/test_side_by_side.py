@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ def test_both_implementations_time_the_same_networks_and_fgbg_the_references_ste
     fgbg, reference = commands["fgbg"], commands["reference"]
     assert reference[:2] == [
         "TORCH",
-        side_by_side.os.path.join(side_by_side.HERE, "reference_phase1.py"),
+        os.path.join(side_by_side.HERE, "reference_phase1.py"),
     ]
     for flag in ("--mask_ngf=16", "--generator_filters=8,16", "--image_size=64", "--steps=20"):
         assert flag in fgbg and flag in reference

@@ -344,9 +344,9 @@ class UNetDiffGenerator(keras.Model):
         region = changed
         if self.paste:
             region = region * (1.0 - kept_interior(target_mask, self.keep_pasted))
-            if self.band_where_moved:
-                moved = ops.cast(ops.abs(mask - target_mask) > 0.5, "float32")
-                region = region * dilate_masks(moved, max(self.keep_pasted, 1))
+            if self.band_where_moved:  # near where the masks differ (binarised at 0.5)
+                differ = ops.abs(mask - target_mask)
+                region = region * dilate_masks(differ, max(self.keep_pasted, 1))
         drawn = composite(base, outputs[..., :3], region)
         if not self.copy_gate:
             return {"frame": drawn}
