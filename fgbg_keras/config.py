@@ -214,6 +214,13 @@ class PhaseTwoConfig(ScheduledSamplingOptions, DiscriminatorOptions, GanOptions)
         "which the ConvLSTM baseline is also trained with.",
         choices=TRAIN_CONTROLS,
     )
+    train_true_pairs: bool = option(
+        False,
+        "Phase 2 with --train_rollout: also train on each window's pairs of true frames, with "
+        "M's mask of the true next frame as the target (as the next frame is evaluated), beside "
+        "the rollout. On real video M's masks of consecutive frames also differ where nothing "
+        "moved, which a carried mask never shows the generator. Twice the generator's work.",
+    )
     reset_generator_head: bool = option(
         True,
         "Phase 2, a generator with a resettable head (unet): start its last layer at zero, so "
@@ -234,6 +241,8 @@ class PhaseTwoConfig(ScheduledSamplingOptions, DiscriminatorOptions, GanOptions)
             )
         if self.train_controls != "fitted" and not self.train_rollout:
             fail("train_controls", self.train_controls, "needs --train_rollout")
+        if self.train_true_pairs and not self.train_rollout:
+            fail("train_true_pairs", True, "needs --train_rollout (pairs are its default)")
         for flag in generator.memory_flags.values():
             if getattr(config.model, flag) and not self.train_rollout:
                 # On pairs of true frames G would only ever see its current frame there.

@@ -6,6 +6,7 @@ import tensorflow as tf
 from data_pipelines import datasets, pipeline
 from fgbg_keras import losses, mask_ops, rollout, schedules
 from fgbg_keras.mask_ops import binarize
+from fgbg_keras.models import generators
 from fgbg_keras.training import feeding, phases
 from fgbg_keras.training.adversary import Adversary
 from fgbg_keras.training.phase_two import LOSS_TERMS, PhaseTwo, build_phase_two
@@ -231,6 +232,36 @@ def test_rollout_training_step_trains_and_never_samples(config):
     assert all(changed(generator, model.frame_generator.trainable_variables))
     assert all(np.isfinite(logs[name]) for name in LOSS_TERMS)
     assert "ss_probability" not in logs  # the sampling pass did not run
+
+
+def test_true_pairs_are_fed_after_the_rollout_as_the_next_frame_is_tested(config):
+    settings = rollout_config(memory=True)  # a pair's memory is its own frame
+    settings.phase_two.train_true_pairs = True
+    model = built_model(settings)
+    frames = tf.cast(clip_batch(config, frames_per_clip=4)["frames"], "float32")
+    masks = model.window_masks(frames)
+    prepared = model.feeding.prepare(model, {}, frames, masks)
+    fed, targets, fed_masks, target_masks, outputs, _ = model.feeding.generate(
+        model, prepared, training=False
+    )
+    rolled = feeding.rolled_out(model.frame_generator, *prepared, False)
+    steps = len(rolled[0])  # the rollout's part comes first, unchanged
+    assert len(fed) == 2 * steps
+    np.testing.assert_allclose(outputs["frame"][:steps], rolled[-1]["frame"], atol=1e-6)
+    inputs, next_frames, mask, next_mask = feeding.flat_pairs(frames, masks)
+    np.testing.assert_array_equal(fed[steps:], inputs)
+    np.testing.assert_array_equal(targets[steps:], next_frames)
+    np.testing.assert_array_equal(fed_masks[steps:], mask)
+    np.testing.assert_array_equal(target_masks[steps:], next_mask)
+    # Each pair as the next-frame evaluation predicts it: f_t with M's masks of f_t and f_{t+1}.
+    pairs = model.frame_generator(
+        generators.rollout_inputs(inputs, mask, next_mask, (inputs, mask), (inputs, mask))
+    )
+    np.testing.assert_allclose(outputs["frame"][steps:], pairs["frame"], atol=1e-5)
+    logs = model.train_on_batch(clip_batch(config, frames_per_clip=4), return_dict=True)
+    assert np.isfinite(logs["reconstruction_loss"])
+    with pytest.raises(ValueError, match="--train_true_pairs=True: needs --train_rollout"):
+        phase_two_config(train_true_pairs=True)
 
 
 def test_true_training_controls_need_labelled_offsets(config):

@@ -134,20 +134,24 @@ class RolloutFeeding:
     step reaches every earlier step through the generated frames. The controls are those fitted
     from M's masks of the window's true frames (`controls="fitted"`, the parameterized control:
     no labels needed) or the windows' labelled `"offsets"` (`"true"`, as the ConvLSTM baseline
-    is trained).
+    is trained). With `true_pairs`, G also predicts each true frame's successor with M's mask
+    of the true next frame as the target (`PairFeeding` without scheduled sampling, the way
+    next-frame prediction is tested), and the loss covers both: on real video M's masks of
+    consecutive frames also differ where nothing moved, which a carried mask never shows.
     """
 
     rollouts = True
 
-    def __init__(self, controls="fitted"):
+    def __init__(self, controls="fitted", true_pairs=False):
         if controls not in TRAIN_CONTROLS:
             raise ValueError(
                 f"`controls` must be one of {TRAIN_CONTROLS}. Received: controls={controls!r}"
             )
         self.controls = controls
+        self.true_pairs = bool(true_pairs)
 
     def get_config(self):
-        return {"controls": self.controls}
+        return {"controls": self.controls, "true_pairs": self.true_pairs}
 
     def prepare(self, model, data, frames, masks):
         if self.controls == "fitted":
@@ -161,7 +165,30 @@ class RolloutFeeding:
 
     def generate(self, model, prepared, training):
         frames, masks, controls = prepared
-        return Fed(*rolled_out(model.frame_generator, frames, masks, controls, training), {})
+        fed = rolled_out(model.frame_generator, frames, masks, controls, training)
+        if self.true_pairs:
+            fed = joined(fed, true_pairs(model.frame_generator, frames, masks, training))
+        return Fed(*fed, {})
+
+
+def true_pairs(frame_generator, frames, masks, training):
+    """G's predictions of the windows' pairs of true frames `(f_t, f_{t+1})`, with M's masks
+    of both (a rollout's first step: the memory is the current frame), in `rolled_out`'s
+    order."""
+    inputs, targets, mask, target_mask = flat_pairs(frames, masks)
+    current = (inputs, mask)
+    outputs = frame_generator(
+        generators.rollout_inputs(inputs, mask, target_mask, current, current), training=training
+    )
+    return inputs, targets, mask, target_mask, outputs
+
+
+def joined(*parts):
+    """Tuples `(inputs, targets, mask, target_mask, outputs)` of several generator calls
+    joined along the batch, in their order."""
+    *tensors, outputs = zip(*parts)
+    merged = {key: ops.concatenate([o[key] for o in outputs], 0) for key in outputs[0]}
+    return (*(ops.concatenate(list(t), 0) for t in tensors), merged)
 
 
 def rolled_out(frame_generator, frames, masks, controls, training):
@@ -179,24 +206,13 @@ def rolled_out(frame_generator, frames, masks, controls, training):
     frame, mask = frames[:, 0], initial
     first = previous = (frame, mask)
     total = identity_controls(ops.shape(frames)[0])
-    fed, targets, fed_masks, target_masks, outputs = [], [], [], [], []
+    steps = []
     for k in range(length - 1):
         target, total = carry_target(initial, controls[:, k], total)
         output = frame_generator(
             generators.rollout_inputs(frame, mask, target, first, previous), training=training
         )
         previous = (frame, mask)
-        fed.append(frame)
-        fed_masks.append(mask)
-        targets.append(frames[:, k + 1])
-        target_masks.append(target)
-        outputs.append(output)
+        steps.append((frame, frames[:, k + 1], mask, target, output))
         frame, mask = ops.cast(output["frame"], "float32"), target
-    joined = {key: ops.concatenate([o[key] for o in outputs], 0) for key in outputs[0]}
-    return (
-        ops.concatenate(fed, 0),
-        ops.concatenate(targets, 0),
-        ops.concatenate(fed_masks, 0),
-        ops.concatenate(target_masks, 0),
-        joined,
-    )
+    return joined(*steps)

@@ -288,7 +288,7 @@ def build_phase_two(config):
         local_crop_size=two.local_crop_size,
     )
     if two.train_rollout:
-        feeding = RolloutFeeding(two.train_controls)
+        feeding = RolloutFeeding(two.train_controls, two.train_true_pairs)
     else:
         feeding = PairFeeding(
             ss_start=two.resolved_ss_start(config.train.train_steps),
