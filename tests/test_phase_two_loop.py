@@ -305,14 +305,23 @@ def test_generate_cli_names_bad_input(runs, tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+def rollout_config():
+    """A U-Net Phase II on rollouts, 2 steps without discriminators (one traced step)."""
+    config = phase_two_config(**UNET)
+    config.phase_two.train_rollout = True
+    config.phase_two.gan_weight = 0.0
+    config.train.train_steps = config.train.log_every = 2
+    config.phase_two.ss_start = 2  # unused on rollouts; the default, half the steps, is 1
+    return config
+
+
 def test_a_phase_two_start_may_add_to_its_init_from_s_memory_but_not_drop_it(
     unet_phase_one, tmp_path
 ):
     phase_one, _ = unet_phase_one
 
     def config(*memory):
-        config = phase_two_config(**UNET)
-        config.phase_two.train_rollout = True
+        config = rollout_config()
         config.model.unet_first_frame = "first" in memory
         config.model.unet_previous_frame = "previous" in memory
         return phases.get(2).validate(config)
@@ -338,8 +347,7 @@ def test_a_gated_phase_two_trains_from_phase_one_and_its_gate_cannot_be_dropped(
     phase_one, _ = unet_phase_one
 
     def config(gate=True, first_frame=False):
-        config = phase_two_config(**UNET)
-        config.phase_two.train_rollout = True
+        config = rollout_config()
         config.train.augment_flip = config.train.augment_reverse = True
         config.model.unet_copy_gate = gate
         config.model.unet_paste_region = "moved"
