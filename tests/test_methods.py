@@ -1,4 +1,5 @@
-"""The rollout methods' registry: the offset map of `mapped_carry`, the MOG2 baseline."""
+"""The rollout methods' registry: the offset map of `mapped_carry`, the MOG2 baseline, the
+control per part of the mask."""
 
 import types
 
@@ -7,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from data_pipelines import datasets
-from fgbg_keras.evaluation import methods
+from fgbg_keras import mask_ops
+from fgbg_keras.evaluation import methods, parts
 from fgbg_keras.evaluation.background_subtraction import mog2_masks
 from fgbg_keras.mask_ops import translation_controls
 from tests.tiny import tiny_config
@@ -176,3 +178,54 @@ def test_mog2_paste_moves_mog2_s_mask_by_the_controls_and_pastes(monkeypatch):
         np.testing.assert_allclose(
             np.asarray(out["frames"][0, k])[inside], clip[0, k + 1].numpy()[inside], atol=1e-5
         )
+
+
+def two_squares_moving_apart(steps=4, size=SIZE):
+    """Masks `[steps + 1, size, size, 1]` of two 4-pixel squares, one moving right and one
+    left by 1 px a frame: their mean step is zero."""
+    masks = np.zeros((steps + 1, size, size, 1), np.float32)
+    for k in range(steps + 1):
+        masks[k, 4:8, 8 + k : 12 + k] = 1.0
+        masks[k, 14:18, 10 - k : 14 - k] = 1.0
+    return masks
+
+
+def test_each_part_of_the_mask_is_carried_by_its_own_steps():
+    masks = two_squares_moving_apart()
+    targets = parts.clip_part_targets(masks)
+    assert targets.shape == (4, SIZE, SIZE, 1)
+    np.testing.assert_array_equal(targets, masks[1:])
+    # One translation for the whole mask moves neither square: their mean step is zero.
+    whole = mask_ops.clip_translations(tf.constant(masks[None]))
+    np.testing.assert_allclose(whole, 0.0, atol=1e-6)
+    # Where M finds nothing near a part in the next frame, the part stays where it was.
+    lost = masks.copy()
+    lost[1] = 0.0
+    np.testing.assert_array_equal(parts.clip_part_targets(lost)[0], masks[0])
+    np.testing.assert_array_equal(parts.clip_part_targets(masks[[0, 0, 0]]), masks[[0, 0]])
+    assert parts.part_targets(np.zeros((2, 3, SIZE, SIZE, 1))).sum() == 0
+
+
+def test_fitted_parts_steps_the_generator_with_each_part_s_target():
+    masks = two_squares_moving_apart(steps=3)
+    calls = []
+
+    def frame_generator(inputs, training):
+        calls.append({key: np.asarray(value) for key, value in inputs.items()})
+        return {"frame": tf.convert_to_tensor(inputs["frame"]) + 0.1}
+
+    run = types.SimpleNamespace(config=tiny_config(), frame_generator=frame_generator)
+    generate = methods.get("fitted_parts").prepare(methods.Context(run))
+    first = np.zeros((1, SIZE, SIZE, 3), np.float32)
+    clip = tf.constant(np.repeat(first[:, None], 4, axis=1))
+    batch = methods.RolloutBatch(
+        frames=clip, model_masks=tf.constant(masks[None]), controls={}, centroids=None
+    )
+    out = generate(batch)
+    np.testing.assert_array_equal(out["masks"][0], masks[1:])
+    np.testing.assert_allclose(out["frames"][0, :, 0, 0, 0], [0.1, 0.2, 0.3], atol=1e-6)
+    # Step k is fed step k - 1's output and target, and the first frame and mask as memory.
+    np.testing.assert_array_equal(calls[2]["mask"][0], masks[2])
+    np.testing.assert_array_equal(calls[2]["target_mask"][0], masks[3])
+    np.testing.assert_array_equal(calls[2]["first_mask"][0], masks[0])
+    np.testing.assert_allclose(calls[2]["frame"], first + 0.2, atol=1e-6)

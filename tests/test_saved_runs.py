@@ -17,7 +17,7 @@ from tests.tiny import tiny_config
 
 SAVED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "runs_206e3b3")
 FGBG_RUNS = ("vqvae_phase1", "unet_phase1", "unet_phase2")
-ADDED_METHODS = ("mapped_carry",)
+ADDED_METHODS = ("mapped_carry", "fitted_parts")
 # One-step figures added since that commit (each with its standard deviation).
 ADDED_METRICS = ("background_psnr", "copy_last_background_psnr", "mask_mean", "diff_mean")
 

@@ -9,6 +9,8 @@ Every method starts from the first frame of a test clip and produces the clip's 
 - `fitted_carry`: the "parameterized control" of docs/method.md, offsets fitted from
   binarize(M(.)) of consecutive true frames: needs no ground truth, and is how real video is
   evaluated;
+- `fitted_parts`: the same per connected part of the first mask, each carried by its own
+  fitted offsets (`evaluation.parts`): several movers going their own ways;
 - `mapped_carry`: the true offsets mapped to the steps of M's masks by one 2x2 matrix, fitted on
   training windows' labels (`fit_offset_map`; data whose training split has controls): the
   labels a user steers with (a robot's actions, the whole arm's centroid) need not move as M's
@@ -42,7 +44,8 @@ from data_pipelines import datasets
 from data_pipelines.preprocess import preprocess_frames, to_uint8
 from fgbg_common.registry import Registry
 from fgbg_keras import mask_ops, rollout
-from fgbg_keras.evaluation import background_subtraction
+from fgbg_keras.evaluation import background_subtraction, parts
+from fgbg_keras.models import generators
 
 # What a method may need besides the model: the clips' true offsets and masks, a ConvLSTM run,
 # training data with labelled offsets (`DataSource.has_controls`), clips cut from recordings
@@ -216,6 +219,25 @@ _model_method(
     "true_reestimate", "fgbg (true controls, mask re-estimated)", "true/reest.", (GROUND_TRUTH,)
 )
 _model_method("fitted_carry", "fgbg (parameterized control)", "fitted/carry")
+
+
+@register("fitted_parts", "fgbg (parameterized control per part of the mask)", "fitted/parts")
+def _fitted_parts(context):
+    frame_generator = context.run.frame_generator
+
+    def generate(batch):
+        targets = parts.part_targets(batch.model_masks)
+        frame, mask = batch.first, batch.model_masks[:, 0]
+        first = previous = (frame, mask)
+        frames = []
+        for k in range(targets.shape[1]):
+            inputs = generators.rollout_inputs(frame, mask, targets[:, k], first, previous)
+            output = tf.cast(frame_generator(inputs, training=False)["frame"], tf.float32)
+            previous, frame, mask = (frame, mask), output, targets[:, k]
+            frames.append(output)
+        return {"frames": tf.stack(frames, 1), "masks": tf.constant(targets)}
+
+    return generate
 
 
 def fit_offset_map(run, windows=OFFSET_MAP_WINDOWS, frames_per_clip=None, batch=16):
