@@ -31,6 +31,8 @@ def _moved(mask, offset):
     dx, dy = np.round(offset).astype(int)
     height, width = mask.shape
     moved = np.zeros_like(mask)
+    if abs(dx) >= width or abs(dy) >= height:
+        return moved
     moved[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = mask[
         max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
     ]
