@@ -14,6 +14,31 @@ MASK_MODES = ("carry", "reestimate")
 DEFAULT_MASK_MODE = "carry"
 
 
+def stepped(frame_generator, frame, mask, targets, training=False):
+    """A rollout step by step in Python (eager or inside a `tf.function`), to given target
+    masks: step k draws from the previous step's output and target mask, with the first frame
+    and the previous step's inputs as memory, as `rollout` does.
+
+    Args:
+        frame_generator: called as in `rollout`.
+        frame, mask: f_0 `[B, H, W, 3]` and m_0 `[B, H, W, 1]`.
+        targets: the target mask of each step, a sequence of `[B, H, W, 1]`.
+        training: passed to `frame_generator`.
+
+    Returns:
+        Per step, `(frame, mask, target, outputs)`: what the step was fed and G's output dict.
+    """
+    first = previous = (frame, mask)
+    steps = []
+    for target in targets:
+        inputs = generators.rollout_inputs(frame, mask, target, first, previous)
+        output = frame_generator(inputs, training=training)
+        steps.append((frame, mask, target, output))
+        previous = (frame, mask)
+        frame, mask = ops.cast(output["frame"], "float32"), target
+    return steps
+
+
 def _check_mask_mode(mask_mode):
     if mask_mode not in MASK_MODES:
         raise ValueError(

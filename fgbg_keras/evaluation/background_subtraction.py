@@ -18,12 +18,13 @@ VARIANCE_THRESHOLD = 16.0
 HISTORY = 200
 
 
-def _cv2():
+def opencv():
+    """The `cv2` module, or an ImportError that says how to install it."""
     try:
         import cv2
     except ImportError as error:
         raise ImportError(
-            "The MOG2 baseline needs OpenCV: pip install opencv-python-headless"
+            "The MOG2 baseline and fitted_parts need OpenCV: pip install opencv-python-headless"
         ) from error
     return cv2
 
@@ -53,7 +54,7 @@ def mog2_masks(frames, histories, variance_threshold=VARIANCE_THRESHOLD):
     Returns:
         float32 `[N, T, H, W, 1]` in {0, 1}.
     """
-    cv2 = _cv2()
+    cv2 = opencv()
     frames = _uint8(frames)
     if frames.ndim != 5 or frames.shape[-1] != 3:
         raise ValueError(f"`frames` must be [N, T, H, W, 3]. Received: shape={frames.shape}")

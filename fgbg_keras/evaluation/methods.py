@@ -45,7 +45,6 @@ from data_pipelines.preprocess import preprocess_frames, to_uint8
 from fgbg_common.registry import Registry
 from fgbg_keras import mask_ops, rollout
 from fgbg_keras.evaluation import background_subtraction, parts
-from fgbg_keras.models import generators
 
 # What a method may need besides the model: the clips' true offsets and masks, a ConvLSTM run,
 # training data with labelled offsets (`DataSource.has_controls`), clips cut from recordings
@@ -227,14 +226,10 @@ def _fitted_parts(context):
 
     def generate(batch):
         targets = parts.part_targets(batch.model_masks)
-        frame, mask = batch.first, batch.model_masks[:, 0]
-        first = previous = (frame, mask)
-        frames = []
-        for k in range(targets.shape[1]):
-            inputs = generators.rollout_inputs(frame, mask, targets[:, k], first, previous)
-            output = tf.cast(frame_generator(inputs, training=False)["frame"], tf.float32)
-            previous, frame, mask = (frame, mask), output, targets[:, k]
-            frames.append(output)
+        steps = rollout.stepped(
+            frame_generator, batch.first, batch.model_masks[:, 0], list(np.swapaxes(targets, 0, 1))
+        )
+        frames = [tf.cast(output["frame"], tf.float32) for *_, output in steps]
         return {"frames": tf.stack(frames, 1), "masks": tf.constant(targets)}
 
     return generate

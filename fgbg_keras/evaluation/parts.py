@@ -11,14 +11,10 @@ meet. With one part it is the whole-mask fit restricted to where the object is.
 
 import numpy as np
 
+from fgbg_keras.evaluation.background_subtraction import opencv
+
 # How far (pixels) around a part's carried mask M's masks of the true frames are read.
 PART_RADIUS = 3
-
-
-def _cv2():
-    import cv2
-
-    return cv2
 
 
 def _centroid(mask):
@@ -50,15 +46,16 @@ def clip_part_targets(masks, radius=PART_RADIUS):
         float32 `[T, H, W, 1]`: at step k, every part of `masks[0]` moved by the sum of its
         steps up to k (whole pixels).
     """
+    cv2 = opencv()
     masks = np.asarray(masks)[..., 0] > 0.5
-    count, labels = _cv2().connectedComponents(masks[0].astype(np.uint8), connectivity=8)
+    count, labels = cv2.connectedComponents(masks[0].astype(np.uint8), connectivity=8)
     parts = [labels == i for i in range(1, count)]
     totals = [np.zeros(2) for _ in parts]
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     targets = np.zeros((len(masks) - 1, *masks.shape[1:]), np.float32)
     for k in range(len(masks) - 1):
         for i, part in enumerate(parts):
-            near = _cv2().dilate(_moved(part, totals[i]).astype(np.uint8), kernel) > 0
+            near = cv2.dilate(_moved(part, totals[i]).astype(np.uint8), kernel) > 0
             start, end = _centroid(masks[k] & near), _centroid(masks[k + 1] & near)
             if start is not None and end is not None:
                 totals[i] = totals[i] + (end - start)

@@ -20,6 +20,7 @@ from fgbg_keras.mask_ops import (
     translation_controls,
 )
 from fgbg_keras.models import generators
+from fgbg_keras.rollout import stepped
 from fgbg_keras.schedules import scheduled_sampling_probability
 
 
@@ -203,16 +204,14 @@ def rolled_out(frame_generator, frames, masks, controls, training):
     if length is None:
         raise ValueError("Training on rollouts needs windows of a known number of frames.")
     initial = masks[:, 0]
-    frame, mask = frames[:, 0], initial
-    first = previous = (frame, mask)
     total = identity_controls(ops.shape(frames)[0])
-    steps = []
+    targets = []
     for k in range(length - 1):
         target, total = carry_target(initial, controls[:, k], total)
-        output = frame_generator(
-            generators.rollout_inputs(frame, mask, target, first, previous), training=training
-        )
-        previous = (frame, mask)
-        steps.append((frame, frames[:, k + 1], mask, target, output))
-        frame, mask = ops.cast(output["frame"], "float32"), target
+        targets.append(target)
+    steps = stepped(frame_generator, frames[:, 0], initial, targets, training)
+    steps = [
+        (frame, frames[:, k + 1], mask, target, output)
+        for k, (frame, mask, target, output) in enumerate(steps)
+    ]
     return joined(*steps)
