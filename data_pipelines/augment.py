@@ -4,7 +4,8 @@ One recording of a still camera gives a model a few hundred frames: the object v
 places, and moves in few directions. Each training window may be mirrored left-right, played
 backwards (the object moves the other way; a still scene stays still), moved as a whole by
 a few pixels (the object at places it did not visit; the camera stays still within the window),
-and held still (every frame its first: where nothing moves, the next frame is the frame).
+and held still (every frame its first: where nothing moves, the next frame is the frame, up to
+the sensor's noise).
 Every frame of a window, its masks, its clip background and its offsets change together, so a
 window stays a window the camera could have filmed. The draws are stateless, seeded by the run's
 seed and the window's place in the stream, so a seeded run sees the same windows every time.
@@ -29,12 +30,18 @@ class Augmentation:
         still: the probability of holding the window still: every frame and mask is its first,
             the offsets zero. A model that draws where nothing moves then pays for it: real
             footage has still stretches, which a recording's moving parts rarely teach.
+        still_noise: the standard deviation, in 8-bit levels, of the Gaussian noise that each
+            frame of a held window gets on its own (frames in [-1, 1]): a real still camera's
+            frames differ by their sensor's noise, and a mask network's masks of them flicker
+            at the object's edge, which a model must learn is not motion. 0: the frames are
+            equal.
     """
 
     flip: bool = False
     reverse: bool = False
     shift: int = 0
     still: float = 0.0
+    still_noise: float = 0.0
 
     def __bool__(self):
         return self.flip or self.reverse or self.shift > 0 or self.still > 0
@@ -98,6 +105,13 @@ def augment_window(window, augmentation, seed):
                     lambda x=out[key]: tf.broadcast_to(x[:1], tf.shape(x)),
                     lambda x=out[key]: x,
                 )
+        if augmentation.still_noise:
+            frames = out["frames"]
+            noise = tf.random.stateless_normal(
+                tf.shape(frames), seed=seed + 3, stddev=augmentation.still_noise * 2.0 / 255.0
+            )
+            noisy = tf.clip_by_value(frames + tf.cast(noise, frames.dtype), -1.0, 1.0)
+            out["frames"] = tf.cond(held, lambda: noisy, lambda: frames)
         if "offsets" in out:
             out["offsets"] = tf.where(held, tf.zeros_like(out["offsets"]), out["offsets"])
     return out
@@ -138,11 +152,21 @@ class AugmentOptions(Options):
         "first, so where nothing moves the target is the input frame and a model that draws "
         "there pays for it (real footage has still stretches). 0: off.",
     )
+    augment_still_noise: float = option(
+        0.0,
+        "With --augment_still, the standard deviation in 8-bit levels of the Gaussian noise "
+        "each frame of a held window gets on its own: a still camera's frames differ by its "
+        "sensor's noise, at which a mask network's masks flicker. 0: the held frames are equal.",
+    )
 
     def augmentation(self):
         """The `Augmentation` of the training windows that these settings ask for."""
         return Augmentation(
-            self.augment_flip, self.augment_reverse, self.augment_shift, self.augment_still
+            self.augment_flip,
+            self.augment_reverse,
+            self.augment_shift,
+            self.augment_still,
+            self.augment_still_noise,
         )
 
     def check(self, config):
@@ -155,3 +179,7 @@ class AugmentOptions(Options):
             )
         if not 0.0 <= self.augment_still <= 1.0:
             fail("augment_still", self.augment_still, "must be in [0, 1]")
+        if self.augment_still_noise < 0:
+            fail("augment_still_noise", self.augment_still_noise, "must be >= 0")
+        if self.augment_still_noise and not self.augment_still:
+            fail("augment_still_noise", self.augment_still_noise, "needs --augment_still > 0")

@@ -85,6 +85,30 @@ def test_a_held_window_repeats_its_first_frame_and_mask_with_no_offsets():
         np.testing.assert_array_equal(out["frames"][3], plain["frames"].numpy()[0])
 
 
+def test_a_held_window_with_noise_differs_from_its_first_frame_by_that_noise_alone():
+    plain = window()
+    scaled = {**plain, "frames": plain["frames"] / 4000.0 - 0.5}  # in [-1, 1], as trained on
+    first = scaled["frames"].numpy()[0]
+    held = augment.Augmentation(still=1.0, still_noise=3.0)
+    noises = []
+    for k in range(4):
+        out = augment.augment_window(scaled, held, tf.constant([0, k], tf.int64))
+        frames = out["frames"].numpy()
+        assert frames.min() >= -1.0 and frames.max() <= 1.0
+        noises.append(frames - first)
+        np.testing.assert_array_equal(out["masks"].numpy(), np.repeat(plain["masks"][:1], 4, 0))
+    noises = np.stack(noises)
+    np.testing.assert_allclose(noises.std(), 3.0 * 2.0 / 255.0, rtol=0.1)
+    assert abs(noises.mean()) < 0.1 * noises.std()
+    # Each frame has its own noise.
+    assert not np.array_equal(noises[0, 1], noises[0, 2])
+    moving = augment.Augmentation(still=0.0, still_noise=3.0)
+    np.testing.assert_array_equal(
+        augment.augment_window(scaled, moving, tf.constant([0, 0], tf.int64))["frames"],
+        scaled["frames"],
+    )
+
+
 def test_draws_are_seeded_and_nothing_is_done_without_an_augmentation():
     both = augment.Augmentation(flip=True, reverse=True, shift=3)
     for k in range(4):
@@ -98,7 +122,9 @@ def test_draws_are_seeded_and_nothing_is_done_without_an_augmentation():
     assert len(out) == 3 and out[0]["frames"].shape == (4, 12, 12, 3)
 
 
-@pytest.mark.parametrize(("name", "value"), [("shift", -1), ("shift", 16), ("still", 1.5)])
+@pytest.mark.parametrize(
+    ("name", "value"), [("shift", -1), ("shift", 16), ("still", 1.5), ("still_noise", 1.0)]
+)
 def test_an_augmentation_out_of_range_is_named(name, value):
     from fgbg_keras.config import RunConfig
 
