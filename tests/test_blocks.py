@@ -81,3 +81,28 @@ def test_instance_normalization_contract():
     np.testing.assert_allclose(out.std(axis=(1, 2)), 1.0, atol=1e-3)
     with pytest.raises(ValueError, match="`groups` must be -1"):
         InstanceNormalization(groups=2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_silu_equals_keras_silu_forward_and_backward(dtype):
+    import keras
+    import tensorflow as tf
+
+    from fgbg_keras.layers.blocks import silu
+
+    x = tf.cast(np.random.default_rng(0).normal(0, 4, (2, 5, 5, 3)), dtype)
+    upstream = tf.cast(np.random.default_rng(1).normal(0, 1, x.shape), dtype)
+    values, gradients = [], []
+    for function in (silu, keras.activations.silu):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = function(x)
+        values.append(np.asarray(tf.cast(y, "float32")))
+        gradients.append(np.asarray(tf.cast(tape.gradient(y, x, upstream), "float32")))
+    np.testing.assert_array_equal(values[0], values[1])
+    # bfloat16 rounds the two formulas' intermediate products apart (8 bits of mantissa).
+    tolerance = 1e-6 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=tolerance, atol=tolerance)
+    # Saved and rebuilt by name, as a model's config holds it.
+    layer = keras.layers.Activation(silu)
+    assert keras.layers.Activation.from_config(layer.get_config()).activation is silu

@@ -79,7 +79,7 @@ class VQEncoder(Network):
                     width,
                     f"level{i}_res{j}",
                     groups=norm_groups,
-                    activation="silu",
+                    activation=blocks.silu,
                     reflect=reflect,
                 )
             if i < len(filters) - 1:
@@ -87,7 +87,7 @@ class VQEncoder(Network):
                     x, filters[i + 1], 3, f"level{i}_down", strides=2, reflect=reflect
                 )
         x = blocks.apply_norm(x, norm_groups, "out_norm")
-        x = keras.layers.Activation("silu", name="out_act")(x)
+        x = keras.layers.Activation(blocks.silu, name="out_act")(x)
         outputs = keras.layers.Conv2D(latent_dim, 1, name="to_latent")(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
@@ -165,7 +165,7 @@ class VQDecoder(Network):
                     filters[i],
                     f"level{i}_up",
                     groups=norm_groups,
-                    activation="silu",
+                    activation=blocks.silu,
                     reflect=reflect,
                 )
             for j in range(num_res_blocks):
@@ -174,11 +174,11 @@ class VQDecoder(Network):
                     filters[i],
                     f"level{i}_res{j}",
                     groups=norm_groups,
-                    activation="silu",
+                    activation=blocks.silu,
                     reflect=reflect,
                 )
         x = blocks.apply_norm(x, norm_groups, "out_norm")
-        x = keras.layers.Activation("silu", name="out_act")(x)
+        x = keras.layers.Activation(blocks.silu, name="out_act")(x)
         x = blocks.apply_conv(x, output_channels, 3, "to_frame", reflect=reflect)
         outputs = keras.layers.Activation("tanh", dtype="float32", name="frame")(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
