@@ -17,8 +17,8 @@ def silu(x):
     beta's gradient, a reduction over the whole tensor after four multiplications. Here the
     sigmoid is computed once, in float32 (under bfloat16, TensorFlow's bfloat16 sigmoid is
     slower than casting to float32 and back), and kept for the gradient
-    `sigmoid(x) * (1 + x * (1 - sigmoid(x)))`. Same values, with less work each training step.
-    Other backends use `keras.ops.silu`.
+    `sigmoid(x) * (1 + x * (1 - sigmoid(x)))`. The values are the float32 SiLU's (rounded once
+    under bfloat16), with less work each training step. Other backends use `keras.ops.silu`.
     """
     if keras.backend.backend() != "tensorflow":
         return ops.silu(x)
