@@ -11,28 +11,11 @@ meet. With one part it is the whole-mask fit restricted to where the object is.
 
 import numpy as np
 
+from fgbg_keras import mask_ops
 from fgbg_keras.evaluation.background_subtraction import opencv
 
 # How far (pixels) around a part's carried mask M's masks of the true frames are read.
 PART_RADIUS = 3
-
-
-def _centroid(mask):
-    ys, xs = np.nonzero(mask)
-    return None if not len(xs) else np.array([xs.mean(), ys.mean()])
-
-
-def _moved(mask, offset):
-    """A binary mask `[H, W]` moved by `offset` (dx, dy) rounded to whole pixels, filling with 0."""
-    dx, dy = np.round(offset).astype(int)
-    height, width = mask.shape
-    moved = np.zeros_like(mask)
-    if abs(dx) >= width or abs(dy) >= height:
-        return moved
-    moved[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = mask[
-        max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-    ]
-    return moved
 
 
 def clip_part_targets(masks, radius=PART_RADIUS):
@@ -46,21 +29,20 @@ def clip_part_targets(masks, radius=PART_RADIUS):
         float32 `[T, H, W, 1]`: at step k, every part of `masks[0]` moved by the sum of its
         steps up to k (whole pixels).
     """
-    cv2 = opencv()
-    masks = np.asarray(masks)[..., 0] > 0.5
-    count, labels = cv2.connectedComponents(masks[0].astype(np.uint8), connectivity=8)
-    parts = [labels == i for i in range(1, count)]
-    totals = [np.zeros(2) for _ in parts]
-    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    targets = np.zeros((len(masks) - 1, *masks.shape[1:]), np.float32)
+    masks = (np.asarray(masks) > 0.5).astype(np.float32)
+    count, labels = opencv().connectedComponents(masks[0, ..., 0].astype(np.uint8), connectivity=8)
+    if count == 1:  # no part: nothing to carry
+        return np.zeros_like(masks[1:])
+    # The parts as a batch `[P, H, W, 1]`, moved, read and fitted together.
+    parts = (labels[None, ..., None] == np.arange(1, count)[:, None, None, None]).astype(np.float32)
+    totals = np.zeros((count - 1, 2), np.float32)
+    targets = []
     for k in range(len(masks) - 1):
-        for i, part in enumerate(parts):
-            near = cv2.dilate(_moved(part, totals[i]).astype(np.uint8), kernel) > 0
-            start, end = _centroid(masks[k] & near), _centroid(masks[k + 1] & near)
-            if start is not None and end is not None:
-                totals[i] = totals[i] + (end - start)
-            targets[k] = np.maximum(targets[k], _moved(part, totals[i]))
-    return targets[..., None]
+        near = mask_ops.dilate_masks(mask_ops.shift_whole_pixels(parts, totals), radius)
+        totals = totals + mask_ops.fit_translations(masks[k] * near, masks[k + 1] * near)
+        carried = mask_ops.shift_whole_pixels(parts, totals)
+        targets.append(np.max(np.asarray(carried), axis=0))
+    return np.stack(targets).astype(np.float32)
 
 
 def part_targets(masks, radius=PART_RADIUS):
