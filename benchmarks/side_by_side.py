@@ -3,14 +3,15 @@
     python benchmarks/side_by_side.py --reference=DIR --torch_python=VENV/bin/python
 
 `DIR` is a checkout of Gabriel-Huang/Layered-Controllable-Video-Generation and `VENV` an
-environment outside fgbg's with CPU torch, numpy and einops (docs/benchmarks.md says how to make
-both). Each run times fgbg (`train_step.py`) and then the reference (`reference_phase1.py`) in
-their own processes, one after the other, on matched networks: the mask network (`--mask_ngf`
-wide, `--mask_res_blocks` residual blocks, two stride-2 stages), a VQ-VAE (`--generator_filters`
-per level, `--generator_res_blocks` per level, `--num_embeddings` codes of `--embedding_dim`),
-`--pairs` pairs of `--image_size` frames per step. It prints each run's pairs/s and fgbg's lead,
-in each precision asked for (`float32`, and `bfloat16`: fgbg's `mixed_bfloat16` policy against
-the reference under `torch.autocast`).
+environment outside fgbg's with CPU torch, numpy and einops (docs/results/distribution.md,
+"Against the authors' implementation", says how to make both). Each run times fgbg
+(`train_step.py`) and then the reference (`reference_phase1.py`) in their own processes, one
+after the other, on matched networks: the mask network (`--mask_ngf` wide, `--mask_res_blocks`
+residual blocks, two stride-2 stages), a VQ-VAE (`--generator_filters` per level,
+`--generator_res_blocks` per level, `--num_embeddings` codes of `--embedding_dim`), `--pairs`
+pairs of `--image_size` frames per step. It prints each run's pairs/s and fgbg's lead, in each
+precision asked for (`float32`, and `bfloat16`: fgbg's `mixed_bfloat16` policy against the
+reference under `torch.autocast`).
 """
 
 # Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
