@@ -94,8 +94,9 @@ class FusedGroupNormalization(keras.layers.GroupNormalization):
     as `[1, H, W * C / G, B * G]`, and TensorFlow's fused batch-norm kernel normalises it in one
     pass forward and one backward (float32 statistics for bfloat16 inputs), where
     `GroupNormalization` runs about ten elementwise and reduction ops over the whole tensor
-    each way. The per-channel scale and offset follow (with one channel per group, instance
-    normalisation, they are the kernel's own). The weights, their names and the output (to
+    each way. The per-channel scale and offset follow: with one channel per group (instance
+    normalisation) they are the kernel's own; with several, the same kernel in inference mode
+    applies them to the input's own layout. The weights, their names and the output (to
     float rounding) are those of `GroupNormalization`, so checkpoints of either load into the
     other. Other backends use `GroupNormalization`'s computation.
 
