@@ -306,28 +306,28 @@ def test_play_repeats_the_last_move_and_reset_goes_back(browser, server):
     # the edge) has room for 48 frames.
     set_step(page, "0.25")
     press(page, "ArrowLeft")
-    page.click("#play")
-    # Stopped from inside the page as soon as 6 frames are made: a click from here could come
-    # many frames later on a loaded machine, and so can a timer in the page, which the player's
-    # own tasks run ahead of. A mutation observer of the frame counter runs as the frame is
-    # shown, before the next step starts.
+    # Play is stopped from inside the page as soon as 6 frames are made, by a mutation observer
+    # of the frame counter set up before play starts: it runs as the frame is shown, before the
+    # next step starts. A click from the test process, or an observer set up after play starts,
+    # can come many frames later on a loaded machine (the page's steps run ahead of the
+    # test's calls).
     page.evaluate(
-        """new Promise((done) => {
-          const stop = () => {
-            if (fgbg.state.history.length < 6) return false;
-            observer.disconnect();
-            document.querySelector("#play").click();
-            done();
-            return true;
-          };
-          const observer = new MutationObserver(stop);
-          if (!stop()) {
+        """() => {
+          window.stopped = new Promise((done) => {
+            const observer = new MutationObserver(() => {
+              if (fgbg.state.history.length < 6) return;
+              observer.disconnect();
+              document.querySelector("#play").click();
+              done();
+            });
             observer.observe(document.querySelector("#frames"), {
               childList: true, characterData: true, subtree: true,
             });
-          }
-        })"""
+          });
+        }"""
     )
+    page.click("#play")
+    page.evaluate("window.stopped")
     page.evaluate("fgbg.idle()")
     _, _, count = page_state(page)
     assert 5 <= count < 48
