@@ -32,8 +32,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # fgbg's settings for the choices where the reference computes differently from fgbg's
 # defaults, so that both run the same step: the reference's Phase I runs M on f_t alone and cuts
 # L_bg with M(f_t) (fgbg's default runs M on both frames of a pair for the union of their
-# masks), and its VQ-VAE pads its convolutions with zeros (fgbg's default: reflection).
-REFERENCE_CHOICES = ["--bg_mask=current", "--generator_padding=zero"]
+# masks); its M normalises by batch, downsamples by zero-padded convolutions and upsamples by
+# transposed ones (fgbg's default: instance normalisation, reflection padding and resizing);
+# its VQ-VAE pads its convolutions with zeros (fgbg's default: reflection).
+REFERENCE_CHOICES = [
+    "--bg_mask=current",
+    "--mask_norm=batch",
+    "--mask_resampling=transposed",
+    "--generator_padding=zero",
+]
 # fgbg's precision policy for each precision the reference runs under.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 THROUGHPUT = re.compile(r"^throughput\s+([0-9.]+) pairs/s", re.MULTILINE)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fgbg_keras.layers.blocks import (
+    FusedBatchNormalization,
     FusedGroupNormalization,
     InstanceNormalization,
     ReflectionPadding2D,
@@ -25,7 +26,7 @@ def test_reflection_padding_rejects_bad_padding(padding):
         ReflectionPadding2D(padding)
 
 
-def _norm_and_gradients(layer, x, gamma, beta):
+def _norm_and_gradients(layer, x, gamma, beta, **call_kwargs):
     import tensorflow as tf
 
     layer.build(x.shape)
@@ -36,7 +37,7 @@ def _norm_and_gradients(layer, x, gamma, beta):
     def run(x):  # unknown batch and frame size, as in the exported step models
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = layer(x)
+            y = layer(x, **call_kwargs)
             loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 3)
         return y, tape.gradient(loss, [x, layer.gamma, layer.beta])
 
@@ -72,6 +73,49 @@ def test_fused_normalization_equals_group_normalization_forward_and_backward(pol
         np.testing.assert_allclose(
             a.numpy(), b.numpy(), rtol=2e-2 if atol > 1e-5 else 1e-4, atol=atol
         )
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batch_normalization_equals_batch_normalization(policy):
+    import keras
+
+    rng = np.random.default_rng(2)
+    x = (3.0 * rng.standard_normal((3, 10, 12, 4)) + [1, -2, 3, 0.5]).astype("float32")
+    gamma, beta = rng.standard_normal(4).astype("float32"), rng.standard_normal(4).astype("float32")
+    keras.config.set_dtype_policy(policy)
+    try:
+        layers = [
+            cls(momentum=0.9, epsilon=1e-5)
+            for cls in (FusedBatchNormalization, keras.layers.BatchNormalization)
+        ]
+        trained = [_norm_and_gradients(layer, x, gamma, beta, training=True) for layer in layers]
+        inferred = [np.float32(layer(x + 1.0, training=False)) for layer in layers]
+    finally:
+        keras.config.set_dtype_policy("float32")
+    atol = 1e-4 if policy == "float32" else 3e-2
+    (fast, fast_gradients), (reference, reference_gradients) = trained
+    np.testing.assert_allclose(np.float32(fast), np.float32(reference), atol=atol)
+    for a, b in zip(fast_gradients, reference_gradients):
+        np.testing.assert_allclose(
+            a.numpy(), b.numpy(), rtol=2e-2 if atol > 1e-4 else 1e-4, atol=atol
+        )
+    # One step of the moving statistics from their start (0, 1) towards the batch's.
+    for name in ("moving_mean", "moving_variance"):
+        a, b = (getattr(layer, name).numpy() for layer in layers)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert not np.allclose(a, 0.0 if name == "moving_mean" else 1.0)
+    np.testing.assert_allclose(inferred[0], inferred[1], atol=atol)
+
+
+def test_fused_batch_normalization_frozen_uses_moving_statistics():
+    x = np.random.default_rng(3).normal(5.0, 2.0, (2, 4, 4, 3)).astype("float32")
+    layer = FusedBatchNormalization(epsilon=1e-5)
+    layer.build(x.shape)
+    layer.trainable = False
+    out = np.asarray(layer(x, training=True))
+    # Moving mean 0 and variance 1: the input passes through, the statistics stay.
+    np.testing.assert_allclose(out, x / np.sqrt(1 + 1e-5), rtol=1e-4)
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), 0.0)
 
 
 def test_instance_normalization_contract():

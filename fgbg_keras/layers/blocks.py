@@ -174,9 +174,68 @@ class InstanceNormalization(FusedGroupNormalization):
         return config
 
 
+@keras.saving.register_keras_serializable(package="fgbg_keras")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`BatchNormalization` on TensorFlow's fused batch-norm kernel.
+
+    Keras' layer computes the batch moments and the normalisation as separate ops (about ten
+    passes over the tensor each way); TensorFlow's fused kernel takes one pass forward and one
+    backward, with float32 statistics for bfloat16 and float16 inputs. The weights, the moving
+    statistics' update (`momentum`, the biased batch variance) and the inference-mode output are
+    `BatchNormalization`'s, so checkpoints of either load into the other. Other backends, and
+    masks, renormalisation or an axis other than the last, use `BatchNormalization`'s
+    computation.
+
+    Args:
+        **kwargs: `BatchNormalization`'s arguments.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or mask is not None
+            or self.renorm
+            or not (self.scale and self.center)
+            or self.axis not in (-1, len(inputs.shape) - 1)
+        ):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        gamma = tf.cast(self.gamma, tf.float32)
+        beta = tf.cast(self.beta, tf.float32)
+        if training and self.trainable:
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, epsilon=self.epsilon, is_training=True
+            )
+            # The kernel returns the unbiased variance; Keras' moving variance tracks the biased
+            # one (the variance the batch was normalised with).
+            count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
+            variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
+            for moving, value in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(moving * self.momentum + value * (1.0 - self.momentum))
+        else:
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs,
+                gamma,
+                beta,
+                mean=tf.cast(self.moving_mean, tf.float32),
+                variance=tf.cast(self.moving_variance, tf.float32),
+                epsilon=self.epsilon,
+                is_training=False,
+            )
+        return tf.cast(outputs, self.compute_dtype)
+
+
+# `apply_norm`'s `groups` for batch normalisation.
+BATCH = "batch"
+
+
 def apply_norm(x, groups, name):
     """Group normalisation (`FusedGroupNormalization`); `groups=-1` is instance normalisation
-    (`InstanceNormalization`)."""
+    (`InstanceNormalization`), `groups=BATCH` batch normalisation (`FusedBatchNormalization`,
+    PyTorch's momentum)."""
+    if groups == BATCH:
+        return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
     if groups == -1:
         return InstanceNormalization(epsilon=1e-5, name=name)(x)
     return FusedGroupNormalization(groups=groups, epsilon=1e-5, name=name)(x)
@@ -258,3 +317,12 @@ def apply_upsample(x, filters, name, groups=-1, activation="relu", reflect=True)
     return apply_conv_norm_act(
         x, filters, 3, name, groups=groups, activation=activation, reflect=reflect
     )
+
+
+def apply_transposed_upsample(x, filters, name, groups=-1, activation="relu"):
+    """A 3x3 stride-2 transposed convolution (x2), normalisation and activation: CycleGAN's
+    upsampling stage. Less work than `apply_upsample` (it convolves at the input's resolution),
+    at the risk of checkerboard artefacts."""
+    x = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"{name}_conv")(x)
+    x = apply_norm(x, groups, name=f"{name}_norm")
+    return keras.layers.Activation(activation, name=f"{name}_act")(x)

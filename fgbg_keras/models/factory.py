@@ -18,6 +18,8 @@ def build_mask_generator(config):
         ngf=config.mask_ngf,
         num_res_blocks=config.mask_res_blocks,
         num_downsampling=config.mask_downsampling,
+        norm=config.mask_norm,
+        resampling=config.mask_resampling,
         name="mask_generator",
     )
 
