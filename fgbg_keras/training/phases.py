@@ -9,10 +9,9 @@ phase is one module with its `Phase` subclass, registered with `register`, and a
 `fgbg_keras/training/__init__.py`.
 """
 
-import keras
-
 from fgbg_common.registry import Registry
 from fgbg_keras.schedules import LinearDecaySchedule
+from fgbg_keras.training.optimizers import FusedAdam
 
 
 class Phase:
@@ -110,10 +109,10 @@ def get(name):
 
 
 def adam(config, learning_rate):
-    """Adam with the run's betas and its linearly decaying learning rate."""
+    """Adam (`FusedAdam`) with the run's betas and its linearly decaying learning rate."""
     schedule = LinearDecaySchedule(
         learning_rate,
         config.train.train_steps,
         decay_start_fraction=config.train.decay_start_fraction,
     )
-    return keras.optimizers.Adam(schedule, beta_1=config.train.beta_1, beta_2=config.train.beta_2)
+    return FusedAdam(schedule, beta_1=config.train.beta_1, beta_2=config.train.beta_2)
