@@ -85,3 +85,8 @@ def test_the_run_options_build_the_network_they_name():
     model = factory.build_mask_generator(config)
     assert (model.norm, model.resampling) == ("batch", "transposed")
     assert type(model.get_layer("res0_a_norm")).__name__ == "FusedBatchNormalization"
+
+
+def test_a_bad_choice_is_named_with_the_choices():
+    with pytest.raises(ValueError, match=r"`norm` must be one of \('instance', 'batch'\)"):
+        MaskGenerator(**TINY, norm="group")

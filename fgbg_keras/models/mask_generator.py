@@ -64,7 +64,9 @@ class MaskGenerator(Network):
             ("resampling", resampling, RESAMPLINGS),
         ):
             if value not in choices:
-                raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
+                raise ValueError(
+                    f"`{name}` must be one of {tuple(choices)}. Received: {name}={value!r}"
+                )
 
         groups = NORMS[norm]
         resize = resampling == "resize"
