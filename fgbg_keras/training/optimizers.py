@@ -7,11 +7,11 @@ import keras
 class FusedAdam(keras.optimizers.Adam):
     """`keras.optimizers.Adam`, each variable's update one TensorFlow op.
 
-    Keras' Adam updates a variable with about twenty ops (the bias corrections, the two moments,
-    the step, each a separate op reading and writing its tensor); `ResourceApplyAdam` does the
-    same arithmetic in one kernel, and the bias corrections are computed once per step for all
-    variables. On a CPU the per-op cost of the small ops is most of an update, and a network
-    has a few hundred variables. The slots, their names, the formula and so the checkpoints
+    Keras' Adam updates a variable with about 27 ops (the casts, the bias corrections, the two
+    moments, the step, each a separate op reading and writing its tensor); `ResourceApplyAdam`
+    does the same arithmetic in one kernel, and the bias corrections are computed once per step
+    for all variables. On a CPU the executor's cost per op is most of an update of a small
+    variable, and a network has a hundred or more. The slots, their names, the formula and so the checkpoints
     are `Adam`'s. AMSGrad, and backends other than TensorFlow, use `Adam`'s computation.
 
     Args:
