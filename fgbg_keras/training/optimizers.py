@@ -11,8 +11,9 @@ class FusedAdam(keras.optimizers.Adam):
     moments, the step, each a separate op reading and writing its tensor); `ResourceApplyAdam`
     does the same arithmetic in one kernel, and the bias corrections are computed once per step
     for all variables. On a CPU the executor's cost per op is most of an update of a small
-    variable, and a network has a hundred or more. The slots, their names, the formula and so the checkpoints
-    are `Adam`'s. AMSGrad, and backends other than TensorFlow, use `Adam`'s computation.
+    variable, and a network has a hundred or more. The slots, their names, the formula and so
+    the checkpoints are `Adam`'s. AMSGrad, and backends other than TensorFlow, use `Adam`'s
+    computation.
 
     Args:
         **kwargs: `keras.optimizers.Adam`'s arguments.
