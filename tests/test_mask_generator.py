@@ -80,11 +80,13 @@ def test_the_run_options_build_the_network_they_name():
     from fgbg_keras.config import ModelConfig
     from fgbg_keras.models import factory
 
-    config = ModelConfig(mask_ngf=4, mask_res_blocks=1, mask_norm="batch")
-    config.mask_resampling = "transposed"
+    config = ModelConfig(
+        mask_ngf=4, mask_res_blocks=1, mask_norm="batch", mask_resampling="transposed"
+    )
     model = factory.build_mask_generator(config)
     assert (model.norm, model.resampling) == ("batch", "transposed")
     assert type(model.get_layer("res0_a_norm")).__name__ == "FusedBatchNormalization"
+    assert type(model.get_layer("up0_conv")).__name__ == "Conv2DTranspose"
 
 
 def test_a_bad_choice_is_named_with_the_choices():
