@@ -28,35 +28,33 @@ class FusedAdam(keras.optimizers.Adam):
         import tensorflow as tf
 
         step = tf.cast(self.iterations + 1, tf.float32)
-        # The learning rate and the two bias-correction powers, shared by every variable's
-        # update (`update_step` receives them in place of the learning rate).
-        scalars = (
-            tf.cast(learning_rate, tf.float32),
-            tf.pow(tf.cast(self.beta_1, tf.float32), step),
-            tf.pow(tf.cast(self.beta_2, tf.float32), step),
-        )
+        beta_1, beta_2 = (tf.constant(beta, tf.float32) for beta in (self.beta_1, self.beta_2))
+        # The kernel's scalar inputs, made once per step for every variable's update
+        # (`update_step` receives them in place of the learning rate).
+        scalars = {
+            "beta1_power": tf.pow(beta_1, step),
+            "beta2_power": tf.pow(beta_2, step),
+            "lr": tf.cast(learning_rate, tf.float32),
+            "beta1": beta_1,
+            "beta2": beta_2,
+            "epsilon": tf.constant(self.epsilon, tf.float32),
+        }
         return super()._backend_update_step(grads, trainable_variables, scalars)
 
     def update_step(self, gradient, variable, learning_rate):
-        if not isinstance(learning_rate, tuple):
+        if not isinstance(learning_rate, dict):
             return super().update_step(gradient, variable, learning_rate)
         import tensorflow as tf
 
         index = self._get_variable_index(variable)
         dtype = variable.dtype
-        lr, beta_1_power, beta_2_power = (tf.cast(s, dtype) for s in learning_rate)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
             m=_handle(self._momentums[index]),
             v=_handle(self._velocities[index]),
-            beta1_power=beta_1_power,
-            beta2_power=beta_2_power,
-            lr=lr,
-            beta1=tf.constant(self.beta_1, dtype),
-            beta2=tf.constant(self.beta_2, dtype),
-            epsilon=tf.constant(self.epsilon, dtype),
             grad=tf.cast(gradient, dtype),
             use_locking=False,
+            **{name: tf.cast(value, dtype) for name, value in learning_rate.items()},
         )
 
 
