@@ -26,6 +26,55 @@ def test_reflection_padding_rejects_bad_padding(padding):
         ReflectionPadding2D(padding)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("shape,padding", [((2, 6, 7, 3), 1), ((1, 8, 9, 2), 3), ((1, 4, 5, 1), 1)])
+def test_reflection_padding_in_training_equals_mirror_pad_forward_and_backward(
+    shape, padding, dtype
+):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=shape), dtype)
+    padded_shape = (shape[0], shape[1] + 2 * padding, shape[2] + 2 * padding, shape[3])
+    upstream = tf.constant(rng.normal(size=padded_shape), dtype)
+    mirror = [[0, 0], [padding, padding], [padding, padding], [0, 0]]
+    layer = ReflectionPadding2D(padding)
+
+    @tf.function
+    def run(x):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            expected = tf.pad(x, mirror, mode="REFLECT")
+        return y, expected, tape.gradient(y, x, upstream), tape.gradient(expected, x, upstream)
+
+    y, expected, gradient, expected_gradient = run(x)
+    ops = {op.type for op in run.get_concrete_function(x).graph.get_operations()}
+    assert "MirrorPad" in ops and "ConcatV2" in ops  # both paths were built, the layer's sliced
+    np.testing.assert_array_equal(y, expected)
+    # The same sums of up to four upstream values, added in another order.
+    tolerance = 1e-6 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(
+        tf.cast(gradient, "float32"),
+        tf.cast(expected_gradient, "float32"),
+        rtol=tolerance,
+        atol=tolerance,
+    )
+
+
+def test_reflection_padding_uses_mirror_pad_outside_training_and_for_small_or_unknown_frames():
+    import tensorflow as tf
+
+    def op_types(padding, spec, training):
+        fn = tf.function(lambda x: ReflectionPadding2D(padding)(x, training=training))
+        return {op.type for op in fn.get_concrete_function(spec).graph.get_operations()}
+
+    assert "MirrorPad" not in op_types(1, tf.TensorSpec([1, 4, 4, 1]), True)
+    assert "MirrorPad" in op_types(1, tf.TensorSpec([1, 4, 4, 1]), False)
+    assert "MirrorPad" in op_types(2, tf.TensorSpec([1, 5, 9, 1]), True)  # 5 < 2 * 2 + 2
+    assert "MirrorPad" in op_types(1, tf.TensorSpec([1, None, None, 1]), True)
+
+
 def _norm_and_gradients(layer, x, gamma, beta, **call_kwargs):
     import tensorflow as tf
 
