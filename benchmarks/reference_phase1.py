@@ -40,6 +40,12 @@ def parse_args(argv):
     parser.add_argument("--embedding_dim", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        default=0,
+        help="N > 0: after `ready`, N blocks of --steps steps, one per line of standard input.",
+    )
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default.")
     return parser.parse_args(argv)
 
@@ -126,11 +132,27 @@ def main(argv=None):
 
     for i in range(args.warmup):
         step(i)
-    start = time.perf_counter()
-    for i in range(args.steps):
-        loss = step(i)
-    float(loss.detach())
-    seconds = time.perf_counter() - start
+
+    def timed_block():
+        start = time.perf_counter()
+        for i in range(args.steps):
+            loss = step(i)
+        float(loss.detach())
+        return time.perf_counter() - start
+
+    # The block protocol of fgbg's train_step.py (--blocks), which side_by_side.py drives.
+    if args.blocks:
+        print("ready", flush=True)
+        seconds = 0.0
+        for _ in range(args.blocks):
+            if not sys.stdin.readline():
+                raise SystemExit("standard input closed before the last block")
+            block = timed_block()
+            print(f"block {block:.6f} s", flush=True)
+            seconds += block
+    else:
+        seconds = timed_block()
+    steps = args.steps * max(args.blocks, 1)
     parameters = sum(p.numel() for p in nets.parameters())
     print(f"implementation    reference (PyTorch {torch.__version__})")
     print(f"precision         {args.precision}")
@@ -138,8 +160,8 @@ def main(argv=None):
     print(f"image size        {size}")
     print(f"pairs per batch   {args.pairs}")
     print(f"parameters        {parameters:,}")
-    print(f"step time         {1000 * seconds / args.steps:.1f} ms")
-    print(f"throughput        {args.steps * args.pairs / seconds:.1f} pairs/s")
+    print(f"step time         {1000 * seconds / steps:.1f} ms")
+    print(f"throughput        {steps * args.pairs / seconds:.1f} pairs/s")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,16 @@
 
 `DIR` is a checkout of Gabriel-Huang/Layered-Controllable-Video-Generation and `VENV` an
 environment outside fgbg's with CPU torch, numpy and einops (docs/results/distribution.md,
-"Against the authors' implementation", says how to make both). Each run times fgbg
-(`train_step.py`) and then the reference (`reference_phase1.py`) in their own processes, one
-after the other, on matched networks: the mask network (`--mask_ngf` wide, `--mask_res_blocks`
-residual blocks, two stride-2 stages), a VQ-VAE (`--generator_filters` per level,
-`--generator_res_blocks` per level, `--num_embeddings` codes of `--embedding_dim`), `--pairs`
-pairs of `--image_size` frames per step. It prints each run's pairs/s and fgbg's lead, in each
-precision asked for (`float32`, and `bfloat16`: fgbg's `mixed_bfloat16` policy against the
-reference under `torch.autocast`).
+"Against the authors' implementation", says how to make both). Each run starts fgbg
+(`train_step.py`) and the reference (`reference_phase1.py`) in processes of their own and times
+them in alternation, `--rounds` blocks of `--steps` steps each, one implementation at a time
+(fgbg first in odd rounds, the reference first in even ones), so that both meet the same
+machine when its speed drifts. The networks are matched: the mask network (`--mask_ngf` wide,
+`--mask_res_blocks` residual blocks, two stride-2 stages), a VQ-VAE (`--generator_filters` per
+level, `--generator_res_blocks` per level, `--num_embeddings` codes of `--embedding_dim`),
+`--pairs` pairs of `--image_size` frames per step. It prints each run's pairs/s and fgbg's
+lead, in each precision asked for (`float32`, and `bfloat16`: fgbg's `mixed_bfloat16` policy
+against the reference under `torch.autocast`).
 """
 
 # Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
@@ -22,6 +24,8 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 from absl import app, flags
 
@@ -44,6 +48,9 @@ REFERENCE_CHOICES = [
 # fgbg's precision policy for each precision the reference runs under.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 THROUGHPUT = re.compile(r"^throughput\s+([0-9.]+) pairs/s", re.MULTILINE)
+BLOCK = re.compile(r"^block ([0-9.]+) s$")
+# Seconds between two blocks, for the threads of the process that ran the last one to go idle.
+SETTLE_SECONDS = 0.2
 
 
 def define_flags():
@@ -58,8 +65,9 @@ def define_flags():
         f"Run fgbg with the reference's choices ({' '.join(REFERENCE_CHOICES)}); with "
         "--noreference_choices, with fgbg's defaults (more work per step).",
     )
-    flags.DEFINE_integer("runs", 3, "Runs of each implementation in each precision.")
-    flags.DEFINE_integer("steps", 20, "Timed steps of each run.")
+    flags.DEFINE_integer("runs", 3, "Runs (fresh processes) in each precision.")
+    flags.DEFINE_integer("rounds", 4, "Timed blocks of each implementation in each run.")
+    flags.DEFINE_integer("steps", 10, "Steps per timed block.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps before timing.")
     flags.DEFINE_integer("image_size", 64, "Frame size.")
     flags.DEFINE_integer("pairs", 8, "Pairs of frames per step.")
@@ -84,6 +92,7 @@ def shared_args():
         f"--embedding_dim={FLAGS.embedding_dim}",
         f"--steps={FLAGS.steps}",
         f"--warmup={FLAGS.warmup}",
+        f"--blocks={FLAGS.rounds}",
     ]
 
 
@@ -111,16 +120,72 @@ def commands(precision):
     return {"fgbg": fgbg, "reference": reference}
 
 
-def throughput(name, command):
-    """Runs one timing process; its pairs/s."""
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    found = THROUGHPUT.search(done.stdout)
-    if done.returncode or not found:
-        raise SystemExit(
-            f"the {name} benchmark failed (exit {done.returncode}): {' '.join(command)}\n"
-            f"{done.stderr[-3000:]}"
+class Timer:
+    """One implementation's benchmark process, driven block by block (`--blocks`)."""
+
+    def __init__(self, name, command):
+        self.name = name
+        self.command = command
+        # Kept as long as the process, for the message if it fails; `close` closes it.
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
         )
-    return float(found.group(1))
+        self._read_until(lambda line: line == "ready")
+
+    def block(self):
+        """Times one block; its seconds."""
+        self._process.stdin.write("go\n")
+        self._process.stdin.flush()
+        return float(BLOCK.match(self._read_until(BLOCK.match)).group(1))
+
+    def finish(self):
+        """Waits for the process to end; its pairs/s over all its blocks."""
+        self._process.stdin.close()
+        rest = self._process.stdout.read()
+        found = THROUGHPUT.search(rest)
+        if self._process.wait() or not found:
+            self._fail()
+        return float(found.group(1))
+
+    def close(self):
+        """Ends the process if it still runs."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._stderr.close()
+
+    def _read_until(self, wanted):
+        for line in self._process.stdout:
+            if wanted(line.strip()):
+                return line.strip()
+        self._fail()
+
+    def _fail(self):
+        self._process.kill()
+        self._process.wait()
+        self._stderr.seek(0)
+        raise SystemExit(
+            f"the {self.name} benchmark failed (exit {self._process.returncode}): "
+            f"{' '.join(self.command)}\n{self._stderr.read()[-3000:]}"
+        )
+
+
+def alternate(commands, rounds):
+    """Starts a `Timer` per command, times `rounds` blocks of each in alternation; each one's
+    pairs/s over its blocks."""
+    timers = []
+    try:
+        for name, command in commands.items():
+            timers.append(Timer(name, command))
+        for round_ in range(rounds):
+            for timer in timers if round_ % 2 == 0 else reversed(timers):
+                time.sleep(SETTLE_SECONDS)
+                timer.block()
+        return {timer.name: timer.finish() for timer in timers}
+    finally:
+        for timer in timers:
+            timer.close()
 
 
 def main(argv):
@@ -133,7 +198,7 @@ def main(argv):
     print(f"cpu     {hardware.cpu().describe()}")
     print(
         f"step    Phase I, {FLAGS.pairs} pairs of {FLAGS.image_size}x{FLAGS.image_size}, "
-        f"{FLAGS.steps} timed steps per run"
+        f"{FLAGS.rounds} x {FLAGS.steps} timed steps of each per run, alternated"
     )
     choices = " ".join(REFERENCE_CHOICES) if FLAGS.reference_choices else "its defaults"
     print(f"fgbg    {choices}")
@@ -143,7 +208,7 @@ def main(argv):
     for precision in FLAGS.precisions:
         leads = []
         for run in range(FLAGS.runs):
-            rates = {name: throughput(name, c) for name, c in commands(precision).items()}
+            rates = alternate(commands(precision), FLAGS.rounds)
             leads.append(rates["fgbg"] / rates["reference"])
             print(
                 f"{precision:10s} {run + 1:3d} {rates['fgbg']:13.1f} {rates['reference']:10.1f} "

@@ -44,6 +44,13 @@ def define_flags():
     flags.adopt_module_key_flags(fgbg_flags)
     flags.DEFINE_integer("steps", 20, "Timed training steps.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (tracing, caches).")
+    flags.DEFINE_integer(
+        "blocks",
+        0,
+        "With N > 0: print `ready` after the warmup, then time N blocks of --steps steps, each "
+        "when a line arrives on standard input, printing `block S s` after it (side_by_side.py "
+        "alternates two implementations' blocks this way); the figures cover all the blocks.",
+    )
     flags.DEFINE_string(
         "profile",
         "",
@@ -162,14 +169,29 @@ def benchmark(phase, config):
         flops = None  # counted on one device: the same per pair
     for i in range(FLAGS.warmup):
         step_fn(batches[i % len(batches)])
-    start = time.perf_counter()
-    for i in range(FLAGS.steps):
-        logs = step_fn(batches[i % len(batches)])
-    float(logs["loss"])
-    seconds = time.perf_counter() - start
+
+    def timed_block():
+        start = time.perf_counter()
+        for i in range(FLAGS.steps):
+            logs = step_fn(batches[i % len(batches)])
+        float(logs["loss"])
+        return time.perf_counter() - start
+
+    if FLAGS.blocks:
+        print("ready", flush=True)
+        seconds = 0.0
+        for _ in range(FLAGS.blocks):
+            if not sys.stdin.readline():
+                raise SystemExit("standard input closed before the last block")
+            block = timed_block()
+            print(f"block {block:.6f} s", flush=True)
+            seconds += block
+    else:
+        seconds = timed_block()
+    steps = FLAGS.steps * max(FLAGS.blocks, 1)
 
     pairs = config.train.pairs_per_batch
-    pairs_per_second = FLAGS.steps * pairs / seconds
+    pairs_per_second = steps * pairs / seconds
     lines = [
         f"cpu               {hardware.cpu().describe()}",
         f"oneDNN            {hardware.describe_onednn()}",
@@ -180,7 +202,7 @@ def benchmark(phase, config):
         f"jit_compile       {config.train.jit_compile}",
         f"image size        {config.model.image_size}",
         f"pairs per batch   {pairs}",
-        f"step time         {1000 * seconds / FLAGS.steps:.1f} ms",
+        f"step time         {1000 * seconds / steps:.1f} ms",
         f"throughput        {pairs_per_second:.1f} pairs/s",
     ]
     if flops is not None:

@@ -24,22 +24,58 @@ def test_both_implementations_time_the_same_networks_and_fgbg_the_references_ste
         "TORCH",
         os.path.join(side_by_side.HERE, "reference_phase1.py"),
     ]
-    for flag in ("--mask_ngf=16", "--generator_filters=8,16", "--image_size=64", "--steps=20"):
+    for flag in ("--mask_ngf=16", "--generator_filters=8,16", "--image_size=64", "--steps=10"):
         assert flag in fgbg and flag in reference
+    assert "--blocks=4" in fgbg and "--blocks=4" in reference
     assert "--precision=mixed_bfloat16" in fgbg and "--precision=bfloat16" in reference
     assert "--reference=REF" in reference
     for choice in side_by_side.REFERENCE_CHOICES:
         assert choice in fgbg
 
 
-def test_a_run_reports_its_pairs_per_second_and_a_failed_run_is_named():
-    printing = [
-        sys.executable,
-        "-c",
-        "print('step time  5 ms'); print('throughput   12.5 pairs/s')",
-    ]
-    assert side_by_side.throughput("fgbg", printing) == 12.5
-    with pytest.raises(SystemExit, match=r"the reference benchmark failed \(exit 3\)"):
-        side_by_side.throughput("reference", [sys.executable, "-c", "import sys; sys.exit(3)"])
+# A stand-in for a benchmark process: the block protocol of train_step.py's --blocks, each block
+# taking `seconds`; its pairs/s from the blocks it ran. Its argv: seconds, blocks, a log file
+# (which gets its process id, then the name for each block), a name.
+FAKE = """
+import os, sys, time
+seconds, blocks, log = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+with open(log + ".pid", "w") as f:
+    f.write(str(os.getpid()))
+print("tracing...", flush=True)
+print("ready", flush=True)
+for _ in range(blocks):
+    if not sys.stdin.readline():
+        raise SystemExit("standard input closed")
+    with open(log, "a") as f:
+        f.write(sys.argv[4] + "\\n")
+    time.sleep(seconds)
+    print(f"block {seconds:.6f} s", flush=True)
+print(f"throughput   {8 * blocks / (seconds * blocks):.1f} pairs/s")
+"""
+
+
+def test_alternate_times_the_blocks_in_turn_and_reads_each_ones_pairs_per_second(tmp_path):
+    log = tmp_path / "order.txt"
+
+    def fake(name, seconds):
+        return [sys.executable, "-c", FAKE, str(seconds), "3", str(log), name]
+
+    rates = side_by_side.alternate({"fgbg": fake("fgbg", 0.05), "reference": fake("ref", 0.1)}, 3)
+    assert rates == {"fgbg": 160.0, "reference": 80.0}
+    # One block at a time, the first implementation first in odd rounds and last in even ones.
+    assert log.read_text().split() == ["fgbg", "ref", "ref", "fgbg", "fgbg", "ref"]
+
+
+def test_a_failed_benchmark_is_named_with_its_error_and_the_other_is_stopped(tmp_path):
+    fails = [sys.executable, "-c", "import sys; sys.exit('no torch here')"]
+    waiting = [sys.executable, "-c", FAKE, "0.01", "3", str(tmp_path / "log"), "fgbg"]
+    with pytest.raises(SystemExit, match=r"the reference benchmark failed \(exit 1\)") as error:
+        side_by_side.alternate({"fgbg": waiting, "reference": fails}, 2)
+    assert "no torch here" in str(error.value)
+    with pytest.raises(ProcessLookupError):  # the fgbg process, waiting for its blocks, ended
+        os.kill(int((tmp_path / "log.pid").read_text()), 0)
+    # A process that prints no figure at its end fails too.
+    silent = [sys.executable, "-c", FAKE.replace('print(f"throughput', '(f"throughput'), "0.01"]
+    silent += ["1", str(tmp_path / "log"), "x"]
     with pytest.raises(SystemExit, match="the fgbg benchmark failed"):
-        side_by_side.throughput("fgbg", [sys.executable, "-c", "print('no figure')"])
+        side_by_side.alternate({"fgbg": silent}, 1)
