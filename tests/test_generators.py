@@ -91,3 +91,21 @@ def test_the_frame_size_is_checked_against_the_built_networks():
 def test_a_generator_registers_once():
     with pytest.raises(ValueError, match="already registered"):
         generators.register("unet", "again")(lambda config, moving_masks: None)
+
+
+def test_the_vqvae_normalises_the_groups_asked_for_and_a_count_that_does_not_divide_is_named():
+    from fgbg_keras.layers.blocks import FusedGroupNormalization
+
+    config = ModelConfig(**{**SMALL, "generator": "vqvae", "generator_norm_groups": 4})
+    config.validate(None)
+    generator = factory.build_frame_generator(config)
+    groups = {
+        layer.groups
+        for network in (generator.encoder, generator.decoder)
+        for layer in network.layers
+        if isinstance(layer, FusedGroupNormalization)
+    }
+    assert groups == {4}
+    config = ModelConfig(**{**SMALL, "generator": "vqvae", "generator_norm_groups": 16})
+    with pytest.raises(ValueError, match=r"--generator_norm_groups=16: must divide every "):
+        config.validate(None)
