@@ -47,7 +47,7 @@ class ReflectionPadding2D(keras.layers.Layer):
 
     In training, with the TensorFlow backend and a static frame size of at least
     `2 * padding + 2`, the padding is two slices and a concat per axis, and its gradient the
-    same with the reflected rows added back: 1.3 to 2 times as fast as TensorFlow's
+    same with the reflected rows added back: 1.4 to 2.7 times as fast as TensorFlow's
     `MirrorPad`/`MirrorPadGrad` each way (whose bfloat16 kernels are no faster than float32),
     with the same values. Elsewhere (inference, exports, other backends) it is `ops.pad`.
 
