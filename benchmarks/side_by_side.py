@@ -38,14 +38,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # L_bg with M(f_t) (fgbg's default runs M on both frames of a pair for the union of their
 # masks); its M normalises by batch, downsamples by zero-padded convolutions and upsamples by
 # transposed ones (fgbg's default: instance normalisation, reflection padding and resizing);
-# its VQ-VAE pads its convolutions with zeros (fgbg's default: reflection) and normalises 32
-# groups (fgbg's default: 8).
+# its VQ-VAE pads its convolutions with zeros (fgbg's default: reflection), normalises 32
+# groups (fgbg's default: 8) and encodes the two streams cut by the mask, 3 channels each
+# (fgbg's default adds the target mask as a 4th channel).
 REFERENCE_CHOICES = [
     "--bg_mask=current",
     "--mask_norm=batch",
     "--mask_resampling=transposed",
     "--generator_padding=zero",
     "--generator_norm_groups=32",
+    "--condition=split",
 ]
 # fgbg's precision policy for each precision the reference runs under.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
