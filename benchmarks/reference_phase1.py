@@ -113,6 +113,11 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
+    # The repository's root, for the block protocol that fgbg's benchmark shares (standard
+    # library only; fgbg itself is not installed in this environment).
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks import timed_blocks
+
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -140,18 +145,7 @@ def main(argv=None):
         float(loss.detach())
         return time.perf_counter() - start
 
-    # The block protocol of fgbg's train_step.py (--blocks), which side_by_side.py drives.
-    if args.blocks:
-        print("ready", flush=True)
-        seconds = 0.0
-        for _ in range(args.blocks):
-            if not sys.stdin.readline():
-                raise SystemExit("standard input closed before the last block")
-            block = timed_block()
-            print(f"block {block:.6f} s", flush=True)
-            seconds += block
-    else:
-        seconds = timed_block()
+    seconds = timed_blocks.run(timed_block, args.blocks)
     steps = args.steps * max(args.blocks, 1)
     parameters = sum(p.numel() for p in nets.parameters())
     print(f"implementation    reference (PyTorch {torch.__version__})")

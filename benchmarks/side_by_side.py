@@ -29,6 +29,7 @@ import time
 
 from absl import app, flags
 
+from benchmarks import timed_blocks
 from fgbg_keras import hardware
 
 FLAGS = flags.FLAGS
@@ -52,7 +53,6 @@ REFERENCE_CHOICES = [
 # fgbg's precision policy for each precision the reference runs under.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 THROUGHPUT = re.compile(r"^throughput\s+([0-9.]+) pairs/s", re.MULTILINE)
-BLOCK = re.compile(r"^block ([0-9.]+) s$")
 # Seconds between two blocks, for the threads of the process that ran the last one to go idle.
 SETTLE_SECONDS = 0.2
 
@@ -125,7 +125,7 @@ def commands(precision):
 
 
 class Timer:
-    """One implementation's benchmark process, driven block by block (`--blocks`)."""
+    """One implementation's benchmark process, driven block by block (`timed_blocks`)."""
 
     def __init__(self, name, command):
         self.name = name
@@ -135,13 +135,13 @@ class Timer:
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
         )
-        self._read_until(lambda line: line == "ready")
+        self._read_until(lambda line: line == timed_blocks.READY)
 
     def block(self):
         """Times one block; its seconds."""
         self._process.stdin.write("go\n")
         self._process.stdin.flush()
-        return float(BLOCK.match(self._read_until(BLOCK.match)).group(1))
+        return float(timed_blocks.BLOCK.match(self._read_until(timed_blocks.BLOCK.match)).group(1))
 
     def finish(self):
         """Waits for the process to end; its pairs/s over all its blocks."""

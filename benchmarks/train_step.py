@@ -30,6 +30,7 @@ import time
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks import timed_blocks
 from data_pipelines import pipeline, synthetic
 from fgbg_keras import flags as fgbg_flags
 from fgbg_keras import hardware
@@ -177,17 +178,7 @@ def benchmark(phase, config):
         float(logs["loss"])
         return time.perf_counter() - start
 
-    if FLAGS.blocks:
-        print("ready", flush=True)
-        seconds = 0.0
-        for _ in range(FLAGS.blocks):
-            if not sys.stdin.readline():
-                raise SystemExit("standard input closed before the last block")
-            block = timed_block()
-            print(f"block {block:.6f} s", flush=True)
-            seconds += block
-    else:
-        seconds = timed_block()
+    seconds = timed_blocks.run(timed_block, FLAGS.blocks)
     steps = FLAGS.steps * max(FLAGS.blocks, 1)
 
     pairs = config.train.pairs_per_batch

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from benchmarks import side_by_side
+from benchmarks import side_by_side, timed_blocks
 
 
 def test_both_implementations_time_the_same_networks_and_fgbg_the_references_step():
@@ -33,25 +33,31 @@ def test_both_implementations_time_the_same_networks_and_fgbg_the_references_ste
         assert choice in fgbg
 
 
-# A stand-in for a benchmark process: the block protocol of train_step.py's --blocks, each block
-# taking `seconds`; its pairs/s from the blocks it ran. Its argv: seconds, blocks, a log file
-# (which gets its process id, then the name for each block), a name.
+# A stand-in for a benchmark process: the block protocol of `timed_blocks`, each block taking
+# `seconds`; its pairs/s from the blocks it ran. Its argv: seconds, blocks, a log file (which
+# gets its process id, then the name for each block), a name.
 FAKE = """
 import os, sys, time
+from benchmarks import timed_blocks
 seconds, blocks, log = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 with open(log + ".pid", "w") as f:
     f.write(str(os.getpid()))
 print("tracing...", flush=True)
-print("ready", flush=True)
-for _ in range(blocks):
-    if not sys.stdin.readline():
-        raise SystemExit("standard input closed")
+
+def timed_block():
     with open(log, "a") as f:
         f.write(sys.argv[4] + "\\n")
     time.sleep(seconds)
-    print(f"block {seconds:.6f} s", flush=True)
-print(f"throughput   {8 * blocks / (seconds * blocks):.1f} pairs/s")
+    return seconds
+
+total = timed_blocks.run(timed_block, blocks)
+print(f"throughput   {8 * max(blocks, 1) / total:.1f} pairs/s")
 """
+
+
+def test_without_blocks_the_protocol_times_one_block_at_once(capsys):
+    assert timed_blocks.run(lambda: 0.25, 0) == 0.25
+    assert capsys.readouterr().out == ""
 
 
 def test_alternate_times_the_blocks_in_turn_and_reads_each_ones_pairs_per_second(tmp_path):
