@@ -83,15 +83,21 @@ def profiled_op_times(logdir):
     return times
 
 
-def profile_steps(step_fn, batches, logdir, steps=5):
-    """Traces `steps` calls of `step_fn` into `logdir`; returns their seconds per op type and
-    their wall-clock seconds."""
-    tf.profiler.experimental.start(logdir)
+def timed_steps(step_fn, batches, steps):
+    """Wall-clock seconds of `steps` calls of `step_fn` over `batches` in turn, up to the last
+    step's loss."""
     start = time.perf_counter()
     for i in range(steps):
         logs = step_fn(batches[i % len(batches)])
     float(logs["loss"])
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def profile_steps(step_fn, batches, logdir, steps=5):
+    """Traces `steps` calls of `step_fn` into `logdir`; returns their seconds per op type and
+    their wall-clock seconds."""
+    tf.profiler.experimental.start(logdir)
+    seconds = timed_steps(step_fn, batches, steps)
     tf.profiler.experimental.stop()
     return profiled_op_times(logdir), seconds
 
@@ -170,15 +176,7 @@ def benchmark(phase, config):
         flops = None  # counted on one device: the same per pair
     for i in range(FLAGS.warmup):
         step_fn(batches[i % len(batches)])
-
-    def timed_block():
-        start = time.perf_counter()
-        for i in range(FLAGS.steps):
-            logs = step_fn(batches[i % len(batches)])
-        float(logs["loss"])
-        return time.perf_counter() - start
-
-    seconds = timed_blocks.run(timed_block, FLAGS.blocks)
+    seconds = timed_blocks.run(lambda: timed_steps(step_fn, batches, FLAGS.steps), FLAGS.blocks)
     steps = FLAGS.steps * max(FLAGS.blocks, 1)
 
     pairs = config.train.pairs_per_batch
