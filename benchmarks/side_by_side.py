@@ -20,12 +20,8 @@ against the reference under `torch.autocast`).
 import fgbg_keras  # noqa: F401  # isort: skip
 
 import os
-import re
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
 from absl import app, flags
 
@@ -52,9 +48,6 @@ REFERENCE_CHOICES = [
 ]
 # fgbg's precision policy for each precision the reference runs under.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-THROUGHPUT = re.compile(r"^throughput\s+([0-9.]+) pairs/s", re.MULTILINE)
-# Seconds between two blocks, for the threads of the process that ran the last one to go idle.
-SETTLE_SECONDS = 0.2
 
 
 def define_flags():
@@ -124,74 +117,6 @@ def commands(precision):
     return {"fgbg": fgbg, "reference": reference}
 
 
-class Timer:
-    """One implementation's benchmark process, driven block by block (`timed_blocks`)."""
-
-    def __init__(self, name, command):
-        self.name = name
-        self.command = command
-        # Kept as long as the process, for the message if it fails; `close` closes it.
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-        self._process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
-        )
-        self._read_until(lambda line: line == timed_blocks.READY)
-
-    def block(self):
-        """Times one block; its seconds."""
-        self._process.stdin.write("go\n")
-        self._process.stdin.flush()
-        return float(timed_blocks.BLOCK.match(self._read_until(timed_blocks.BLOCK.match)).group(1))
-
-    def finish(self):
-        """Waits for the process to end; its pairs/s over all its blocks."""
-        self._process.stdin.close()
-        rest = self._process.stdout.read()
-        found = THROUGHPUT.search(rest)
-        if self._process.wait() or not found:
-            self._fail()
-        return float(found.group(1))
-
-    def close(self):
-        """Ends the process if it still runs."""
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        self._stderr.close()
-
-    def _read_until(self, wanted):
-        for line in self._process.stdout:
-            if wanted(line.strip()):
-                return line.strip()
-        self._fail()
-
-    def _fail(self):
-        self._process.kill()
-        self._process.wait()
-        self._stderr.seek(0)
-        raise SystemExit(
-            f"the {self.name} benchmark failed (exit {self._process.returncode}): "
-            f"{' '.join(self.command)}\n{self._stderr.read()[-3000:]}"
-        )
-
-
-def alternate(commands, rounds):
-    """Starts a `Timer` per command, times `rounds` blocks of each in alternation; each one's
-    pairs/s over its blocks."""
-    timers = []
-    try:
-        for name, command in commands.items():
-            timers.append(Timer(name, command))
-        for round_ in range(rounds):
-            for timer in timers if round_ % 2 == 0 else reversed(timers):
-                time.sleep(SETTLE_SECONDS)
-                timer.block()
-        return {timer.name: timer.finish() for timer in timers}
-    finally:
-        for timer in timers:
-            timer.close()
-
-
 def main(argv):
     del argv
     unknown = sorted(set(FLAGS.precisions) - set(PRECISIONS))
@@ -212,7 +137,7 @@ def main(argv):
     for precision in FLAGS.precisions:
         leads = []
         for run in range(FLAGS.runs):
-            rates = alternate(commands(precision), FLAGS.rounds)
+            rates = timed_blocks.alternate(commands(precision), FLAGS.rounds)
             leads.append(rates["fgbg"] / rates["reference"])
             print(
                 f"{precision:10s} {run + 1:3d} {rates['fgbg']:13.1f} {rates['reference']:10.1f} "

@@ -1,16 +1,23 @@
-"""The block protocol by which `side_by_side.py` times two benchmark processes in turn.
+"""The block protocol by which a benchmark times two or more processes in turn.
 
 A process run with `--blocks=N` (`train_step.py`, `reference_phase1.py`) prints `ready` once its
 warmup is done, then, for each line it reads on standard input, times one block of its steps and
-prints `block S s`. Standard library only: it runs in the reference's PyTorch environment as well
-as in fgbg's.
+prints `block S s`, and at its end its `throughput`. `run` is that process's side, `alternate`
+the driver's (`side_by_side.py`, `precisions.py`). Standard library only: it runs in the
+reference's PyTorch environment as well as in fgbg's.
 """
 
 import re
+import subprocess
 import sys
+import tempfile
+import time
 
 READY = "ready"
 BLOCK = re.compile(r"^block ([0-9.]+) s$")
+THROUGHPUT = re.compile(r"^throughput\s+([0-9.]+) pairs/s", re.MULTILINE)
+# Seconds between two blocks, for the threads of the process that ran the last one to go idle.
+SETTLE_SECONDS = 0.2
 
 
 def run(timed_block, blocks):
@@ -28,3 +35,71 @@ def run(timed_block, blocks):
         print(f"block {block:.6f} s", flush=True)
         seconds += block
     return seconds
+
+
+class Timer:
+    """One benchmark process (`--blocks`), driven block by block."""
+
+    def __init__(self, name, command):
+        self.name = name
+        self.command = command
+        # Kept as long as the process, for the message if it fails; `close` closes it.
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+        )
+        self._read_until(lambda line: line == READY)
+
+    def block(self):
+        """Times one block; its seconds."""
+        self._process.stdin.write("go\n")
+        self._process.stdin.flush()
+        return float(BLOCK.match(self._read_until(BLOCK.match)).group(1))
+
+    def finish(self):
+        """Waits for the process to end; its pairs/s over all its blocks."""
+        self._process.stdin.close()
+        rest = self._process.stdout.read()
+        found = THROUGHPUT.search(rest)
+        if self._process.wait() or not found:
+            self._fail()
+        return float(found.group(1))
+
+    def close(self):
+        """Ends the process if it still runs."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._stderr.close()
+
+    def _read_until(self, wanted):
+        for line in self._process.stdout:
+            if wanted(line.strip()):
+                return line.strip()
+        self._fail()
+
+    def _fail(self):
+        self._process.kill()
+        self._process.wait()
+        self._stderr.seek(0)
+        raise SystemExit(
+            f"the {self.name} benchmark failed (exit {self._process.returncode}): "
+            f"{' '.join(self.command)}\n{self._stderr.read()[-3000:]}"
+        )
+
+
+def alternate(commands, rounds):
+    """Starts a `Timer` per command, times `rounds` blocks of each in alternation; each one's
+    pairs/s over its blocks."""
+    timers = []
+    try:
+        for name, command in commands.items():
+            timers.append(Timer(name, command))
+        for round_ in range(rounds):
+            for timer in timers if round_ % 2 == 0 else reversed(timers):
+                time.sleep(SETTLE_SECONDS)
+                timer.block()
+        return {timer.name: timer.finish() for timer in timers}
+    finally:
+        for timer in timers:
+            timer.close()

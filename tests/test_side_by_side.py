@@ -3,9 +3,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from benchmarks import side_by_side, timed_blocks
+from benchmarks import side_by_side
 
 
 def test_both_implementations_time_the_same_networks_and_fgbg_the_references_step():
@@ -31,57 +29,3 @@ def test_both_implementations_time_the_same_networks_and_fgbg_the_references_ste
     assert "--reference=REF" in reference
     for choice in side_by_side.REFERENCE_CHOICES:
         assert choice in fgbg
-
-
-# A stand-in for a benchmark process: the block protocol of `timed_blocks`, each block taking
-# `seconds`; its pairs/s from the blocks it ran. Its argv: seconds, blocks, a log file (which
-# gets its process id, then the name for each block), a name.
-FAKE = """
-import os, sys, time
-from benchmarks import timed_blocks
-seconds, blocks, log = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-with open(log + ".pid", "w") as f:
-    f.write(str(os.getpid()))
-print("tracing...", flush=True)
-
-def timed_block():
-    with open(log, "a") as f:
-        f.write(sys.argv[4] + "\\n")
-    time.sleep(seconds)
-    return seconds
-
-total = timed_blocks.run(timed_block, blocks)
-print(f"throughput   {8 * max(blocks, 1) / total:.1f} pairs/s")
-"""
-
-
-def test_without_blocks_the_protocol_times_one_block_at_once(capsys):
-    assert timed_blocks.run(lambda: 0.25, 0) == 0.25
-    assert capsys.readouterr().out == ""
-
-
-def test_alternate_times_the_blocks_in_turn_and_reads_each_ones_pairs_per_second(tmp_path):
-    log = tmp_path / "order.txt"
-
-    def fake(name, seconds):
-        return [sys.executable, "-c", FAKE, str(seconds), "3", str(log), name]
-
-    rates = side_by_side.alternate({"fgbg": fake("fgbg", 0.05), "reference": fake("ref", 0.1)}, 3)
-    assert rates == {"fgbg": 160.0, "reference": 80.0}
-    # One block at a time, the first implementation first in odd rounds and last in even ones.
-    assert log.read_text().split() == ["fgbg", "ref", "ref", "fgbg", "fgbg", "ref"]
-
-
-def test_a_failed_benchmark_is_named_with_its_error_and_the_other_is_stopped(tmp_path):
-    fails = [sys.executable, "-c", "import sys; sys.exit('no torch here')"]
-    waiting = [sys.executable, "-c", FAKE, "0.01", "3", str(tmp_path / "log"), "fgbg"]
-    with pytest.raises(SystemExit, match=r"the reference benchmark failed \(exit 1\)") as error:
-        side_by_side.alternate({"fgbg": waiting, "reference": fails}, 2)
-    assert "no torch here" in str(error.value)
-    with pytest.raises(ProcessLookupError):  # the fgbg process, waiting for its blocks, ended
-        os.kill(int((tmp_path / "log.pid").read_text()), 0)
-    # A process that prints no figure at its end fails too.
-    silent = [sys.executable, "-c", FAKE.replace('print(f"throughput', '(f"throughput'), "0.01"]
-    silent += ["1", str(tmp_path / "log"), "x"]
-    with pytest.raises(SystemExit, match="the fgbg benchmark failed"):
-        side_by_side.alternate({"fgbg": silent}, 1)

@@ -1,0 +1,77 @@
+"""How much faster a model trains in bfloat16 than in float32 on this machine.
+
+    python benchmarks/bfloat16_speedup.py [--runs=3] -- [train.py's flags]
+
+for instance `-- --flagfile=configs/synthetic.flags` for the model of the README's main job. Each
+run starts `train_step.py` twice with the same flags, once with `--precision=float32` and once
+with `--precision=mixed_bfloat16`, and times the two processes in alternation (`--rounds` blocks
+of `--steps` steps each, one process at a time, the order flipped every round), so that a drift in
+the machine's speed meets both. It prints each run's pairs/s in both precisions and their ratio,
+then the median ratio. A CPU without bfloat16 instructions emulates it: there the ratio is far
+below 1 (docs/results/distribution.md).
+"""
+
+# Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
+import fgbg_keras  # noqa: F401  # isort: skip
+
+import os
+import statistics
+import sys
+
+from absl import app, flags
+
+from benchmarks import timed_blocks
+from fgbg_keras import hardware
+
+FLAGS = flags.FLAGS
+HERE = os.path.dirname(os.path.abspath(__file__))
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def define_flags():
+    flags.DEFINE_integer("runs", 3, "Runs (a fresh process per precision each).")
+    flags.DEFINE_integer("rounds", 4, "Timed blocks of each precision in each run.")
+    flags.DEFINE_integer("steps", 10, "Steps per timed block.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps before timing.")
+
+
+def commands(train_flags):
+    """`train_step.py`'s command line in each precision, with `train_flags` (train.py's flags)."""
+    for flag in train_flags:
+        if flag.lstrip("-").split("=")[0] in ("precision", "steps", "warmup", "blocks"):
+            raise app.UsageError(
+                f"{flag}: set by this benchmark (--steps and --warmup are its own flags)"
+            )
+    command = [
+        sys.executable,
+        os.path.join(HERE, "train_step.py"),
+        *train_flags,
+        f"--steps={FLAGS.steps}",
+        f"--warmup={FLAGS.warmup}",
+        f"--blocks={FLAGS.rounds}",
+    ]
+    return {precision: [*command, f"--precision={precision}"] for precision in PRECISIONS}
+
+
+def main(argv):
+    train_flags = argv[1:]
+    runs = commands(train_flags)
+    print(f"cpu     {hardware.cpu().describe()}")
+    print(f"step    train_step.py {' '.join(train_flags) or '(the defaults)'}")
+    print(f"timing  {FLAGS.rounds} x {FLAGS.steps} steps of each per run, alternated")
+    print(f"{'run':>3s} {'float32 pairs/s':>16s} {'bfloat16 pairs/s':>17s} {'bf16 / f32':>11s}")
+    ratios = []
+    for run in range(FLAGS.runs):
+        rates = timed_blocks.alternate(runs, FLAGS.rounds)
+        ratios.append(rates["mixed_bfloat16"] / rates["float32"])
+        print(
+            f"{run + 1:3d} {rates['float32']:16.1f} {rates['mixed_bfloat16']:17.1f} "
+            f"{ratios[-1]:10.2f}x",
+            flush=True,
+        )
+    print(f"median  {statistics.median(ratios):.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
