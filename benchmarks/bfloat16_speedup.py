@@ -1,12 +1,13 @@
 """How much faster a model trains in bfloat16 than in float32 on this machine.
 
-    python benchmarks/bfloat16_speedup.py [--runs=3] -- [train.py's flags]
+    python benchmarks/bfloat16_speedup.py [--runs=4] -- [train.py's flags]
 
 for instance `-- --flagfile=configs/synthetic.flags` for the model of the README's main job. Each
 run starts `train_step.py` twice with the same flags, once with `--precision=float32` and once
 with `--precision=mixed_bfloat16`, and times the two processes in alternation (`--rounds` blocks
-of `--steps` steps each, one process at a time, the order flipped every round), so that a drift in
-the machine's speed meets both. It prints each run's pairs/s in both precisions and their ratio,
+of `--steps` steps each, one process at a time, the order flipped every round, and every other
+run starting bfloat16's first: `timed_blocks.alternate`), so that a drift in the machine's speed,
+or the place of each, meets both. It prints each run's pairs/s in both precisions and their ratio,
 then the median ratio. A CPU without bfloat16 instructions emulates it: there the ratio is far
 below 1 (docs/results/distribution.md).
 """
@@ -29,7 +30,12 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def define_flags():
-    flags.DEFINE_integer("runs", 3, "Runs (a fresh process per precision each).")
+    flags.DEFINE_integer(
+        "runs",
+        4,
+        "Runs (a fresh process per precision each); each precision starts first in "
+        "half of them (`timed_blocks.alternate`).",
+    )
     flags.DEFINE_integer("rounds", 4, "Timed blocks of each precision in each run.")
     flags.DEFINE_integer("steps", 10, "Steps per timed block.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps before timing.")
@@ -62,7 +68,7 @@ def main(argv):
     print(f"{'run':>3s} {'float32 pairs/s':>16s} {'bfloat16 pairs/s':>17s} {'bf16 / f32':>11s}")
     ratios = []
     for run in range(FLAGS.runs):
-        rates = timed_blocks.alternate(runs, FLAGS.rounds)
+        rates = timed_blocks.alternate(runs, FLAGS.rounds, run)
         ratios.append(rates["mixed_bfloat16"] / rates["float32"])
         print(
             f"{run + 1:3d} {rates['float32']:16.1f} {rates['mixed_bfloat16']:17.1f} "

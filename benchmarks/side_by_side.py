@@ -6,14 +6,14 @@
 environment outside fgbg's with CPU torch, numpy and einops (docs/results/distribution.md,
 "Against the authors' implementation", says how to make both). Each run starts fgbg
 (`train_step.py`) and the reference (`reference_phase1.py`) in processes of their own and times
-them in alternation, `--rounds` blocks of `--steps` steps each, one implementation at a time
-(fgbg first in odd rounds, the reference first in even ones), so that both meet the same
-machine when its speed drifts. The networks are matched: the mask network (`--mask_ngf` wide,
-`--mask_res_blocks` residual blocks, two stride-2 stages), a VQ-VAE (`--generator_filters` per
-level, `--generator_res_blocks` per level, `--num_embeddings` codes of `--embedding_dim`),
-`--pairs` pairs of `--image_size` frames per step. It prints each run's pairs/s and fgbg's
-lead, in each precision asked for (`float32`, and `bfloat16`: fgbg's `mixed_bfloat16` policy
-against the reference under `torch.autocast`).
+them in alternation, `--rounds` blocks of `--steps` steps each, one implementation at a time and
+the order flipped every round, so that both meet the same machine when its speed drifts; every
+other run starts the reference first (`timed_blocks.alternate`). The networks are matched: the
+mask network (`--mask_ngf` wide, `--mask_res_blocks` residual blocks, two stride-2 stages), a VQ-
+VAE (`--generator_filters` per level, `--generator_res_blocks` per level, `--num_embeddings` codes
+of `--embedding_dim`), `--pairs` pairs of `--image_size` frames per step. It prints each run's
+pairs/s and fgbg's lead, in each precision asked for (`float32`, and `bfloat16`: fgbg's
+`mixed_bfloat16` policy against the reference under `torch.autocast`).
 """
 
 # Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
@@ -62,7 +62,12 @@ def define_flags():
         f"Run fgbg with the reference's choices ({' '.join(REFERENCE_CHOICES)}); with "
         "--noreference_choices, with fgbg's defaults (more work per step).",
     )
-    flags.DEFINE_integer("runs", 3, "Runs (fresh processes) in each precision.")
+    flags.DEFINE_integer(
+        "runs",
+        4,
+        "Runs (fresh processes) in each precision; each implementation starts first in "
+        "half of them (`timed_blocks.alternate`).",
+    )
     flags.DEFINE_integer("rounds", 4, "Timed blocks of each implementation in each run.")
     flags.DEFINE_integer("steps", 10, "Steps per timed block.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps before timing.")
@@ -137,7 +142,7 @@ def main(argv):
     for precision in FLAGS.precisions:
         leads = []
         for run in range(FLAGS.runs):
-            rates = timed_blocks.alternate(commands(precision), FLAGS.rounds)
+            rates = timed_blocks.alternate(commands(precision), FLAGS.rounds, run)
             leads.append(rates["fgbg"] / rates["reference"])
             print(
                 f"{precision:10s} {run + 1:3d} {rates['fgbg']:13.1f} {rates['reference']:10.1f} "

@@ -88,13 +88,19 @@ class Timer:
         )
 
 
-def alternate(commands, rounds):
+def alternate(commands, rounds, run=0):
     """Starts a `Timer` per command, times `rounds` blocks of each in alternation; each one's
-    pairs/s over its blocks."""
+    pairs/s over its blocks.
+
+    Of two identical processes, the one started second has run 7% to 14% faster here (a 2-core
+    Xeon, both precisions), so odd `run`s start the commands, and begin each round, in the
+    reverse order: an even number of runs gives each command each place equally often.
+    """
+    names = list(commands)[:: -1 if run % 2 else 1]
     timers = []
     try:
-        for name, command in commands.items():
-            timers.append(Timer(name, command))
+        for name in names:
+            timers.append(Timer(name, commands[name]))
         for round_ in range(rounds):
             for timer in timers if round_ % 2 == 0 else reversed(timers):
                 time.sleep(SETTLE_SECONDS)

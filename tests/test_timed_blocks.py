@@ -7,13 +7,15 @@ from benchmarks import timed_blocks
 
 # A stand-in for a benchmark process: the block protocol of `timed_blocks`, each block taking
 # `seconds`; its pairs/s from the blocks it ran. Its argv: seconds, blocks, a log file (which
-# gets its process id, then the name for each block), a name.
+# gets its process id in LOG.pid, then `start-NAME` and the name for each block), a name.
 FAKE = """
 import os, sys, time
 from benchmarks import timed_blocks
 seconds, blocks, log = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 with open(log + ".pid", "w") as f:
     f.write(str(os.getpid()))
+with open(log, "a") as f:
+    f.write("start-" + sys.argv[4] + "\\n")
 print("tracing...", flush=True)
 
 def timed_block():
@@ -38,10 +40,17 @@ def test_alternate_times_the_blocks_in_turn_and_reads_each_ones_pairs_per_second
     def fake(name, seconds):
         return [sys.executable, "-c", FAKE, str(seconds), "3", str(log), name]
 
-    rates = timed_blocks.alternate({"fgbg": fake("fgbg", 0.05), "reference": fake("ref", 0.1)}, 3)
+    commands = {"fgbg": fake("fgbg", 0.05), "reference": fake("ref", 0.1)}
+    rates = timed_blocks.alternate(commands, 3)
     assert rates == {"fgbg": 160.0, "reference": 80.0}
-    # One block at a time, the first implementation first in odd rounds and last in even ones.
-    assert log.read_text().split() == ["fgbg", "ref", "ref", "fgbg", "fgbg", "ref"]
+    # Started in turn; one block at a time, the first started first in odd rounds and last in
+    # even ones.
+    order = ["fgbg", "ref", "ref", "fgbg", "fgbg", "ref"]
+    assert log.read_text().split() == ["start-fgbg", "start-ref", *order]
+    # An odd run starts them, and begins every round, the other way round.
+    log.unlink()
+    assert timed_blocks.alternate(commands, 3, run=1) == rates
+    assert log.read_text().split() == ["start-ref", "start-fgbg", *order[::-1]]
 
 
 def test_a_failed_benchmark_is_named_with_its_error_and_the_other_is_stopped(tmp_path):
