@@ -9,10 +9,10 @@ environment outside fgbg's with CPU torch, numpy and einops (docs/results/distri
 them in alternation, `--rounds` blocks of `--steps` steps each, one implementation at a time and
 the order flipped every round, so that both meet the same machine when its speed drifts; every
 other run starts the reference first (`timed_blocks.alternate`). The networks are matched: the
-mask network (`--mask_ngf` wide, `--mask_res_blocks` residual blocks, two stride-2 stages), a VQ-
-VAE (`--generator_filters` per level, `--generator_res_blocks` per level, `--num_embeddings` codes
-of `--embedding_dim`), `--pairs` pairs of `--image_size` frames per step. It prints each run's
-pairs/s and fgbg's lead, in each precision asked for (`float32`, and `bfloat16`: fgbg's
+mask network (`--mask_ngf` wide, `--mask_res_blocks` residual blocks, two stride-2 stages), a
+VQ-VAE (`--generator_filters` per level, `--generator_res_blocks` per level, `--num_embeddings`
+codes of `--embedding_dim`), `--pairs` pairs of `--image_size` frames per step. It prints each
+run's pairs/s and fgbg's lead, in each precision asked for (`float32`, and `bfloat16`: fgbg's
 `mixed_bfloat16` policy against the reference under `torch.autocast`).
 """
 
