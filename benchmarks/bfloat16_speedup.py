@@ -16,7 +16,6 @@ below 1 (docs/results/distribution.md).
 import fgbg_keras  # noqa: F401  # isort: skip
 
 import os
-import statistics
 import sys
 
 from absl import app, flags
@@ -61,21 +60,23 @@ def commands(train_flags):
 
 def main(argv):
     train_flags = argv[1:]
-    runs = commands(train_flags)
+    both = commands(train_flags)
     print(f"cpu     {hardware.cpu().describe()}")
     print(f"step    train_step.py {' '.join(train_flags) or '(the defaults)'}")
     print(f"timing  {FLAGS.rounds} x {FLAGS.steps} steps of each per run, alternated")
     print(f"{'run':>3s} {'float32 pairs/s':>16s} {'bfloat16 pairs/s':>17s} {'bf16 / f32':>11s}")
-    ratios = []
-    for run in range(FLAGS.runs):
-        rates = timed_blocks.alternate(runs, FLAGS.rounds, run)
-        ratios.append(rates["mixed_bfloat16"] / rates["float32"])
+
+    def report(run_index, rates, ratio):
         print(
-            f"{run + 1:3d} {rates['float32']:16.1f} {rates['mixed_bfloat16']:17.1f} "
-            f"{ratios[-1]:10.2f}x",
+            f"{run_index + 1:3d} {rates['float32']:16.1f} {rates['mixed_bfloat16']:17.1f} "
+            f"{ratio:10.2f}x",
             flush=True,
         )
-    print(f"median  {statistics.median(ratios):.2f}x", flush=True)
+
+    median = timed_blocks.median_ratio(
+        both, "mixed_bfloat16", "float32", FLAGS.runs, FLAGS.rounds, report
+    )
+    print(f"median  {median:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ run's pairs/s and fgbg's lead, in each precision asked for (`float32`, and `bflo
 # Before TensorFlow: fgbg_keras turns its oneDNN kernels on (fgbg_keras/__init__.py).
 import fgbg_keras  # noqa: F401  # isort: skip
 
+import functools
 import os
-import statistics
 import sys
 
 from absl import app, flags
@@ -122,6 +122,14 @@ def commands(precision):
     return {"fgbg": fgbg, "reference": reference}
 
 
+def print_run(precision, run_index, rates, lead):
+    print(
+        f"{precision:10s} {run_index + 1:3d} {rates['fgbg']:13.1f} {rates['reference']:10.1f} "
+        f"{lead:9.2f}x",
+        flush=True,
+    )
+
+
 def main(argv):
     del argv
     unknown = sorted(set(FLAGS.precisions) - set(PRECISIONS))
@@ -140,16 +148,15 @@ def main(argv):
         f"{'precision':10s} {'run':>3s} {'fgbg pairs/s':>13s} {'reference':>10s} {'fgbg lead':>10s}"
     )
     for precision in FLAGS.precisions:
-        leads = []
-        for run in range(FLAGS.runs):
-            rates = timed_blocks.alternate(commands(precision), FLAGS.rounds, run)
-            leads.append(rates["fgbg"] / rates["reference"])
-            print(
-                f"{precision:10s} {run + 1:3d} {rates['fgbg']:13.1f} {rates['reference']:10.1f} "
-                f"{leads[-1]:9.2f}x",
-                flush=True,
-            )
-        print(f"{precision:10s} median lead {statistics.median(leads):.2f}x", flush=True)
+        median = timed_blocks.median_ratio(
+            commands(precision),
+            "fgbg",
+            "reference",
+            FLAGS.runs,
+            FLAGS.rounds,
+            functools.partial(print_run, precision),
+        )
+        print(f"{precision:10s} median lead {median:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

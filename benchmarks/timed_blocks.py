@@ -3,11 +3,12 @@
 A process run with `--blocks=N` (`train_step.py`, `reference_phase1.py`) prints `ready` once its
 warmup is done, then, for each line it reads on standard input, times one block of its steps and
 prints `block S s`, and at its end its `throughput`. `run` is that process's side, `alternate`
-the driver's (`side_by_side.py`, `precisions.py`). Standard library only: it runs in the
+the driver's (`side_by_side.py`, `bfloat16_speedup.py`). Standard library only: it runs in the
 reference's PyTorch environment as well as in fgbg's.
 """
 
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,15 +89,15 @@ class Timer:
         )
 
 
-def alternate(commands, rounds, run=0):
+def alternate(commands, rounds, run_index=0):
     """Starts a `Timer` per command, times `rounds` blocks of each in alternation; each one's
     pairs/s over its blocks.
 
     Of two identical processes, the one started second has run 7% to 14% faster here (a 2-core
-    Xeon, both precisions), so odd `run`s start the commands, and begin each round, in the
+    Xeon, both precisions), so odd `run_index`es start the commands, and begin each round, in the
     reverse order: an even number of runs gives each command each place equally often.
     """
-    names = list(commands)[:: -1 if run % 2 else 1]
+    names = list(commands)[:: -1 if run_index % 2 else 1]
     timers = []
     try:
         for name in names:
@@ -109,3 +110,15 @@ def alternate(commands, rounds, run=0):
     finally:
         for timer in timers:
             timer.close()
+
+
+def median_ratio(commands, numerator, denominator, runs, rounds, report):
+    """Times `commands` by `alternate` in `runs` runs and, after each, calls
+    `report(run_index, rates, ratio)` with its pairs/s by name and the ratio of the
+    `numerator` command's to the `denominator`'s; the median of the ratios."""
+    ratios = []
+    for run_index in range(runs):
+        rates = alternate(commands, rounds, run_index)
+        ratios.append(rates[numerator] / rates[denominator])
+        report(run_index, rates, ratios[-1])
+    return statistics.median(ratios)

@@ -49,8 +49,29 @@ def test_alternate_times_the_blocks_in_turn_and_reads_each_ones_pairs_per_second
     assert log.read_text().split() == ["start-fgbg", "start-ref", *order]
     # An odd run starts them, and begins every round, the other way round.
     log.unlink()
-    assert timed_blocks.alternate(commands, 3, run=1) == rates
+    assert timed_blocks.alternate(commands, 3, run_index=1) == rates
     assert log.read_text().split() == ["start-ref", "start-fgbg", *order[::-1]]
+
+
+def test_median_ratio_reports_every_run_and_alternates_the_start(tmp_path):
+    log = tmp_path / "order.txt"
+
+    def fake(name, seconds):
+        return [sys.executable, "-c", FAKE, str(seconds), "1", str(log), name]
+
+    reports = []
+    commands = {"slow": fake("slow", 0.1), "fast": fake("fast", 0.05)}
+    median = timed_blocks.median_ratio(
+        commands, "fast", "slow", 3, 1, lambda *report: reports.append(report)
+    )
+    assert median == 2.0
+    assert [(run, ratio) for run, _, ratio in reports] == [(0, 2.0), (1, 2.0), (2, 2.0)]
+    assert reports[0][1] == {"slow": 80.0, "fast": 160.0}
+    starts = [line for line in log.read_text().split() if line.startswith("start-")]
+    assert starts == ["start-slow", "start-fast", "start-fast", "start-slow"] + [
+        "start-slow",
+        "start-fast",
+    ]
 
 
 def test_a_failed_benchmark_is_named_with_its_error_and_the_other_is_stopped(tmp_path):
