@@ -29,15 +29,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def define_flags():
-    flags.DEFINE_integer(
-        "runs",
-        4,
-        "Runs (a fresh process per precision each); each precision starts first in "
-        "half of them (`timed_blocks.alternate`).",
-    )
-    flags.DEFINE_integer("rounds", 4, "Timed blocks of each precision in each run.")
-    flags.DEFINE_integer("steps", 10, "Steps per timed block.")
-    flags.DEFINE_integer("warmup", 3, "Untimed steps before timing.")
+    timed_blocks.define_flags("precision")
 
 
 def commands(train_flags):
@@ -51,9 +43,7 @@ def commands(train_flags):
         sys.executable,
         os.path.join(HERE, "train_step.py"),
         *train_flags,
-        f"--steps={FLAGS.steps}",
-        f"--warmup={FLAGS.warmup}",
-        f"--blocks={FLAGS.rounds}",
+        *timed_blocks.timing_args(),
     ]
     return {precision: [*command, f"--precision={precision}"] for precision in PRECISIONS}
 

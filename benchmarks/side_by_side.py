@@ -62,15 +62,7 @@ def define_flags():
         f"Run fgbg with the reference's choices ({' '.join(REFERENCE_CHOICES)}); with "
         "--noreference_choices, with fgbg's defaults (more work per step).",
     )
-    flags.DEFINE_integer(
-        "runs",
-        4,
-        "Runs (fresh processes) in each precision; each implementation starts first in "
-        "half of them (`timed_blocks.alternate`).",
-    )
-    flags.DEFINE_integer("rounds", 4, "Timed blocks of each implementation in each run.")
-    flags.DEFINE_integer("steps", 10, "Steps per timed block.")
-    flags.DEFINE_integer("warmup", 3, "Untimed steps before timing.")
+    timed_blocks.define_flags("implementation")
     flags.DEFINE_integer("image_size", 64, "Frame size.")
     flags.DEFINE_integer("pairs", 8, "Pairs of frames per step.")
     flags.DEFINE_integer("mask_ngf", 32, "Width of the mask network's stem.")
@@ -92,9 +84,7 @@ def shared_args():
         f"--generator_res_blocks={FLAGS.generator_res_blocks}",
         f"--num_embeddings={FLAGS.num_embeddings}",
         f"--embedding_dim={FLAGS.embedding_dim}",
-        f"--steps={FLAGS.steps}",
-        f"--warmup={FLAGS.warmup}",
-        f"--blocks={FLAGS.rounds}",
+        *timed_blocks.timing_args(),
     ]
 
 

@@ -3,8 +3,9 @@
 A process run with `--blocks=N` (`train_step.py`, `reference_phase1.py`) prints `ready` once its
 warmup is done, then, for each line it reads on standard input, times one block of its steps and
 prints `block S s`, and at its end its `throughput`. `run` is that process's side, `alternate`
-the driver's (`side_by_side.py`, `bfloat16_speedup.py`). Standard library only: it runs in the
-reference's PyTorch environment as well as in fgbg's.
+the driver's (`side_by_side.py`, `bfloat16_speedup.py`). The module needs the standard library
+only (the drivers' `define_flags` imports absl when called): it runs in the reference's PyTorch
+environment as well as in fgbg's.
 """
 
 import re
@@ -19,6 +20,30 @@ BLOCK = re.compile(r"^block ([0-9.]+) s$")
 THROUGHPUT = re.compile(r"^throughput\s+([0-9.]+) pairs/s", re.MULTILINE)
 # Seconds between two blocks, for the threads of the process that ran the last one to go idle.
 SETTLE_SECONDS = 0.2
+
+
+def define_flags(compared):
+    """The timing flags of a benchmark that alternates processes (absl, imported here: the
+    processes' side runs without it); `compared` names what they run, as "implementation"."""
+    from absl import flags
+
+    flags.DEFINE_integer(
+        "runs",
+        4,
+        f"Runs, each with a fresh process per {compared}; each {compared} starts first in half "
+        "of them (`timed_blocks.alternate`).",
+    )
+    flags.DEFINE_integer("rounds", 4, f"Timed blocks of each {compared} in each run.")
+    flags.DEFINE_integer("steps", 10, "Steps per timed block.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps before timing.")
+
+
+def timing_args():
+    """The benchmark process's flags for the timing flags of `define_flags`."""
+    from absl import flags
+
+    values = flags.FLAGS
+    return [f"--steps={values.steps}", f"--warmup={values.warmup}", f"--blocks={values.rounds}"]
 
 
 def run(timed_block, blocks):
